@@ -1,0 +1,85 @@
+"""``proguard rewards``: list the registered reward modules, or score a file of completions offline.
+
+    proguard rewards list
+    proguard rewards score --preset proguard-paper --input completions.jsonl --output scored.jsonl
+    proguard rewards score --recipe my_recipe.yaml --input completions.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+HELP = "List reward modules and presets, or score a JSONL file of completions offline (no GPU)."
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``proguard rewards list`` and ``proguard rewards score``."""
+    sub = p.add_subparsers(dest="rewards_command", required=True, metavar="ACTION")
+    ls = sub.add_parser("list", help="registered rewards with their options, and the presets")
+    ls.add_argument("--json", action="store_true", help="print JSON instead of text")
+    sc = sub.add_parser("score", help="score completions: total and every component per row")
+    which = sc.add_mutually_exclusive_group()
+    which.add_argument("--preset", default=None, help="reward preset (default: 'default'; see `proguard rewards list`)")
+    which.add_argument("--recipe", default=None, help="YAML file with a `rewards:` list of {name, weight, gate, options}")
+    sc.add_argument("--input", required=True, help="JSONL: one completion per row under `completion` plus ground truth")
+    sc.add_argument("--output", default=None, help="write the scored rows here as JSONL ('-' for stdout)")
+    sc.add_argument("--taxonomy", default="default", help="taxonomy that category IDs and names refer to")
+    sc.add_argument("--batch-size", type=int, default=1024, help="completions per reward call")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch to ``list`` or ``score``."""
+    return _list(args) if args.rewards_command == "list" else _score(args)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from proguard.reward_registry import default_registry
+    from proguard.reward_specs import load_preset, preset_names
+
+    registry = default_registry()
+    infos = [registry.describe(n) for n in registry.names()]
+    presets = {n: [s.to_dict() for s in load_preset(n)] for n in preset_names()}
+    if args.json:
+        print(json.dumps({"rewards": [asdict(i) for i in infos], "presets": presets}, indent=2, default=str))
+        return 0
+    print("Rewards (entry-point group proguard.rewards; a dotted path package.module:Name also works):")
+    for info in infos:
+        print(f"\n  {info.name}  ({info.target}, {info.origin})")
+        if info.error:
+            print(f"    cannot load: {info.error}")
+            continue
+        if info.summary:
+            print(f"    {info.summary}")
+        for o in info.options:
+            ann = f": {o.annotation}" if o.annotation else ""
+            default = "required" if o.required else f"default {o.default!r}"
+            print(f"    - {o.name}{ann} ({default})")
+    print("\nPresets (proguard rewards score --preset NAME):")
+    for name, specs in presets.items():
+        terms = ", ".join(f"{s['name']}{' (gate)' if s['gate'] else ''}" for s in specs)
+        print(f"  {name}: {terms}")
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    from proguard.reward_compose import build_reward
+    from proguard.reward_score import read_scoring_rows, score_rows, summary, write_scored
+    from taxonomy import load_taxonomy
+
+    reward = build_reward(args.recipe if args.recipe else (args.preset or "default"))
+    rows = read_scoring_rows(args.input, load_taxonomy(args.taxonomy))
+    result = score_rows(reward, rows, batch_size=max(1, args.batch_size))
+    if args.output == "-":
+        write_scored(sys.stdout, rows, result)
+        return 0
+    if args.output:
+        write_scored(args.output, rows, result)
+    print(f"{reward!r} on {len(rows.records)} completions from {args.input}")
+    print(summary(result))
+    if args.output:
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
