@@ -1,0 +1,80 @@
+"""``proguard tasks``: turn labelled samples and a taxonomy into GRPO-ready task splits with OOD targets."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+HELP = "Generate train / eval_id / eval_ood task splits with held-out categories (see docs/tasks.md)."
+
+
+def _own(value: str) -> float | None:
+    """``always`` -> 1.0, ``never`` -> 0.0, ``random`` -> None (an ordinary candidate), else a probability."""
+    named = {"always": 1.0, "never": 0.0, "random": None}
+    if value in named:
+        return named[value]
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected always, never, random or a probability, got {value!r}") from None
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``proguard tasks``."""
+    p.add_argument("--data", required=True, help="labelled samples: .jsonl, .parquet or a saved datasets directory")
+    p.add_argument("--taxonomy", required=True, help="taxonomy YAML (own or ProGuard schema) or a bundled name")
+    p.add_argument("--out", required=True, help="output directory (DatasetDict.save_to_disk plus summary.json)")
+    p.add_argument("--holdout", default="", help="comma-separated node IDs held out of every prompt -> eval_ood")
+    p.add_argument("--hide-fraction", type=float, default=0.0, help="training tasks: share of categories hidden at random")
+    p.add_argument("--hide-level", choices=("category", "subcategory"), default="category",
+                   help="what random hiding removes: whole categories or single subcategories")
+    p.add_argument("--hide-own", type=_own, default=None, metavar="always|never|random|P",
+                   help="training tasks: hide the sample's own category always, never, as any other (random), "
+                        "or with probability P")
+    p.add_argument("--shuffle-ids", action="store_true", help="renumber the visible categories randomly per task")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-fraction", type=float, default=0.1, help="share of in-taxonomy samples in eval_id")
+    p.add_argument("--balance", choices=("none", "down", "up"), default="none",
+                   help="balance modalities in train: down-sample to the rarest or up-sample to the commonest")
+    p.add_argument("--leak-scope", choices=("policy", "prompt"), default="policy",
+                   help="leak check: system prompts only (policy) or training conversations too (prompt)")
+    p.add_argument("--no-descriptions", action="store_true", help="list categories without their descriptions")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load, generate, save, print the summary."""
+    import shutil
+
+    from proguard.data import load_samples
+    from proguard.protocol import PromptConfig
+    from proguard.tasks import TaskConfig, format_summary, generate_tasks
+    from taxonomy import load_taxonomy
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        raise SystemExit(f"proguard tasks: {out} exists and is not empty (use --overwrite to replace it)")
+    config = TaskConfig(
+        holdout=args.holdout,
+        hide_fraction=args.hide_fraction,
+        hide_level=args.hide_level,
+        own_category_hide_prob=args.hide_own,
+        shuffle_ids=args.shuffle_ids,
+        seed=args.seed,
+        eval_fraction=args.eval_fraction,
+        balance_modalities=args.balance,
+        leak_scope=args.leak_scope,
+        prompt=PromptConfig(descriptions=not args.no_descriptions),
+    )
+    taxonomy = load_taxonomy(args.taxonomy)
+    samples = load_samples(args.data, taxonomy)
+    build = generate_tasks(samples, taxonomy, config)
+    if out.exists():
+        shutil.rmtree(out)
+    build.tasks.save_to_disk(str(out))
+    summary = {"data": str(args.data), "taxonomy_source": str(args.taxonomy), **build.summary}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    print(format_summary(build.summary))
+    print(f"wrote {out} (splits: {', '.join(build.tasks)}) and {out / 'summary.json'}")
+    return 0

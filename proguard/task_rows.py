@@ -1,0 +1,387 @@
+"""Fast task-row writer for ``proguard.tasks``: each task's visible taxonomy, prompt and targets, as Arrow.
+
+Building a task's policy prompt through ``Taxonomy.without(...).renumbered(...)`` and
+``protocol.build_messages`` costs about 0.7 ms, too slow for ProGuard-sized data (87k tasks, each
+with its own shuffled category list). Here a batch of tasks is rendered column-wise: numpy orders
+every task's visible nodes, and pyarrow joins precomputed text pieces (the prompt before and after
+the category list, each node's line without its ID, the IDs) into the prompt strings. The pieces are
+cut from the protocol's own output, and ``RowWriter`` checks the first task of every prompt shape
+against ``build_messages`` on a real ``Taxonomy``, raising if they differ: the fast path cannot
+drift from the protocol unnoticed.
+
+A batch's hidden nodes are a boolean matrix (tasks x nodes, in ``Taxonomy.nodes()`` order); a hidden
+category's row also marks its subcategories (``TaxonomyIndex.expand``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+import datasets
+import numpy as np
+import pyarrow as pa
+
+from proguard.protocol import PromptConfig, build_messages, system_prompt, user_text
+from rewards.types import MODALITIES
+from taxonomy import Node, Taxonomy
+
+Layout = tuple[tuple[int, tuple[int, ...]], ...]
+"""A visible taxonomy in display order: ``((category index, (subcategory index, ...)), ...)``."""
+
+BATCH_ROWS = 2048
+"""Tasks per Arrow record batch: bounds the memory of intermediate text (a prompt is ~5 kB)."""
+
+
+def task_features() -> datasets.Features:
+    """The ``datasets`` schema of a task dataset (column order as written)."""
+    s = datasets.Value("string")
+    part = {"type": s, "text": s}
+    return datasets.Features(
+        {
+            "task_id": s,
+            "sample_id": s,
+            "prompt": datasets.List({"role": s, "content": datasets.List(part)}),
+            "image": datasets.Image(),
+            "modality": s,
+            "request_label": s,
+            "response_label": s,
+            "category": s,
+            "category_name": s,
+            "category_level": s,
+            "id_map": s,
+            "ood": datasets.Value("bool"),
+            "ood_name": s,
+            "ood_synonyms": datasets.List(s),
+            "hidden": datasets.List(s),
+        }
+    )
+
+
+class TaxonomyIndex:
+    """A taxonomy's nodes by position (``Taxonomy.nodes()`` order) with parents, branches and source IDs."""
+
+    def __init__(self, taxonomy: Taxonomy) -> None:
+        self.taxonomy = taxonomy
+        self.nodes: list[Node] = list(taxonomy.nodes())
+        self.n = len(self.nodes)
+        self.ids = [n.id for n in self.nodes]
+        self.src = [n.key or n.id for n in self.nodes]  # source IDs: what sample categories hold
+        self.by_src = {s: i for i, s in enumerate(self.src)}
+        pos = {n.id: i for i, n in enumerate(self.nodes)}
+        self.is_cat = np.array([n.is_category for n in self.nodes], dtype=bool)
+        self.parent = np.array([pos[n.parent_id] if n.parent_id else -1 for n in self.nodes], dtype=np.int64)
+        self.top = np.where(self.parent < 0, np.arange(self.n), self.parent)
+        self.cats = [i for i in range(self.n) if self.is_cat[i]]
+        self.children = {c: [pos[s.id] for s in self.nodes[c].children] for c in self.cats}
+        self.leaves = [i for i in range(self.n) if not (self.is_cat[i] and self.children[i])]
+        self.subs = np.flatnonzero(~self.is_cat)
+
+    def hidden_vector(self, src_ids: list[str]) -> np.ndarray:
+        """Boolean vector of these source IDs with their branches; an unknown ID raises ``KeyError``."""
+        v = np.zeros(self.n, dtype=bool)
+        v[[self.by_src[s] for s in src_ids]] = True
+        return self.expand(v[None, :])[0]
+
+    def expand(self, hidden: np.ndarray) -> np.ndarray:
+        """Mark every subcategory of a hidden category as hidden too (in place; returns ``hidden``)."""
+        hidden[:, self.subs] |= hidden[:, self.parent[self.subs]]
+        return hidden
+
+    def hidden_ids(self, hidden: np.ndarray) -> list[str]:
+        """Source IDs of the hidden nodes of one task, in taxonomy order."""
+        return [self.src[i] for i in np.flatnonzero(hidden)]
+
+    def layout(self, hidden: np.ndarray, keys: np.ndarray) -> Layout:
+        """One task's visible taxonomy, categories and subcategories ordered by ``keys`` (stable)."""
+        cats = sorted((c for c in self.cats if not hidden[c]), key=lambda c: keys[c])
+        return tuple(
+            (c, tuple(sorted((s for s in self.children[c] if not hidden[s]), key=lambda s: keys[s]))) for c in cats
+        )
+
+    def real_taxonomy(self, layout: Layout, positional: bool) -> Taxonomy:
+        """The same visible taxonomy built the canonical way, with ``without`` and ``renumbered``."""
+        shown = {c for c, _ in layout} | {s for _, subs in layout for s in subs}
+        visible = self.taxonomy.without([self.ids[i] for i in range(self.n) if i not in shown])
+        if not positional:
+            return visible
+        order: dict[str, list[str]] = {"": [self.ids[c] for c, _ in layout]}
+        order.update({self.ids[c]: [self.ids[s] for s in subs] for c, subs in layout})
+        return visible.renumbered(order)[0]
+
+
+class _Pieces:
+    """Every text fragment a prompt or ID map is joined from, in one Arrow array, addressed by index."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def add(self, texts: list[str]) -> np.ndarray:
+        start = len(self.texts)
+        self.texts += texts
+        return np.arange(start, len(self.texts), dtype=np.int64)
+
+
+class RowWriter:
+    """Writes the tasks of one sample set as Arrow record batches with the ``task_features`` schema.
+
+    ``samples`` holds the validated sample columns as lists plus ``cat`` (node index, -1 when safe)
+    and ``unsafe``; ``table`` is the samples' Arrow table (for columns copied as they are).
+    """
+
+    def __init__(self, index: TaxonomyIndex, config: PromptConfig, samples: dict[str, list], table: pa.Table,
+                 images: pa.Array) -> None:
+        self.index, self.config, self.s, self.images = index, config, samples, images
+        self.copied = {  # columns copied from the samples as they are
+            k: table.column(k).combine_chunks().cast(pa.string()) if k in table.column_names else pa.nulls(len(table), pa.string())
+            for k in ("id", "modality", "request_label", "response_label", "category")
+        }
+        self.features = task_features()
+        self.schema = self.features.arrow_schema
+        self.cat = np.asarray(samples["cat"], dtype=np.int64)
+        self.unsafe = np.asarray(samples["unsafe"], dtype=bool)
+        self.modality = np.asarray([MODALITIES.index(m) for m in samples["modality"]], dtype=np.int64)
+        self._verified: set[tuple[int, bool, bool]] = set()
+        self._build_pieces()
+
+    # ---- precomputation -------------------------------------------------------------------
+    def _build_pieces(self) -> None:
+        idx, cfg = self.index, self.config
+        base = idx.taxonomy
+        if not base.categories:
+            raise ValueError(f"taxonomy {base.name!r} has no categories")
+        lines = base.render(descriptions=cfg.descriptions).split("\n")
+        if len(lines) != idx.n:
+            raise RuntimeError("Taxonomy.render no longer writes one line per node; update proguard.task_rows")
+        indent, suffix = [], []
+        for i, line in enumerate(lines):  # a line is <indent><ID><suffix>
+            at = line.find(idx.ids[i])
+            if at < 0 or line[:at].strip():
+                raise RuntimeError(f"unexpected rendered line {line!r}; update proguard.task_rows")
+            indent.append(line[:at])
+            suffix.append(line[at + len(idx.ids[i]) :])
+        cat_indent = {indent[c] for c in idx.cats} or {""}
+        sub_indent = {indent[s] for s in idx.subs} or {"  "}
+        if len(cat_indent) > 1 or len(sub_indent) > 1:
+            raise RuntimeError("Taxonomy.render indents nodes of one level differently; update proguard.task_rows")
+        ci, si = cat_indent.pop(), sub_indent.pop()
+        n_cats = len(idx.cats)
+        self.max_k = max([len(ch) for ch in idx.children.values()] + [1])
+        p = self._pieces = _Pieces()
+        self.p_suffix = p.add(suffix)
+        # Display IDs: positional ones by (position, sub-position) and each node's own; "first" variants
+        # open the list, the others start with the newline that separates lines.
+        pos_cat = [f"C{i}" for i in range(1, n_cats + 1)]
+        pos_sub = [f"C{i}S{j}" for i in range(1, n_cats + 1) for j in range(1, self.max_k + 1)]
+        self.p_cat_id = {first: p.add([("" if first else "\n") + ci + x for x in pos_cat]) for first in (True, False)}
+        self.p_sub_id = {first: p.add([("" if first else "\n") + si + x for x in pos_sub]) for first in (True, False)}
+        own = [(ci if idx.is_cat[i] else si) + idx.ids[i] for i in range(idx.n)]
+        self.p_own_id = {first: p.add([("" if first else "\n") + x for x in own]) for first in (True, False)}
+        # ID map JSON: {"<source>": "<shown>", ...}
+        quoted = [json.dumps(s) for s in idx.src]
+        self.p_key = {first: p.add([("" if first else ", ") + q + ": " for q in quoted]) for first in (True, False)}
+        self.p_val_cat = p.add([json.dumps(x) for x in pos_cat])
+        self.p_val_sub = p.add([json.dumps(x) for x in pos_sub])
+        self.p_val_own = p.add([json.dumps(x) for x in idx.ids])
+        self.p_open, self.p_close = p.add(["{", "}"])
+        # Prompt templates per (modality, has visible subcategories): system = head + list + tail.
+        flat = Taxonomy(tuple(replace(c, children=()) for c in base.categories), base.name)
+        self.levels = np.empty((len(MODALITIES), 2), dtype=object)
+        heads, tails = [], []
+        for m, modality in enumerate(MODALITIES):
+            for has_subs in (False, True):
+                rep = base if has_subs and len(idx.subs) else flat
+                text = system_prompt(modality, rep, cfg)
+                listing = rep.render(descriptions=cfg.descriptions)
+                if text.count(listing) != 1:
+                    raise RuntimeError("system prompt does not hold the category list once; update proguard.task_rows")
+                head, tail = text.split(listing)
+                heads.append(head)
+                tails.append(tail)
+                self.levels[m, int(has_subs)] = cfg.level(modality, rep)
+        self.p_head, self.p_tail = p.add(heads), p.add(tails)
+        self.pieces = pa.array(p.texts, pa.string())
+        self.names = pa.array([n.name for n in idx.nodes], pa.string())
+        self.synonyms = pa.array([list(n.synonyms) for n in idx.nodes] + [[]], pa.list_(pa.string()))
+        self.src_ids = pa.array(idx.src, pa.string())
+
+    def level(self, modality: str, has_subs: bool) -> str:
+        """The category level a prompt asks for (``PromptConfig.level`` of that prompt shape)."""
+        return self.levels[MODALITIES.index(modality), int(has_subs)]
+
+    # ---- batches ----------------------------------------------------------------------------
+    def batch(self, split: str, rows: np.ndarray, copies: np.ndarray, hidden: np.ndarray,
+              keys: np.ndarray | None) -> pa.RecordBatch:
+        """Tasks for samples ``rows`` with hidden-node matrix ``hidden``; ``keys`` (tasks x nodes) shuffle IDs."""
+        idx, n, N = self.index, len(rows), self.index.n
+        positional = np.full(n, keys is not None) | hidden.any(axis=1)
+        if keys is None:
+            keys = np.broadcast_to(np.arange(N, dtype=np.float64), (n, N))
+        order, pos, sub_pos, visible = self._order(hidden, keys)
+        has_subs = (~hidden[:, idx.subs]).any(axis=1) if len(idx.subs) else np.zeros(n, dtype=bool)
+        mod = self.modality[rows]
+        tmpl = mod * 2 + has_subs
+
+        # Display ID and line pieces of every node, then put them in display order.
+        first = np.zeros((n, N), dtype=bool)
+        first[np.arange(n), order[:, 0]] = True
+        top_pos = pos[:, idx.top]  # position of each node's category
+        cat_slot = top_pos - 1
+        sub_slot = cat_slot * self.max_k + sub_pos - 1
+        is_cat = idx.is_cat[None, :]
+        id_piece = np.where(
+            positional[:, None],
+            np.where(is_cat, _pick2(self.p_cat_id, first, np.clip(cat_slot, 0, None)),
+                     _pick2(self.p_sub_id, first, np.clip(sub_slot, 0, None))),
+            _pick2(self.p_own_id, first, np.arange(N)[None, :]),
+        )
+        val_piece = np.where(
+            positional[:, None],
+            np.where(is_cat, self.p_val_cat[np.clip(cat_slot, 0, None)], self.p_val_sub[np.clip(sub_slot, 0, None)]),
+            self.p_val_own[None, :],
+        )
+        key_piece = _pick2(self.p_key, first, np.arange(N)[None, :])
+        take = np.take_along_axis
+        shown = take(visible, order, axis=1)
+        line_pieces = np.stack([take(id_piece, order, 1), self.p_suffix[order]], axis=2)
+        line_pieces[~shown] = -1
+        map_pieces = np.stack([take(key_piece, order, 1), take(val_piece, order, 1)], axis=2)
+        map_pieces[~shown] = -1
+
+        # Prompt parts: system = head + lines + tail; an image placeholder; the user's conversation.
+        users = [user_text(self.s["modality"][i], self.s["request"][i], self.s["response"][i]) for i in rows.tolist()]
+        user_piece = len(self.pieces) + np.arange(n)
+        sys_q = np.concatenate([self.p_head[tmpl][:, None], line_pieces.reshape(n, -1),
+                                self.p_tail[tmpl][:, None], user_piece[:, None]], axis=1)
+        has_image = mod != MODALITIES.index("text")
+        n_lines = 2 * visible.sum(axis=1)
+        part_sizes = np.stack([n_lines + 2, np.zeros(n, np.int64), np.ones(n, np.int64)], axis=1)
+        part_mask = np.stack([np.zeros(n, bool), ~has_image, np.zeros(n, bool)], axis=1)  # drop absent image parts
+        keep = ~part_mask.ravel()
+        all_pieces = pa.concat_arrays([self.pieces, pa.array(users, pa.string())])
+        texts = _join(all_pieces, sys_q, part_sizes.ravel()[keep],
+                      null=np.stack([np.zeros(n, bool), has_image, np.zeros(n, bool)], axis=1).ravel()[keep])
+        types = np.where(np.stack([np.zeros(n, bool), has_image, np.zeros(n, bool)], axis=1), "image", "text")
+        map_q = np.concatenate([np.full((n, 1), self.p_open), map_pieces.reshape(n, -1), np.full((n, 1), self.p_close)],
+                               axis=1)
+        id_maps = _join(self.pieces, map_q, 2 * visible.sum(axis=1) + 2)
+
+        # Targets. OOD: unsafe and the asked-for node hidden (hidden parents mark their branch).
+        level = self.levels[mod, has_subs.astype(np.int64)]
+        cat = self.cat[rows]
+        known = cat >= 0
+        asked = np.where(level == "subcategory", cat, idx.top[np.where(known, cat, 0)])
+        ood = self.unsafe[rows] & known & hidden[np.arange(n), np.where(known, asked, 0)]
+        r_hidden, c_hidden = np.nonzero(hidden)
+        sid = self.s["id"]
+        arrays = {
+            "task_id": pa.array([f"{split}/{sid[i]}/{c}" if c else f"{split}/{sid[i]}"
+                                 for i, c in zip(rows.tolist(), copies.tolist())], pa.string()),
+            "sample_id": self.copied["id"].take(rows),
+            "prompt": _prompt(n, texts, types[~part_mask].ravel(), part_sizes, part_mask, self.schema),
+            "image": self.images.take(rows),
+            **{k: self.copied[k].take(rows) for k in ("modality", "request_label", "response_label", "category")},
+            "category_name": self.names.take(pa.array(np.where(known, cat, 0), mask=~known)),
+            "category_level": pa.array(level.tolist(), pa.string()),
+            "id_map": id_maps,
+            "ood": pa.array(ood),
+            "ood_name": self.names.take(pa.array(np.where(ood, asked, 0), mask=~ood)),
+            "ood_synonyms": self.synonyms.take(pa.array(np.where(ood, asked, N))),
+            "hidden": pa.ListArray.from_arrays(_offsets(hidden.sum(axis=1)), self.src_ids.take(pa.array(c_hidden))),
+        }
+        batch = pa.RecordBatch.from_arrays([arrays[f.name].cast(f.type) for f in self.schema], schema=self.schema)
+        self._verify_new_shapes(batch, rows, hidden, keys, positional, mod, has_subs)
+        return batch
+
+    def _order(self, hidden: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Display order of nodes (hidden last), category positions, subcategory positions, visibility."""
+        idx, n = self.index, len(hidden)
+        rows = np.arange(n)[:, None]
+        inf = np.inf
+        pos = np.zeros((n, idx.n), dtype=np.int64)  # 1-based position of each visible category
+        cats = np.asarray(idx.cats)
+        cat_order = np.argsort(np.where(hidden[:, cats], inf, keys[:, cats]), axis=1, kind="stable")
+        pos[rows, cats[cat_order]] = np.arange(1, len(cats) + 1)
+        sub_pos = np.zeros((n, idx.n), dtype=np.int64)
+        for c, ch in idx.children.items():
+            if ch:
+                ch_arr = np.asarray(ch)
+                o = np.argsort(np.where(hidden[:, ch_arr], inf, keys[:, ch_arr]), axis=1, kind="stable")
+                sub_pos[rows, ch_arr[o]] = np.arange(1, len(ch) + 1)
+        visible = ~hidden
+        display = np.where(visible, pos[:, idx.top] * (self.max_k + 1) + sub_pos, np.iinfo(np.int64).max)
+        order = np.argsort(display, axis=1, kind="stable")
+        return order, pos, sub_pos, visible
+
+    # ---- verification ------------------------------------------------------------------------
+    def _verify_new_shapes(self, batch: pa.RecordBatch, rows: np.ndarray, hidden: np.ndarray, keys: np.ndarray,
+                           positional: np.ndarray, mod: np.ndarray, has_subs: np.ndarray) -> None:
+        """Check the first task of each (modality, has subcategories, renumbered) shape against the protocol."""
+        for r in range(len(rows)):
+            shape = (int(mod[r]), bool(has_subs[r]), bool(positional[r]))
+            if shape in self._verified:
+                continue
+            self._verified.add(shape)
+            i = int(rows[r])
+            real = self.index.real_taxonomy(self.index.layout(hidden[r], keys[r]), bool(positional[r]))
+            modality = self.s["modality"][i]
+            want = build_messages(modality, self.s["request"][i], self.s["response"][i], real, self.config)
+            got = _messages(batch.column("prompt")[r].as_py())
+            want_map = {n.key or n.id: n.id for n in real.nodes()}
+            level = batch.column("category_level")[r].as_py()
+            if got != want or json.loads(batch.column("id_map")[r].as_py()) != want_map \
+                    or self.config.level(modality, real) != level:
+                raise RuntimeError(
+                    f"task prompt for sample {self.s['id'][i]!r} ({modality}) differs from protocol.build_messages; "
+                    "the protocol changed: update proguard.task_rows"
+                )
+
+
+def _pick2(table: dict[bool, np.ndarray], first: np.ndarray, slot: np.ndarray) -> np.ndarray:
+    """Piece index from the ``first`` or the following variant of a piece table."""
+    return np.where(first, table[True][slot], table[False][slot])
+
+
+def _offsets(sizes: np.ndarray) -> pa.Array:
+    out = np.zeros(len(sizes) + 1, dtype=np.int32)
+    np.cumsum(sizes, out=out[1:])
+    return pa.array(out)
+
+
+def _join(pieces: pa.Array, matrix: np.ndarray, sizes: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
+    """Per list of ``sizes``, the concatenation of the pieces the non-negative entries of ``matrix`` name.
+
+    One ``take`` lays every piece out in order; the joined strings are that same data buffer with
+    offsets at the list boundaries, so nothing is copied twice.
+    """
+    values = pieces.take(pa.array(matrix[matrix >= 0], pa.int64()))
+    value_offsets = np.frombuffer(values.buffers()[1], dtype=np.int32)[values.offset : values.offset + len(values) + 1]
+    bounds = np.zeros(len(sizes) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=bounds[1:])
+    offsets = pa.py_buffer(np.ascontiguousarray(value_offsets[bounds], dtype=np.int32))
+    data = values.buffers()[2] or pa.py_buffer(b"")
+    validity = pa.array(~null).buffers()[1] if null is not None and null.any() else None
+    return pa.StringArray.from_buffers(len(sizes), offsets, data, validity)
+
+
+def _prompt(n: int, texts: pa.Array, types: np.ndarray, part_sizes: np.ndarray, part_mask: np.ndarray,
+            schema: pa.Schema) -> pa.Array:
+    """The conversational ``prompt`` column: per task a system message and a user message."""
+    typ = schema.field("prompt").type
+    msg_type = typ.value_type
+    content_type = msg_type.field("content").type
+    parts = pa.StructArray.from_arrays([pa.array(types.tolist(), pa.string()), texts], fields=list(content_type.value_type))
+    per_message = np.stack([np.ones(n, np.int64), 1 + (~part_mask[:, 1])], axis=1).ravel()
+    content = pa.ListArray.from_arrays(_offsets(per_message), parts, type=content_type)
+    messages = pa.StructArray.from_arrays([pa.array(["system", "user"] * n, pa.string()), content],
+                                          fields=list(msg_type))
+    return pa.ListArray.from_arrays(_offsets(np.full(n, 2)), messages, type=typ)
+
+
+def _messages(prompt: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A stored prompt as ``build_messages`` writes it (Arrow fills an image part's missing text with None)."""
+    return [
+        {"role": m["role"], "content": [{k: v for k, v in part.items() if v is not None} for part in m["content"]]}
+        for m in prompt
+    ]

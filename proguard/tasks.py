@@ -1,0 +1,534 @@
+"""Held-out-category task generator: labelled samples + a taxonomy -> GRPO-ready tasks with OOD targets.
+
+A task is one sample shown with one version of the policy: some categories hidden from the prompt's
+category list, IDs optionally shuffled. ``build_tasks`` returns a ``DatasetDict``:
+
+- ``eval_ood``: every unsafe sample whose category falls under ``holdout``, as an OOD task (its
+  right answer is a free-text name; the target is the hidden node's name and synonyms);
+- ``eval_id`` and ``train``: the other samples, split by ``eval_fraction``. The held-out nodes are
+  hidden from every task of every split, so they appear nowhere except as ``eval_ood`` targets;
+  ``check_split`` (``proguard.leakcheck``) verifies this on every build and raises ``LeakError``.
+
+Training tasks may also hide random categories (``hide_fraction``) and the sample's own category
+(``own_category_hide_prob``), which makes OOD training tasks from in-taxonomy samples. Whenever
+anything is hidden, the visible categories are renumbered densely (``C1, C2, ...``): gaps would tell
+the model that something is missing. ``shuffle_ids`` renumbers in a random order per task. Every task
+stores ``id_map`` (source ID -> prompt ID) so rewards and the benchmark score shuffled prompts.
+
+OOD rule: a task is OOD exactly when the sample is unsafe and the node its prompt asks for, or that
+node's parent, is hidden. The node asked for is the sample's own category at subcategory level and
+its top-level category at category level (``PromptConfig.level``; text+image by default), so a hidden
+subcategory under a visible parent is in-taxonomy for a category-level prompt: the parent is the right
+answer there. The OOD target (``ood_name``, ``ood_synonyms``) is always that asked-for node, even when it
+was hidden with its whole branch: it is the most specific risk the model could not see. See docs/tasks.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import datasets
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+import proguard
+from proguard.leakcheck import SCOPES, LeakError, check_split
+from proguard.protocol import PromptConfig
+from proguard.task_rows import BATCH_ROWS, RowWriter, TaxonomyIndex, task_features
+from rewards.types import LABELS, MODALITIES
+from taxonomy import Taxonomy
+
+__all__ = [
+    "SPLITS",
+    "LeakError",
+    "TaskBuild",
+    "TaskConfig",
+    "TaskError",
+    "build_tasks",
+    "check_split",
+    "default_tasks",
+    "format_summary",
+    "generate_tasks",
+    "task_features",
+]
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "eval_id", "eval_ood")
+HIDE_LEVELS = ("category", "subcategory")
+BALANCE_MODES = ("none", "down", "up")
+MAX_ERRORS_SHOWN = 20
+_STREAMS = {"split": 1, "balance": 2, "train": 10, "eval_id": 11, "eval_ood": 12}
+"""Independent random streams per purpose: changing one option does not reshuffle the others."""
+
+
+class TaskError(ValueError):
+    """Invalid task configuration or sample data; the message names the option, row or ID."""
+
+
+@dataclass
+class TaskConfig:
+    """How tasks are generated; validated on construction (``TaskError`` names the bad option)."""
+
+    holdout: list[str] = field(default_factory=list)
+    """Source node IDs held out of every prompt; their unsafe samples form ``eval_ood``."""
+    hide_fraction: float = 0.0
+    """Training tasks: share of the visible candidates (see ``hide_level``) hidden at random per task."""
+    hide_level: str = "category"
+    """``category``: random hiding removes whole top-level branches; ``subcategory``: leaf nodes."""
+    own_category_hide_prob: float | None = None
+    """Training tasks: probability of hiding the sample's own node (1.0 always, 0.0 never); ``None``:
+    the own node is an ordinary candidate of the random fraction."""
+    shuffle_ids: bool = False
+    """Renumber the visible categories in a random order per task (every split)."""
+    seed: int = 0
+    eval_fraction: float = 0.1
+    """Share of the in-taxonomy samples that go to ``eval_id`` instead of ``train``."""
+    balance_modalities: str = "none"
+    """``train`` only: ``down`` subsamples each modality to the rarest one's count, ``up`` repeats to the
+    commonest one's count; ``none`` keeps the data as it is."""
+    leak_scope: str = "policy"
+    """``policy``: the leak check scans system messages; ``prompt``: training conversations too."""
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.holdout, str):
+            self.holdout = [h for h in (p.strip() for p in self.holdout.split(",")) if h]
+        if not isinstance(self.holdout, (list, tuple)) or not all(isinstance(h, str) and h for h in self.holdout):
+            raise TaskError(f"holdout: must be a list of node IDs, got {self.holdout!r}")
+        self.holdout = list(dict.fromkeys(self.holdout))
+        _fraction("hide_fraction", self.hide_fraction)
+        if self.own_category_hide_prob is not None:
+            _fraction("own_category_hide_prob", self.own_category_hide_prob)
+        _fraction("eval_fraction", self.eval_fraction)
+        if self.eval_fraction >= 1:
+            raise TaskError(f"eval_fraction: must be below 1 (train would be empty), got {self.eval_fraction}")
+        _choice("hide_level", self.hide_level, HIDE_LEVELS)
+        _choice("balance_modalities", self.balance_modalities, BALANCE_MODES)
+        _choice("leak_scope", self.leak_scope, SCOPES)
+        if not isinstance(self.shuffle_ids, bool):
+            raise TaskError(f"shuffle_ids: must be true or false, got {self.shuffle_ids!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise TaskError(f"seed: must be a non-negative integer, got {self.seed!r}")
+        if not isinstance(self.prompt, PromptConfig):
+            raise TaskError(f"prompt: must be a proguard.protocol.PromptConfig, got {type(self.prompt).__name__}")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], origin: str = "task config") -> TaskConfig:
+        """Build from plain data (a recipe section); unknown keys raise ``TaskError`` naming ``origin``."""
+        if hasattr(data, "_metadata"):  # an omegaconf DictConfig
+            from omegaconf import OmegaConf
+
+            data = OmegaConf.to_container(data, resolve=True)  # type: ignore[assignment]
+        if not isinstance(data, Mapping):
+            raise TaskError(f"{origin}: must be a mapping, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise TaskError(f"{origin}: unknown key(s) {unknown}; known: {', '.join(sorted(known))}")
+        values = dict(data)
+        if isinstance(values.get("prompt"), Mapping):
+            p_known = {f.name for f in fields(PromptConfig)}
+            p_unknown = sorted(set(values["prompt"]) - p_known)
+            if p_unknown:
+                raise TaskError(f"{origin}: prompt: unknown key(s) {p_unknown}; known: {', '.join(sorted(p_known))}")
+            values["prompt"] = PromptConfig(**{k: v for k, v in values["prompt"].items() if v is not None})
+        try:
+            return cls(**values)
+        except TaskError as exc:
+            raise TaskError(f"{origin}: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (JSON-ready) of this config."""
+        out = asdict(self)
+        out["prompt"] = {**out["prompt"], "category_levels": dict(self.prompt.category_levels)}
+        return out
+
+
+def _fraction(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise TaskError(f"{name}: must be a number in [0, 1], got {value!r}")
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise TaskError(f"{name}: must be one of {', '.join(allowed)}, got {value!r}")
+
+
+@dataclass
+class TaskBuild:
+    """What ``generate_tasks`` returns: the splits and a JSON-ready summary of how they were made."""
+
+    tasks: datasets.DatasetDict
+    summary: dict[str, Any]
+
+
+# ---------------------------------------------------------------------------------------------
+# Public API
+# ---------------------------------------------------------------------------------------------
+def build_tasks(samples: datasets.Dataset, taxonomy: Taxonomy, config: TaskConfig | None = None) -> datasets.DatasetDict:
+    """Tasks split into ``train``, ``eval_id`` and ``eval_ood``; the leak check runs and raises on a leak."""
+    return generate_tasks(samples, taxonomy, config).tasks
+
+
+def default_tasks(
+    samples: datasets.Dataset, taxonomy: Taxonomy, prompt_config: PromptConfig | None = None
+) -> datasets.Dataset:
+    """One plain in-taxonomy task per sample, in order: nothing hidden, source IDs, no split."""
+    index = TaxonomyIndex(taxonomy)
+    cols, table, images, sample_fp = _read_samples(samples, index)
+    writer = RowWriter(index, prompt_config or PromptConfig(), cols, table, images)
+    rows = np.arange(len(cols["id"]), dtype=np.int64)
+    batches = [
+        writer.batch("all", r, np.zeros(len(r), np.int64), np.zeros((len(r), index.n), bool), None)
+        for r in (rows[a : a + BATCH_ROWS] for a in range(0, len(rows), BATCH_ROWS))
+    ]
+    cfg = {"default_tasks": True, "prompt": TaskConfig(prompt=prompt_config or PromptConfig()).to_dict()["prompt"]}
+    return _dataset(batches, writer, "all", _fingerprint(cfg, taxonomy, index, sample_fp, "all"))
+
+
+def generate_tasks(samples: datasets.Dataset, taxonomy: Taxonomy, config: TaskConfig | None = None) -> TaskBuild:
+    """Build the task splits and their summary (``build_tasks`` without the summary)."""
+    cfg = config or TaskConfig()
+    index = TaxonomyIndex(taxonomy)
+    unknown = [h for h in cfg.holdout if h not in index.by_src]
+    if unknown:
+        raise TaskError(
+            f"holdout: unknown node ID(s) {', '.join(unknown)} in taxonomy {taxonomy.name!r}; "
+            f"known IDs: {', '.join(index.src)}"
+        )
+    cols, table, images, sample_fp = _read_samples(samples, index)
+    writer = RowWriter(index, cfg.prompt, cols, table, images)
+    base = index.hidden_vector(cfg.holdout)
+    base_has_subs = bool(len(index.subs)) and not base[index.subs].all()
+    base_level = {m: writer.level(m, base_has_subs) for m in MODALITIES}
+
+    # Held-out unsafe samples -> eval_ood, or "excluded" when their prompt level still lists the answer.
+    ood_rows, excluded, pool = [], [], []
+    for i, c in enumerate(cols["cat"]):
+        if c >= 0 and base[c]:
+            asked = c if base_level[cols["modality"][i]] == "subcategory" else index.top[c]
+            (ood_rows if base[asked] else excluded).append(i)
+        else:
+            pool.append(i)
+    if cfg.holdout and not ood_rows:
+        raise TaskError(f"holdout {', '.join(cfg.holdout)}: no unsafe sample falls under it; eval_ood would be empty")
+    if excluded:
+        log.warning("%d sample(s) of held-out subcategories are in-taxonomy at category level and are not used "
+                    "(first: %s)", len(excluded), cols["id"][excluded[0]])
+    eval_rows, train_rows = _split_eval(pool, cfg, len(cols["id"]))
+    train, balance = _balance(train_rows, cols["modality"], cfg)
+
+    fp_cfg = cfg.to_dict()
+    zeros = np.zeros
+    plans = {"train": train, "eval_id": (np.asarray(eval_rows, np.int64), zeros(len(eval_rows), np.int64)),
+             "eval_ood": (np.asarray(ood_rows, np.int64), zeros(len(ood_rows), np.int64))}
+    splits = {}
+    for name in SPLITS:
+        rows, copies = plans[name]
+        rng = _rng(cfg, name)
+        batches = []
+        for a in range(0, len(rows), BATCH_ROWS):
+            r, cp = rows[a : a + BATCH_ROWS], copies[a : a + BATCH_ROWS]
+            if name == "train":
+                hidden = _train_hidden(r, writer, index, cfg, base, base_level, rng)
+            else:
+                hidden = np.repeat(base[None, :], len(r), axis=0)
+            keys = rng.random((len(r), index.n)) if cfg.shuffle_ids else None
+            batches.append(writer.batch(name, r, cp, hidden, keys))
+        splits[name] = _dataset(batches, writer, name, _fingerprint(fp_cfg, taxonomy, index, sample_fp, name))
+    tasks = datasets.DatasetDict(splits)
+    if len(tasks["train"]) == 0:
+        raise TaskError("no training tasks: every sample is held out or in eval_id")
+    leak = check_split(tasks, taxonomy, cfg.holdout, scope=cfg.leak_scope)
+    summary = _summary(tasks, taxonomy, index, cfg, len(cols["id"]), [cols["id"][i] for i in excluded], balance, leak)
+    return TaskBuild(tasks, summary)
+
+
+# ---------------------------------------------------------------------------------------------
+# Samples
+# ---------------------------------------------------------------------------------------------
+_REQUIRED = ("id", "modality", "request_label", "category")
+_OPTIONAL = ("request", "response", "response_label")
+
+
+def _read_samples(
+    samples: datasets.Dataset, index: TaxonomyIndex
+) -> tuple[dict[str, list], pa.Table, pa.Array, str]:
+    """Validated sample columns (lists), the Arrow table, the image storage column and a content hash."""
+    if not isinstance(samples, datasets.Dataset):
+        raise TaskError(f"samples: expected a datasets.Dataset (proguard.data.load_samples), got {type(samples).__name__}")
+    missing = [c for c in _REQUIRED if c not in samples.column_names]
+    if missing:
+        raise TaskError(f"samples: missing column(s) {', '.join(missing)} (load samples with proguard.data.load_samples)")
+    if len(samples) == 0:
+        raise TaskError("samples: the dataset is empty")
+    table = samples.with_format("arrow")[:]
+    cols: dict[str, list] = {}
+    for name in _REQUIRED + _OPTIONAL:
+        cols[name] = table.column(name).to_pylist() if name in table.column_names else [None] * table.num_rows
+    images = _image_storage(table)
+    has_image = images.is_valid().to_pylist()
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    cats: list[int] = []
+    unsafe: list[bool] = []
+    tax_name = index.taxonomy.name
+    for i in range(table.num_rows):
+        sid, modality = cols["id"][i], cols["modality"][i]
+        where = f"samples[{i}] (id {sid!r})"
+        if not isinstance(sid, str) or not sid:
+            problems.append(f"{where}: id: missing or empty")
+        elif sid in seen:
+            problems.append(f"{where}: id: duplicate of samples[{seen[sid]}]")
+        else:
+            seen[sid] = i
+        if modality not in MODALITIES:
+            problems.append(f"{where}: modality: must be one of {', '.join(MODALITIES)}, got {modality!r}")
+        elif has_image[i] != (modality != "text"):
+            problems.append(f"{where}: image: {'required' if modality != 'text' else 'not allowed'} for {modality} samples")
+        req, resp = cols["request_label"][i], cols["response_label"][i]
+        if req not in LABELS:
+            problems.append(f"{where}: request_label: must be safe or unsafe, got {req!r}")
+        if resp is not None and resp not in LABELS:
+            problems.append(f"{where}: response_label: must be safe, unsafe or empty, got {resp!r}")
+        bad = req == "unsafe" or resp == "unsafe"
+        cat = cols["category"][i]
+        c = index.by_src.get(cat, -1) if cat is not None else -1
+        if cat is not None and c < 0:
+            hint = " (a name? samples hold node IDs: load them with proguard.data.load_samples)" \
+                if index.taxonomy.find(str(cat)) is not None else ""
+            problems.append(f"{where}: category: {cat!r} is not a node ID of taxonomy {tax_name!r}{hint}")
+        elif cat is None and bad:
+            problems.append(f"{where}: category: required when a label is unsafe")
+        elif cat is not None and not bad:
+            problems.append(f"{where}: category: given ({cat!r}) but every label is safe")
+        cats.append(c)
+        unsafe.append(bad)
+    if problems:
+        shown = problems[:MAX_ERRORS_SHOWN]
+        more = f"\n... and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
+        raise TaskError(f"{len(problems)} problem(s) in the samples:\n" + "\n".join(shown) + more)
+    cols["cat"], cols["unsafe"] = cats, unsafe
+    return cols, table, images, _table_hash(table)
+
+
+def _image_storage(table: pa.Table) -> pa.Array:
+    """The ``image`` column as ``datasets.Image`` storage (struct of bytes and path); nulls if absent."""
+    typ = datasets.Image().pa_type
+    if "image" not in table.column_names:
+        return pa.nulls(table.num_rows, typ)
+    col = table.column("image").combine_chunks()
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        paths = col.cast(pa.string())
+        return pa.StructArray.from_arrays([pa.nulls(len(col), pa.binary()), paths], fields=list(typ), mask=paths.is_null())
+    if col.type != typ:
+        raise TaskError(f"samples: image: expected a datasets.Image column or paths, got {col.type}")
+    return col
+
+
+def _table_hash(table: pa.Table) -> str:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return hashlib.sha256(sink.getvalue()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Splitting, balancing, hiding
+# ---------------------------------------------------------------------------------------------
+def _rng(cfg: TaskConfig, stream: str) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([cfg.seed, _STREAMS[stream]])))
+
+
+def _pick(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
+    """``k`` of ``range(n)`` at random, in increasing order (uniform draws only: stable across numpy)."""
+    return np.sort(np.argsort(rng.random(n), kind="stable")[:k])
+
+
+def _split_eval(pool: list[int], cfg: TaskConfig, n_samples: int) -> tuple[list[int], list[int]]:
+    n = len(pool)
+    k = math.floor(cfg.eval_fraction * n + 0.5)
+    if cfg.eval_fraction > 0:
+        k = min(max(k, 1), n - 1)
+        if k < 1:
+            raise TaskError(f"eval_fraction {cfg.eval_fraction}: only {n} in-taxonomy sample(s) of {n_samples}; "
+                            "eval_id and train cannot both hold one (set eval_fraction to 0)")
+    chosen = set(_pick(_rng(cfg, "split"), n, k).tolist()) if k else set()
+    return [pool[j] for j in sorted(chosen)], [p for j, p in enumerate(pool) if j not in chosen]
+
+
+def _balance(rows: list[int], modality: list[str], cfg: TaskConfig) -> tuple[tuple[np.ndarray, np.ndarray], dict]:
+    """Training rows and copy numbers after modality balancing (rows stay in sample order)."""
+    by_mod: dict[str, list[int]] = {}
+    for i in rows:
+        by_mod.setdefault(modality[i], []).append(i)
+    before = {m: len(v) for m, v in by_mod.items()}
+    info = {"mode": cfg.balance_modalities, "before": before, "after": dict(before)}
+    if cfg.balance_modalities == "none" or len(by_mod) < 2:
+        return (np.asarray(rows, np.int64), np.zeros(len(rows), np.int64)), info
+    rng = _rng(cfg, "balance")
+    target = (min if cfg.balance_modalities == "down" else max)(before.values())
+    plan: list[tuple[int, int]] = []
+    for m in MODALITIES:  # fixed order: the draws do not depend on dict order
+        members = by_mod.get(m, [])
+        if not members:
+            continue
+        if len(members) >= target:
+            keep = _pick(rng, len(members), target)
+            plan += [(members[j], 0) for j in keep]
+        else:
+            full, rest = divmod(target, len(members))
+            extra = set(_pick(rng, len(members), rest).tolist())
+            plan += [(i, c) for j, i in enumerate(members) for c in range(full + (j in extra))]
+        info["after"][m] = target
+    plan.sort()
+    return (np.asarray([p[0] for p in plan], np.int64), np.asarray([p[1] for p in plan], np.int64)), info
+
+
+def _train_hidden(
+    rows: np.ndarray, writer: RowWriter, index: TaxonomyIndex, cfg: TaskConfig, base: np.ndarray,
+    base_level: dict[str, str], rng: np.random.Generator,
+) -> np.ndarray:
+    """Hidden nodes per training task: the held-out set, a random fraction of candidates, maybe the own node."""
+    n = len(rows)
+    hidden = np.repeat(base[None, :], n, axis=0)
+    cat = writer.cat[rows]
+    own_ok = (cat >= 0) & writer.unsafe[rows]
+    protect = cfg.own_category_hide_prob is not None
+    cand = np.asarray([x for x in (index.cats if cfg.hide_level == "category" else index.leaves) if not base[x]])
+    if cfg.hide_fraction > 0 and len(cand):
+        keys = rng.random((n, len(cand)))
+        if protect:  # the own node is drawn below: the random fraction alone must never make a task OOD
+            safe_cat = np.where(own_ok, cat, -1)
+            for node in (safe_cat, np.where(own_ok, index.top[np.maximum(safe_cat, 0)], -1)):
+                hit = own_ok[:, None] & (cand[None, :] == node[:, None])
+                keys[hit] = np.inf
+        sizes = np.isfinite(keys).sum(axis=1)
+        counts = np.floor(cfg.hide_fraction * sizes + 0.5).astype(np.int64)
+        order = np.argsort(keys, axis=1, kind="stable")
+        chosen = np.arange(len(cand))[None, :] < counts[:, None]  # the first `count` of each row's order
+        r_idx, slot = np.nonzero(chosen)
+        hidden[r_idx, cand[order[r_idx, slot]]] = True
+    if protect:
+        u = rng.random(n)
+        hit = own_ok & (u < cfg.own_category_hide_prob)
+        mods = [writer.s["modality"][i] for i in rows.tolist()]
+        by_level = np.asarray([cfg.hide_level == "category" or base_level[m] == "category" for m in mods], bool)
+        own = np.where(by_level, index.top[np.maximum(cat, 0)], cat)
+        hidden[np.flatnonzero(hit), own[hit]] = True
+    return index.expand(hidden)
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+# ---------------------------------------------------------------------------------------------
+def _fingerprint(cfg: dict, taxonomy: Taxonomy, index: TaxonomyIndex, sample_hash: str, split: str) -> str:
+    """A content hash of every input, so the same inputs give the same bytes (``save_to_disk`` stores it)."""
+    blob = json.dumps(
+        {"v": proguard.__version__, "config": cfg, "taxonomy": taxonomy.to_dict(), "keys": index.src,
+         "samples": sample_hash, "split": split},
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _dataset(batches: list[pa.RecordBatch], writer: RowWriter, split: str, fingerprint: str) -> datasets.Dataset:
+    table = pa.Table.from_batches(batches, schema=writer.schema)
+    info = datasets.DatasetInfo(features=writer.features)
+    return datasets.Dataset(datasets.table.InMemoryTable(table), info=info, split=datasets.NamedSplit(split),
+                            fingerprint=fingerprint)
+
+
+def _summary(
+    tasks: datasets.DatasetDict, taxonomy: Taxonomy, index: TaxonomyIndex, cfg: TaskConfig, n_samples: int,
+    excluded: list[str], balance: dict, leak: dict,
+) -> dict[str, Any]:
+    splits: dict[str, Any] = {}
+    for name, ds in tasks.items():
+        t = ds.with_format("arrow")[:]
+        n = t.num_rows
+        ood = pc.sum(t.column("ood")).as_py() or 0
+        unsafe_flags = pc.or_(pc.equal(t.column("request_label"), "unsafe"),
+                              pc.fill_null(pc.equal(t.column("response_label"), "unsafe"), False))
+        unsafe = pc.sum(unsafe_flags).as_py() or 0
+        modality = {d["values"]: d["counts"] for d in pc.value_counts(t.column("modality")).to_pylist()}
+        hidden = pc.sum(pc.list_value_length(t.column("hidden"))).as_py() or 0
+        splits[name] = {
+            "tasks": n,
+            "samples": pc.count_distinct(t.column("sample_id")).as_py(),
+            "modality": dict(sorted(modality.items())),
+            "unsafe": unsafe,
+            "ood": ood,
+            "ood_share": round(ood / n, 4) if n else 0.0,
+            "ood_share_of_unsafe": round(ood / unsafe, 4) if unsafe else 0.0,
+            "hidden_nodes_per_task": round(hidden / n, 3) if n else 0.0,
+        }
+    empty = {}
+    if not len(tasks["eval_ood"]):
+        empty["eval_ood"] = "no held-out categories (holdout is empty)"
+    if not len(tasks["eval_id"]):
+        empty["eval_id"] = "eval_fraction is 0"
+    held = leak["held_out"]
+    return {
+        "taxonomy": taxonomy.name,
+        "samples": n_samples,
+        "config": cfg.to_dict(),
+        "holdout": [{"id": h, "name": index.nodes[index.by_src[h]].name} for h in cfg.holdout],
+        "hidden_everywhere": held,
+        "splits": splits,
+        "empty_splits": empty,
+        "excluded": {
+            "count": len(excluded),
+            "reason": "unsafe samples of a held-out subcategory whose parent stays listed, in a category-level "
+            "prompt: their right answer is the visible parent, so they are neither OOD nor allowed in train",
+            "sample_ids": excluded[:10],
+        },
+        "balance": balance,
+        "leak_check": leak,
+    }
+
+
+def format_summary(summary: Mapping[str, Any]) -> str:
+    """The summary as a short human-readable report."""
+    cfg = summary["config"]
+    lines = [f"tasks from {summary['samples']} samples, taxonomy {summary['taxonomy']!r}, seed {cfg['seed']}"]
+    held = ", ".join(f"{h['id']} {h['name']}" for h in summary["holdout"]) or "none"
+    lines.append(f"held out: {held} ({len(summary['hidden_everywhere'])} node(s) hidden from every task)")
+    head = f"{'split':<9}{'tasks':>7}{'text':>7}{'image':>7}{'text_image':>11}{'unsafe':>8}{'OOD':>7}{'OOD share':>10}"
+    lines.append(head)
+    for name, s in summary["splits"].items():
+        m = s["modality"]
+        lines.append(
+            f"{name:<9}{s['tasks']:>7}{m.get('text', 0):>7}{m.get('image', 0):>7}{m.get('text_image', 0):>11}"
+            f"{s['unsafe']:>8}{s['ood']:>7}{s['ood_share']:>10.1%}"
+        )
+    own = cfg["own_category_hide_prob"]
+    lines.append(
+        f"train hiding: fraction {cfg['hide_fraction']} of {cfg['hide_level']} nodes, own node "
+        f"{'as any other' if own is None else f'p={own}'}; mean hidden nodes per task "
+        f"{summary['splits']['train']['hidden_nodes_per_task']}; IDs shuffled: {'yes' if cfg['shuffle_ids'] else 'no'}"
+    )
+    b = summary["balance"]
+    if b["mode"] != "none":
+        lines.append(f"modality balance ({b['mode']}): {b['before']} -> {b['after']}")
+    for name, why in summary["empty_splits"].items():
+        lines.append(f"{name} is empty: {why}")
+    if summary["excluded"]["count"]:
+        lines.append(f"not used: {summary['excluded']['count']} sample(s): {summary['excluded']['reason']}")
+    leak = summary["leak_check"]
+    lines.append(
+        f"leak check passed: {leak['terms']} held-out term(s), {sum(leak['prompts_scanned'].values())} prompts, "
+        f"scope {leak['scope']}"
+        + (f"; {leak['conversation_mentions']} training conversation(s) mention a held-out term (sample text, "
+           f"allowed in scope 'policy'), e.g. {', '.join(leak['conversation_examples'])}"
+           if leak["conversation_mentions"] else "")
+    )
+    return "\n".join(lines)

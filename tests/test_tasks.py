@@ -1,0 +1,305 @@
+"""Tests of the task generator (proguard.tasks): prompts, ID maps, the OOD rule, determinism, balance, errors, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import datasets
+import pytest
+
+from proguard.cli import main as cli_main
+from proguard.data import BUNDLED_SAMPLES, Sample, load_samples, samples_to_dataset
+from proguard.protocol import PromptConfig, build_messages
+from proguard.tasks import TaskConfig, TaskError, build_tasks, default_tasks, generate_tasks
+from rewards.types import TARGET_COLUMNS, Target
+from taxonomy import load_taxonomy, parse_id
+from task_helpers import assert_task_matches_protocol, samples_by_id, synthetic_samples, visible_taxonomy
+
+datasets.disable_progress_bars()
+
+
+@pytest.fixture(scope="module")
+def tax():
+    return load_taxonomy("default")
+
+
+@pytest.fixture(scope="module")
+def bundled(tax):
+    return load_samples(BUNDLED_SAMPLES, tax)
+
+
+@pytest.fixture(scope="module")
+def synth(tax):
+    return synthetic_samples(tax, per_leaf=2, safe=10)
+
+
+def _all_rows(tasks):
+    return [row for split in tasks.values() for row in split]
+
+
+def _asked(tax, row):
+    """The node a task's prompt asks for: the category itself at subcategory level, else its top level."""
+    cat = row["category"]
+    return cat if row["category_level"] == "subcategory" or tax.parent(cat) is None else tax.parent(cat).id
+
+
+# ---- prompts and ID maps ----------------------------------------------------------------------
+def test_default_tasks_are_the_plain_prompt_of_every_sample(tax, bundled):
+    tasks = default_tasks(bundled, tax)
+    samples = samples_by_id(bundled)
+    assert tasks["sample_id"] == bundled["id"]
+    assert set(TARGET_COLUMNS) <= set(tasks.column_names)
+    for row in tasks:
+        sample = samples[row["sample_id"]]
+        assert row["prompt"][0]["content"][0]["text"] == build_messages(
+            row["modality"], sample["request"], sample["response"], tax)[0]["content"][0]["text"]
+        assert_task_matches_protocol(row, tax, samples)
+        assert json.loads(row["id_map"]) == {n.id: n.id for n in tax.nodes()}
+        assert row["ood"] is False and row["ood_name"] is None and row["ood_synonyms"] == [] and row["hidden"] == []
+        assert (row["image"] is None) == (row["modality"] == "text")
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        TaskConfig(holdout=["C8"], shuffle_ids=True, seed=3),
+        TaskConfig(holdout=["C4S1"], hide_fraction=0.4, own_category_hide_prob=0.5, seed=4),
+        TaskConfig(hide_fraction=0.5, hide_level="subcategory", shuffle_ids=True, seed=5),
+        TaskConfig(hide_fraction=1.0, hide_level="subcategory", seed=6),
+        TaskConfig(holdout=["C1"], shuffle_ids=True, prompt=PromptConfig(descriptions=False, examples=False), seed=7),
+    ],
+    ids=["holdout-shuffle", "subcategory-holdout-hiding", "leaf-hiding-shuffle", "all-leaves-hidden", "no-desc"],
+)
+def test_every_task_is_what_the_protocol_builds_for_its_visible_taxonomy(tax, synth, config):
+    tasks = build_tasks(synth, tax, config)
+    samples = samples_by_id(synth)
+    for row in _all_rows(tasks):
+        assert_task_matches_protocol(row, tax, samples, config.prompt)
+
+
+def test_shuffled_id_maps_round_trip_and_are_dense(tax, synth):
+    tasks = build_tasks(synth, tax, TaskConfig(holdout=["C3"], hide_fraction=0.3, shuffle_ids=True, seed=11))
+    orders = set()
+    for row in _all_rows(tasks):
+        id_map = json.loads(row["id_map"])
+        target = Target.from_columns(row)
+        system = row["prompt"][0]["content"][0]["text"]
+        cats = sorted(parse_id(v)[0] for v in id_map.values() if parse_id(v)[1] is None)
+        assert cats == list(range(1, len(cats) + 1)), "prompt IDs must be dense: gaps reveal hidden categories"
+        for src, shown in id_map.items():
+            assert target.source_id(target.prompt_id(src)) == src
+            assert f"{shown}: {tax.get(src).name}" in system
+        assert not {"C3", "C3S1", "C3S2", "C3S3"} & set(id_map)
+        orders.add(tuple(sorted(id_map, key=lambda s: (parse_id(id_map[s])[0], parse_id(id_map[s])[1] or 0))))
+    assert len(orders) > 10, "shuffle_ids must vary the order between tasks"
+
+
+# ---- the OOD rule ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("level", ["category", "subcategory"])
+def test_ood_exactly_when_the_asked_node_or_its_parent_is_hidden(tax, synth, level):
+    config = TaskConfig(hide_fraction=0.5, hide_level=level, seed=21)
+    tasks = build_tasks(synth, tax, config)
+    n_ood = n_in = 0
+    for row in tasks["train"]:
+        unsafe = "unsafe" in (row["request_label"], row["response_label"])
+        if not unsafe:
+            assert not row["ood"] and row["category"] is None
+            continue
+        asked = _asked(tax, row)
+        parent = tax.parent(asked)
+        expect = asked in row["hidden"] or (parent is not None and parent.id in row["hidden"])
+        assert row["ood"] is expect, row["task_id"]
+        if expect:
+            n_ood += 1
+            node = tax.get(asked)
+            assert (row["ood_name"], row["ood_synonyms"]) == (node.name, list(node.synonyms))
+            assert Target.from_columns(row).prompt_id(row["category"]) not in json.loads(row["id_map"]).values() \
+                or row["category"] not in json.loads(row["id_map"])
+        else:
+            n_in += 1
+            assert row["ood_name"] is None and row["ood_synonyms"] == []
+            assert asked in json.loads(row["id_map"])
+    assert n_ood > 5 and n_in > 5
+
+
+def test_ood_target_is_the_node_the_prompt_asks_for(tax, synth):
+    build = generate_tasks(synth, tax, TaskConfig(holdout=["C8"], seed=1))
+    ood = build.tasks["eval_ood"]
+    assert len(ood) == 3 * 2 * 3  # 3 subcategories x 3 modalities x 2 samples each
+    for row in ood:
+        node = tax.get(row["category"])
+        want = tax.parent(node.id) if row["modality"] == "text_image" else node  # text+image asks for C<i>
+        assert row["ood"] and row["ood_name"] == want.name and row["ood_synonyms"] == list(want.synonyms)
+
+
+def test_held_out_subcategory_under_a_listed_parent(tax, synth):
+    build = generate_tasks(synth, tax, TaskConfig(holdout=["C8S1"], seed=1))
+    ood = build.tasks["eval_ood"]
+    assert {r["modality"] for r in ood} == {"text", "image"}
+    assert all(r["ood_name"] == "Weapons" for r in ood)
+    # Text+image prompts ask only for C<i>: the listed parent is the right answer, so these are not OOD;
+    # they may not train either, so they are reported as excluded, never dropped silently.
+    excluded = build.summary["excluded"]
+    assert excluded["count"] == 2 and all(s in synth["id"] for s in excluded["sample_ids"])
+    for split in ("train", "eval_id"):
+        assert "C8S1" not in build.tasks[split]["category"]
+
+
+def test_own_category_probability(tax, synth):
+    always = build_tasks(synth, tax, TaskConfig(own_category_hide_prob=1.0, seed=2))["train"]
+    unsafe = [r for r in always if r["category"] is not None]
+    assert unsafe and all(r["ood"] for r in unsafe)
+    assert all(r["hidden"] == [] for r in always if r["category"] is None)
+
+    never = build_tasks(synth, tax, TaskConfig(hide_fraction=1.0, own_category_hide_prob=0.0, seed=2))["train"]
+    for row in never:
+        if row["category"] is not None:  # everything else hidden, the sample's own category kept
+            assert not row["ood"]
+            assert [c.name for c in visible_taxonomy(row, tax).categories] == [tax.get(row["category"][:row["category"].find("S")] if "S" in row["category"] else row["category"]).name]
+
+    half = build_tasks(synth, tax, TaskConfig(own_category_hide_prob=0.5, seed=2, eval_fraction=0))["train"]
+    share = sum(r["ood"] for r in half) / sum(r["category"] is not None for r in half)
+    assert 0.3 < share < 0.7
+
+    everything = build_tasks(synth, tax, TaskConfig(hide_fraction=1.0, seed=2))["train"]
+    assert all(r["ood"] == (r["category"] is not None) for r in everything)
+    assert all(r["id_map"] == "{}" for r in everything)
+
+
+def test_eval_splits_hide_exactly_the_holdout(tax, synth):
+    tasks = build_tasks(synth, tax, TaskConfig(holdout=["C2", "C5S1"], hide_fraction=0.5, own_category_hide_prob=0.5))
+    held = ["C2", "C2S1", "C2S2", "C5S1"]
+    for row in tasks["eval_id"]:
+        assert row["hidden"] == held and not row["ood"]
+    for row in tasks["train"]:
+        assert set(held) <= set(row["hidden"])
+    assert all(r["ood"] for r in tasks["eval_ood"])
+
+
+# ---- determinism, balance ---------------------------------------------------------------------
+def _files(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def test_same_seed_same_bytes(tax, synth, tmp_path):
+    config = TaskConfig(holdout=["C8"], hide_fraction=0.3, own_category_hide_prob=0.3, shuffle_ids=True,
+                        balance_modalities="up", seed=9)
+    for name in ("a", "b"):
+        build_tasks(synth, tax, config).save_to_disk(str(tmp_path / name))
+    a, b = _files(tmp_path / "a"), _files(tmp_path / "b")
+    assert a == b and len(a) >= 10
+    build_tasks(synth, tax, TaskConfig(**{**config.__dict__, "seed": 10})).save_to_disk(str(tmp_path / "c"))
+    c = _files(tmp_path / "c")
+    assert c["train/data-00000-of-00001.arrow"] != a["train/data-00000-of-00001.arrow"]
+
+
+def test_default_tasks_are_deterministic(tax, bundled, tmp_path):
+    default_tasks(bundled, tax).save_to_disk(str(tmp_path / "a"))
+    default_tasks(load_samples(BUNDLED_SAMPLES, tax), tax).save_to_disk(str(tmp_path / "b"))
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")
+
+
+@pytest.mark.parametrize("mode", ["down", "up"])
+def test_modality_balance(tax, mode):
+    rows = [Sample(f"t{i}", "text", "hi", None, None, "safe", None, None) for i in range(30)]
+    img = str(Path(BUNDLED_SAMPLES).parent / "images" / "sun.png")
+    rows += [Sample(f"i{i}", "image", None, None, img, "safe", None, None) for i in range(7)]
+    rows += [Sample(f"m{i}", "text_image", "hi", None, img, "safe", None, None) for i in range(12)]
+    samples = samples_to_dataset(rows)
+    build = generate_tasks(samples, tax, TaskConfig(balance_modalities=mode, eval_fraction=0, seed=1))
+    train = build.tasks["train"]
+    counts = build.summary["splits"]["train"]["modality"]
+    want = 7 if mode == "down" else 30
+    assert counts == {"image": want, "text": want, "text_image": want}
+    assert len(set(train["task_id"])) == len(train)
+    if mode == "up":
+        assert set(train["sample_id"]) == set(samples["id"])  # every sample kept, rare ones repeated
+        assert train["sample_id"].count("i0") in (4, 5)
+    else:
+        assert len(set(train["sample_id"])) == 21
+
+
+# ---- errors ----------------------------------------------------------------------------------------
+def test_unknown_holdout_ids(tax, bundled):
+    with pytest.raises(TaskError, match=r"holdout: unknown node ID\(s\) C99, C8S9 in taxonomy 'proguard-default'"):
+        build_tasks(bundled, tax, TaskConfig(holdout=["C8", "C99", "C8S9"]))
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.5, "0.5", True, float("nan")])
+def test_hide_fraction_outside_unit_interval(value):
+    with pytest.raises(TaskError, match="hide_fraction: must be a number in"):
+        TaskConfig(hide_fraction=value)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"own_category_hide_prob": 1.2}, "own_category_hide_prob"),
+        ({"eval_fraction": 1.0}, "eval_fraction: must be below 1"),
+        ({"hide_level": "leaf"}, "hide_level: must be one of category, subcategory"),
+        ({"balance_modalities": "yes"}, "balance_modalities"),
+        ({"leak_scope": "all"}, "leak_scope"),
+        ({"seed": -1}, "seed"),
+        ({"holdout": [3]}, "holdout"),
+    ],
+)
+def test_bad_options(kwargs, message):
+    with pytest.raises(TaskError, match=message):
+        TaskConfig(**kwargs)
+
+
+def test_config_from_dict():
+    cfg = TaskConfig.from_dict({"holdout": "C1, C2S1", "shuffle_ids": True, "prompt": {"descriptions": False}})
+    assert cfg.holdout == ["C1", "C2S1"] and cfg.prompt.descriptions is False
+    with pytest.raises(TaskError, match=r"recipe data.tasks: unknown key\(s\) \['hide_fracton'\]"):
+        TaskConfig.from_dict({"hide_fracton": 0.2}, origin="recipe data.tasks")
+    with pytest.raises(TaskError, match="recipe: hide_fraction"):
+        TaskConfig.from_dict({"hide_fraction": 2}, origin="recipe")
+
+
+def test_categories_not_in_the_taxonomy_name_the_row(bundled):
+    with pytest.raises(TaskError) as err:
+        build_tasks(bundled, load_taxonomy("mlcommons"))
+    assert "samples[3] (id 'text-04'): category: 'C8S1' is not a node ID of taxonomy 'mlcommons-hazards'" in str(err.value)
+
+
+def test_bad_sample_rows_are_reported(tax):
+    rows = [
+        {"id": "a", "modality": "text", "request": "x", "request_label": "unsafe", "category": "Weapons"},
+        {"id": "a", "modality": "text", "request": "x", "request_label": "safe", "category": None},
+        {"id": "c", "modality": "video", "request": "x", "request_label": "safe", "category": None},
+        {"id": "d", "modality": "text", "request": "x", "request_label": "unsafe", "category": None},
+    ]
+    with pytest.raises(TaskError) as err:
+        build_tasks(datasets.Dataset.from_list(rows), tax)
+    text = str(err.value)
+    assert "samples[0] (id 'a'): category: 'Weapons' is not a node ID" in text and "load_samples" in text
+    assert "samples[1] (id 'a'): id: duplicate of samples[0]" in text
+    assert "samples[2] (id 'c'): modality: must be one of" in text
+    assert "samples[3] (id 'd'): category: required when a label is unsafe" in text
+
+
+def test_empty_eval_ood_needs_a_reason(tax, bundled):
+    build = generate_tasks(bundled, tax, TaskConfig())
+    assert len(build.tasks["eval_ood"]) == 0 and "eval_ood" in build.summary["empty_splits"]
+    with pytest.raises(TaskError, match="no unsafe sample falls under it"):
+        build_tasks(bundled, tax, TaskConfig(holdout=["C7S2"]))
+
+
+# ---- CLI -------------------------------------------------------------------------------------------
+def test_cli_writes_splits_and_summary(tmp_path, capsys):
+    out = tmp_path / "tasks"
+    args = ["tasks", "--data", str(BUNDLED_SAMPLES), "--taxonomy", "default", "--out", str(out), "--holdout", "C8",
+            "--hide-fraction", "0.3", "--hide-own", "0.25", "--shuffle-ids", "--seed", "4", "--balance", "up"]
+    assert cli_main(args) == 0
+    printed = capsys.readouterr().out
+    assert "eval_ood" in printed and "leak check passed" in printed and "C8 Dangerous Goods" in printed
+    loaded = datasets.load_from_disk(str(out))
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(loaded) == ["train", "eval_id", "eval_ood"]
+    assert {k: v["tasks"] for k, v in summary["splits"].items()} == {k: len(v) for k, v in loaded.items()}
+    assert summary["config"]["own_category_hide_prob"] == 0.25 and summary["holdout"][0]["id"] == "C8"
+    with pytest.raises(SystemExit, match="exists and is not empty"):
+        cli_main(args)
+    assert cli_main([*args, "--overwrite", "--hide-own", "never"]) == 0
