@@ -1,0 +1,439 @@
+"""Generation backends behind one interface: a local transformers model, vLLM offline, or an
+OpenAI-compatible HTTP endpoint.
+
+Every backend turns a batch of ``(messages, image or None)`` pairs, the conversational prompts the
+task generator writes (``{"type": "image"}`` parts mark where the image goes), into one completion
+string per prompt. The benchmark and ``Guard`` never look behind this interface. ``describe()``
+says what would change the completions (model, backend, sampling settings); the generation cache
+keys on it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import importlib.util
+import io
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+Messages = list[dict[str, Any]]
+Prompt = tuple[Messages, Any]  # (chat messages, PIL image or None)
+
+BACKENDS = ("transformers", "vllm", "openai")
+VLLM_MISSING = "the vllm backend needs vLLM: pip install 'proguard[vllm]'"
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """How completions are sampled; part of the generation-cache key."""
+
+    max_new_tokens: int = 1024
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be a positive integer, got {self.max_new_tokens!r}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature!r}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p!r}")
+
+
+@dataclass(frozen=True)
+class GenerationFailed:
+    """A prompt the backend could not answer (after its retries); scored as a malformed answer."""
+
+    message: str
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What the benchmark needs from a model: completions for a batch of prompts."""
+
+    settings: GenerationSettings
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able identity: backend kind, model and settings (everything that changes outputs)."""
+        ...
+
+    def generate(self, batch: Sequence[Prompt]) -> list[str | GenerationFailed]:
+        """One completion per prompt, in order. Local backends raise on failure; HTTP ones report it."""
+        ...
+
+
+def prepare(backend: Backend) -> None:
+    """Load the backend's model now if it loads lazily (its optional ``prepare()``), so that loading
+    is not timed as generation."""
+    hook = getattr(backend, "prepare", None)
+    if callable(hook):
+        hook()
+
+
+def make_backend(
+    kind: str,
+    model: str,
+    settings: GenerationSettings | None = None,
+    *,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    **options: Any,
+) -> Backend:
+    """Build a backend by name: ``transformers``, ``vllm`` or ``openai`` (needs ``base_url``)."""
+    settings = settings or GenerationSettings()
+    if kind == "transformers":
+        return TransformersBackend(model, settings, **options)
+    if kind == "vllm":
+        return VLLMBackend(model, settings, **options)
+    if kind == "openai":
+        if not base_url:
+            raise ValueError("the openai backend needs a base URL (e.g. http://127.0.0.1:8000/v1)")
+        return OpenAIBackend(base_url, model, settings, api_key=api_key, **options)
+    raise ValueError(f"unknown backend {kind!r}; expected one of {', '.join(BACKENDS)}")
+
+
+def model_fingerprint(model: str) -> str | None:
+    """A cheap identity of a local checkpoint (names, sizes and mtimes of its files), else ``None``."""
+    path = Path(model)
+    if not path.is_dir():
+        return None
+    h = hashlib.sha256()
+    for f in sorted(path.iterdir()):
+        if f.is_file():
+            st = f.stat()
+            h.update(f"{f.name}:{st.st_size}:{int(st.st_mtime)}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def clean_messages(messages: Messages) -> Messages:
+    """Messages without ``None``-valued keys in content parts.
+
+    A prompt stored in a ``datasets`` table comes back with every part holding every key (Arrow
+    unifies the struct), e.g. ``{"type": "text", "text": ..., "image": None}``; chat templates that
+    test ``'image' in part`` would then render a text part as an image.
+    """
+    out = []
+    for m in messages:
+        content = m.get("content")
+        if isinstance(content, list):
+            content = [{k: v for k, v in p.items() if v is not None} if isinstance(p, dict) else p for p in content]
+        out.append({k: v for k, v in {**m, "content": content}.items() if v is not None})
+    return out
+
+
+def _check_batch(batch: Sequence[Prompt]) -> None:
+    for i, (messages, image) in enumerate(batch):
+        wants = sum(
+            1
+            for m in messages
+            if isinstance(m.get("content"), list)
+            for p in m["content"]
+            if isinstance(p, dict) and p.get("type") == "image"
+        )
+        if wants != (image is not None):
+            raise ValueError(f"prompt {i}: has {wants} image part(s) but {'an' if image is not None else 'no'} image")
+
+
+def _rgb(image: Any) -> Any:
+    return image.convert("RGB") if getattr(image, "mode", "RGB") != "RGB" else image
+
+
+def _text_only_messages(messages: Messages) -> Messages:
+    """Content-part lists joined into plain strings, for chat templates that expect strings."""
+    out = []
+    for m in messages:
+        content = m.get("content")
+        if isinstance(content, list):
+            content = "\n".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+        out.append({**m, "content": content})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# transformers
+# ---------------------------------------------------------------------------------------------
+class TransformersBackend:
+    """A local (or hub-cached) checkpoint run with ``model.generate``; loads on first use."""
+
+    def __init__(
+        self,
+        model_path: str,
+        settings: GenerationSettings | None = None,
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+    ) -> None:
+        self.model_path = str(model_path)
+        self.settings = settings or GenerationSettings()
+        self.device = device
+        self.dtype = dtype
+        self._model: Any = None
+        self._processor: Any = None
+
+    def describe(self) -> dict[str, Any]:
+        """Backend, model path and fingerprint, sampling settings."""
+        return {
+            "backend": "transformers",
+            "model": self.model_path,
+            "model_fingerprint": model_fingerprint(self.model_path),
+            "settings": asdict(self.settings),
+        }
+
+    def prepare(self) -> None:
+        """Load the model and processor (once; ``generate`` calls it too)."""
+        if self._model is None:
+            self._load()
+
+    def _load(self) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor
+
+        device = self.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        dtype: Any = self.dtype
+        if dtype == "auto":
+            dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+        elif isinstance(dtype, str):
+            dtype = getattr(torch, dtype)
+        try:
+            model = AutoModelForImageTextToText.from_pretrained(self.model_path, dtype=dtype)
+        except ValueError:  # a text-only checkpoint: no image-text-to-text class is registered for it
+            model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=dtype)
+        self._model = model.to(device).eval()
+        self._processor = AutoProcessor.from_pretrained(self.model_path)
+        tok = getattr(self._processor, "tokenizer", self._processor)
+        tok.padding_side = "left"  # decoder-only batched generation continues from the right edge
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        self.device = device
+
+    def generate(self, batch: Sequence[Prompt]) -> list[str | GenerationFailed]:
+        """Greedy (or sampled) completions for a batch, decoded without special tokens."""
+        import torch
+
+        if not batch:
+            return []
+        _check_batch(batch)
+        self.prepare()
+        processor = self._processor
+        is_multimodal = hasattr(processor, "image_processor")
+        images = [_rgb(img) for _, img in batch if img is not None]
+        if images and not is_multimodal:
+            raise ValueError(f"{self.model_path}: the model has no image processor, but the batch holds images")
+        convs = [clean_messages(m) if is_multimodal else _text_only_messages(m) for m, _ in batch]
+        texts = [processor.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m in convs]
+        if is_multimodal:
+            inputs = processor(text=texts, images=images or None, padding=True, return_tensors="pt")
+        else:
+            inputs = processor(texts, padding=True, return_tensors="pt", add_special_tokens=False)
+        inputs = inputs.to(self._model.device)
+        s = self.settings
+        sample = s.temperature > 0
+        kwargs: dict[str, Any] = {"max_new_tokens": s.max_new_tokens, "do_sample": sample}
+        if sample:
+            kwargs.update(temperature=s.temperature, top_p=s.top_p)
+            torch.manual_seed(s.seed)
+        with torch.no_grad():
+            out = self._model.generate(**inputs, **kwargs)
+        new = out[:, inputs["input_ids"].shape[1] :]
+        return list(processor.batch_decode(new, skip_special_tokens=True))
+
+
+# ---------------------------------------------------------------------------------------------
+# vLLM (offline)
+# ---------------------------------------------------------------------------------------------
+class VLLMBackend:
+    """A checkpoint run in-process with ``vllm.LLM``; prompts rendered with the model's chat template."""
+
+    def __init__(self, model_path: str, settings: GenerationSettings | None = None, **llm_kwargs: Any) -> None:
+        if importlib.util.find_spec("vllm") is None:
+            raise ImportError(VLLM_MISSING)
+        self.model_path = str(model_path)
+        self.settings = settings or GenerationSettings()
+        self.llm_kwargs = llm_kwargs
+        self._llm: Any = None
+        self._processor: Any = None
+
+    def describe(self) -> dict[str, Any]:
+        """Backend, model path and fingerprint, sampling settings."""
+        return {
+            "backend": "vllm",
+            "model": self.model_path,
+            "model_fingerprint": model_fingerprint(self.model_path),
+            "settings": asdict(self.settings),
+        }
+
+    def prepare(self) -> None:
+        """Start the vLLM engine and load the processor (once; ``generate`` calls it too)."""
+        if self._llm is None:
+            from transformers import AutoProcessor
+            from vllm import LLM
+
+            self._processor = AutoProcessor.from_pretrained(self.model_path)
+            self._llm = LLM(model=self.model_path, seed=self.settings.seed, **self.llm_kwargs)
+
+    def generate(self, batch: Sequence[Prompt]) -> list[str | GenerationFailed]:
+        """Completions from ``LLM.generate`` with the image passed as ``multi_modal_data``."""
+        from vllm import SamplingParams
+
+        if not batch:
+            return []
+        _check_batch(batch)
+        self.prepare()
+        is_multimodal = hasattr(self._processor, "image_processor")
+        requests = []
+        for messages, image in batch:
+            conv = clean_messages(messages) if is_multimodal else _text_only_messages(messages)
+            text = self._processor.apply_chat_template(conv, add_generation_prompt=True, tokenize=False)
+            req: dict[str, Any] = {"prompt": text}
+            if image is not None:
+                req["multi_modal_data"] = {"image": _rgb(image)}
+            requests.append(req)
+        s = self.settings
+        params = SamplingParams(max_tokens=s.max_new_tokens, temperature=s.temperature, top_p=s.top_p, seed=s.seed)
+        outputs = self._llm.generate(requests, params, use_tqdm=False)
+        return [o.outputs[0].text for o in outputs]
+
+
+# ---------------------------------------------------------------------------------------------
+# OpenAI-compatible HTTP endpoint (standard library only)
+# ---------------------------------------------------------------------------------------------
+RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class OpenAIBackend:
+    """Chat completions from any OpenAI-compatible server (``vllm serve``, a hosted API).
+
+    Images travel as base64 PNG data URLs in ``image_url`` parts. Timeouts, connection errors,
+    HTTP 429 and 5xx are retried with exponential backoff (``backoff_s * 2**attempt``); a prompt
+    that still fails comes back as ``GenerationFailed`` so the run goes on. Requests of a batch
+    run ``concurrency`` at a time.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        settings: GenerationSettings | None = None,
+        *,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        max_retries: int = 3,
+        backoff_s: float = 1.0,
+        concurrency: int = 8,
+    ) -> None:
+        parsed = urllib.parse.urlparse(base_url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValueError(f"base URL must look like http://host:port/v1, got {base_url!r}")
+        if timeout <= 0 or max_retries < 0 or backoff_s < 0 or concurrency < 1:
+            raise ValueError("timeout must be > 0, max_retries and backoff_s >= 0, concurrency >= 1")
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.settings = settings or GenerationSettings()
+        self.api_key = api_key
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.concurrency = concurrency
+        handlers = [urllib.request.ProxyHandler({})] if parsed.hostname in _LOOPBACK else []
+        self._opener = urllib.request.build_opener(*handlers)  # a local server is never reached via a proxy
+
+    def describe(self) -> dict[str, Any]:
+        """Backend, endpoint, served model name and sampling settings (never the API key)."""
+        return {"backend": "openai", "base_url": self.base_url, "model": self.model, "settings": asdict(self.settings)}
+
+    def generate(self, batch: Sequence[Prompt]) -> list[str | GenerationFailed]:
+        """One chat-completion request per prompt; failures after retries are returned, not raised."""
+        _check_batch(batch)
+        bodies = [self.request_body(m, img) for m, img in batch]
+        if len(bodies) <= 1 or self.concurrency == 1:
+            return [self._post(b) for b in bodies]
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(bodies))) as pool:
+            return list(pool.map(self._post, bodies))
+
+    def request_body(self, messages: Messages, image: Any) -> dict[str, Any]:
+        """The JSON body of one chat-completion request."""
+        s = self.settings
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [_openai_message(m, image) for m in clean_messages(messages)],
+            "max_tokens": s.max_new_tokens,
+            "temperature": s.temperature,
+            "top_p": s.top_p,
+            "seed": s.seed,
+        }
+        return body
+
+    def _post(self, body: dict[str, Any]) -> str | GenerationFailed:
+        data = json.dumps(body).encode("utf-8")
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        url = self.base_url + "/chat/completions"
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+            req = urllib.request.Request(url, data=data, headers=headers, method="POST")
+            try:
+                with self._opener.open(req, timeout=self.timeout) as resp:
+                    payload = resp.read()
+            except urllib.error.HTTPError as exc:
+                detail = _clip(exc.read().decode("utf-8", "replace"))
+                last = f"HTTP {exc.code} from {url}: {detail}"
+                if exc.code not in RETRY_STATUS:
+                    return GenerationFailed(last)  # a client error will not fix itself
+                continue
+            except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:  # timeouts are OSErrors
+                reason = getattr(exc, "reason", exc)
+                last = f"{type(reason).__name__} from {url}: {reason}"
+                continue
+            try:
+                content = json.loads(payload)["choices"][0]["message"]["content"]
+            except (ValueError, KeyError, IndexError, TypeError) as exc:
+                return GenerationFailed(f"unexpected response from {url} ({type(exc).__name__}): {_clip(payload)}")
+            return content if isinstance(content, str) else ""
+        return GenerationFailed(f"failed after {self.max_retries + 1} attempt(s): {last}")
+
+
+def _openai_message(message: dict[str, Any], image: Any) -> dict[str, Any]:
+    content = message.get("content")
+    if not isinstance(content, list):
+        return {"role": message["role"], "content": content}
+    if not any(isinstance(p, dict) and p.get("type") == "image" for p in content):
+        # text-only content as a plain string: the form every server accepts, system messages included
+        return _text_only_messages([message])[0]
+    parts = []
+    for p in content:
+        if p.get("type") == "image":
+            parts.append({"type": "image_url", "image_url": {"url": image_data_url(image)}})
+        elif p.get("type") == "text":
+            parts.append({"type": "text", "text": p.get("text", "")})
+    return {"role": message["role"], "content": parts}
+
+
+def image_data_url(image: Any) -> str:
+    """A PIL image as a ``data:image/png;base64,...`` URL."""
+    buf = io.BytesIO()
+    _rgb(image).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _clip(text: Any, limit: int = 300) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    text = str(text)
+    return text if len(text) <= limit else text[:limit] + "..."

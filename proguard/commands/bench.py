@@ -1,0 +1,146 @@
+"""``proguard bench``: score a guard on a task dataset (binary F1, category accuracy, OOD detection
+and description, format, speed) and write results.json, report.md, plots and per-sample predictions."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+HELP = "Benchmark a guard (local model, vLLM, or an OpenAI-compatible endpoint) on a task dataset."
+
+
+def add_backend_arguments(p: argparse.ArgumentParser) -> None:
+    """Model and backend options shared by ``bench`` and ``moderate``."""
+    g = p.add_argument_group("model")
+    g.add_argument("--model", required=True, help="checkpoint path or hub ID; with --backend openai, the served model name")
+    g.add_argument("--backend", choices=("transformers", "vllm", "openai"), default="transformers",
+                   help="how to run the model (default: transformers)")
+    g.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
+    g.add_argument("--api-key-env", default="OPENAI_API_KEY",
+                   help="environment variable holding the endpoint's API key (default: OPENAI_API_KEY; unset = none)")
+    g.add_argument("--timeout", type=float, default=120.0, help="openai: seconds per request (default 120)")
+    g.add_argument("--max-retries", type=int, default=3, help="openai: retries after a timeout, 429 or 5xx (default 3)")
+    g.add_argument("--concurrency", type=int, default=8, help="openai: requests in flight per batch (default 8)")
+    g.add_argument("--device", default="auto", help="transformers: cpu, cuda, cuda:1... (default: cuda if available)")
+    g.add_argument("--dtype", default="auto", help="transformers: float32, bfloat16... (default: bf16 on GPU, fp32 on CPU)")
+    g.add_argument("--vllm-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="vllm: a vllm.LLM keyword argument, repeatable (VALUE parsed as JSON when it can be), "
+                   "e.g. --vllm-option gpu_memory_utilization=0.5 --vllm-option max_model_len=8192")
+    g.add_argument("--max-new-tokens", type=int, default=1024, help="completion length limit (default 1024)")
+    g.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    g.add_argument("--top-p", type=float, default=1.0)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--no-require-think", action="store_true",
+                   help="accept answers without a <think> block (default: a missing block is a format error)")
+
+
+def backend_from_args(args: argparse.Namespace):
+    """The backend the options describe."""
+    from proguard.bench.backends import GenerationSettings, make_backend
+
+    settings = GenerationSettings(
+        max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed
+    )
+    options: dict = {}
+    if args.backend == "transformers":
+        options = {"device": args.device, "dtype": args.dtype}
+    elif args.backend == "openai":
+        options = {"timeout": args.timeout, "max_retries": args.max_retries, "concurrency": args.concurrency}
+    elif args.backend == "vllm":
+        options = parse_options(args.vllm_option, "--vllm-option")
+    api_key = os.environ.get(args.api_key_env) if args.api_key_env else None
+    return make_backend(args.backend, args.model, settings, base_url=args.base_url, api_key=api_key, **options)
+
+
+def parse_options(items: list[str], flag: str) -> dict:
+    """``KEY=VALUE`` strings as a dict; values parsed as JSON where possible (``0.5``, ``true``)."""
+    import json
+
+    out: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"{flag} {item!r}: expected KEY=VALUE")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``proguard bench``."""
+    add_backend_arguments(p)
+    g = p.add_argument_group("tasks")
+    g.add_argument("--tasks", default=None,
+                   help="task dataset: a saved datasets directory or a .parquet file; "
+                   "default: tasks built from --data")
+    g.add_argument("--split", default=None,
+                   help="split(s) of a DatasetDict: a name, names joined by commas, or 'all' "
+                   "(default: eval_id,eval_ood of a saved one; all of one built with --holdout)")
+    g.add_argument("--data", default=None, help="samples file to build tasks from (default: the bundled sample set)")
+    g.add_argument("--holdout", default=None,
+                   help="building from --data: source IDs to hide from every prompt, comma-separated (e.g. C8,C3S1); "
+                   "their unsafe samples become OOD tasks. Default: every category shown")
+    g.add_argument("--shuffle-ids", action="store_true", help="building from --data: renumber IDs randomly per task")
+    g.add_argument("--task-seed", type=int, default=0, help="building from --data: seed of the task generator")
+    g.add_argument("--taxonomy", default="default", help="source taxonomy: bundled name or YAML path (names categories)")
+    g.add_argument("--limit", type=int, default=None, help="score only the first N tasks")
+    o = p.add_argument_group("run")
+    o.add_argument("--out", required=True, help="output directory (holds the generation cache: rerun to resume)")
+    o.add_argument("--batch-size", type=int, default=8)
+    o.add_argument("--similarity-threshold", type=float, default=0.7,
+                   help="OOD description: similarity counted as a match (default 0.7, the reward's max_threshold)")
+    o.add_argument("--similarity-model", default=None,
+                   help="sentence-embedding model of the OOD scorer (default: the ood_similarity reward's)")
+    o.add_argument("--no-plots", action="store_true")
+    o.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark and print the headline numbers and where the outputs are."""
+    from proguard.bench.runner import BenchConfig, default_ood_scorer, load_task_dataset, run_bench, select_splits
+    from taxonomy import load_taxonomy
+
+    taxonomy = load_taxonomy(args.taxonomy)
+    if args.tasks:
+        tasks = load_task_dataset(args.tasks, args.split)
+        label = args.tasks + (f"[{args.split}]" if args.split else "")
+    else:
+        from proguard.data import BUNDLED_SAMPLES, load_samples
+        from proguard.tasks import TaskConfig, build_tasks, default_tasks
+
+        data = args.data or str(BUNDLED_SAMPLES)
+        samples = load_samples(data, taxonomy)
+        if args.holdout or args.shuffle_ids:
+            cfg = TaskConfig(holdout=args.holdout or [], shuffle_ids=args.shuffle_ids, seed=args.task_seed)
+            tasks = select_splits(build_tasks(samples, taxonomy, cfg), args.split or "all", data)
+            label = f"build_tasks({data}, holdout={args.holdout}, shuffle_ids={args.shuffle_ids}, seed={args.task_seed})"
+        else:
+            tasks = default_tasks(samples, taxonomy)
+            label = f"default_tasks({data})"
+    config = BenchConfig(
+        batch_size=args.batch_size,
+        limit=args.limit,
+        require_think=not args.no_require_think,
+        similarity_threshold=args.similarity_threshold,
+        plots=not args.no_plots,
+        progress=not args.no_progress,
+    )
+    scorer = None
+    if args.similarity_model and any(tasks["ood"]):
+        scorer = default_ood_scorer(model=args.similarity_model)
+    result = run_bench(tasks, backend_from_args(args), args.out, config, ood_scorer=scorer, taxonomy=taxonomy,
+                       tasks_label=label)
+    m = result.metrics
+    fmt = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
+    print(f"samples {m['n']} ({result.generated} generated, {result.cached} cached, {len(result.failures)} failed)")
+    print(f"request F1 {fmt(m['binary']['request'].get('all', {}).get('f1'))}  "
+          f"response F1 {fmt(m['binary']['response'].get('all', {}).get('f1'))}  "
+          f"category exact {fmt(m['category']['exact'])} parent {fmt(m['category']['parent'])}")
+    print(f"OOD detection F1 {fmt(m['ood_detection']['f1'])}  "
+          f"OOD description mean sim {fmt(m['ood_description']['mean_similarity'])}  "
+          f"format-valid {fmt(m['format']['valid_rate'])}  "
+          f"throughput {fmt(m['timing']['throughput_samples_per_s'])} samples/s")
+    print(f"wrote {result.results_path} and {result.report_path}")
+    return 0

@@ -1,0 +1,77 @@
+"""``proguard moderate``: classify one input (text, an image, or both) or a JSONL file of inputs with
+a trained guard, printing each parsed verdict as one line of JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from proguard.commands.bench import add_backend_arguments, backend_from_args
+
+HELP = "Classify a request/response/image (or a JSONL file of them) with a guard; prints verdicts as JSON."
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``proguard moderate``."""
+    add_backend_arguments(p)
+    g = p.add_argument_group("input (one of: --request/--response/--image, or --input)")
+    g.add_argument("--request", default=None, help="the user's request text")
+    g.add_argument("--response", default=None, help="the assistant's response text (needs --request)")
+    g.add_argument("--image", default=None, help="image path (alone: judge the image; with --request: text+image)")
+    g.add_argument("--input", default=None,
+                   help="JSONL file, one object per line with request, response, image (path relative to the file), id")
+    p.add_argument("--taxonomy", default="default", help="policy taxonomy: bundled name or YAML path")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--raw", action="store_true", help="also print the raw completion")
+
+
+def read_inputs(path: Path) -> list[dict]:
+    """Inputs from a JSONL file; image paths are made relative to the file; errors name the line."""
+    items = []
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SystemExit(f"{path}: line {n}: not valid JSON: {exc.msg}") from None
+            if not isinstance(item, dict):
+                raise SystemExit(f"{path}: line {n}: expected a JSON object, got {type(item).__name__}")
+            if isinstance(item.get("image"), str) and not Path(item["image"]).is_absolute():
+                item["image"] = str(path.parent / item["image"])
+            item.setdefault("id", str(n))
+            items.append(item)
+    if not items:
+        raise SystemExit(f"{path}: no inputs")
+    return items
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print one JSON verdict per input; exit 1 when any answer was malformed."""
+    from proguard.bench.guard import Guard
+
+    single = any(v is not None for v in (args.request, args.response, args.image))
+    if single == bool(args.input):
+        raise SystemExit("give either --request/--response/--image or --input FILE")
+    items = read_inputs(Path(args.input)) if args.input else [
+        {"request": args.request, "response": args.response, "image": args.image}
+    ]
+    guard = Guard(backend_from_args(args), args.taxonomy, require_think=not args.no_require_think,
+                  batch_size=args.batch_size)
+    try:
+        results = guard.moderate_many(items)
+    except ValueError as exc:  # a bad input (missing image, response without request) names the input
+        raise SystemExit(f"{args.input or 'input'}: {exc}") from None
+    all_ok = True
+    for item, res in zip(items, results, strict=True):
+        out = guard.to_json(res.parsed)
+        if "id" in item:
+            out = {"id": item["id"], **out}
+        if args.raw:
+            out["completion"] = res.completion
+        all_ok &= res.parsed.ok
+        sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+    return 0 if all_ok else 1
