@@ -1,0 +1,576 @@
+"""The training recipe: a dataclass schema, loaded with omegaconf and checked before anything runs.
+
+``load_recipe(path, overrides)`` starts from ``OmegaConf.structured(Recipe)``, merges the YAML file,
+then the command-line dotlist (``grpo.learning_rate=1e-5``), and converts the result to typed
+objects. An unknown key, a value of the wrong type or a failed cross-field check raises
+``RecipeError`` naming the key and where it came from (the file, or ``command line``). The
+``grpo`` section maps onto ``trl.GRPOConfig`` fields of the same name (``grpo_config_kwargs``);
+rarely used ``GRPOConfig`` fields go in ``grpo.extra`` and are checked against its field names.
+Nothing here imports torch, transformers or TRL at module level: ``proguard train --check`` and
+``--dry-run`` stay fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+TINY_MODEL = "tiny"
+"""``model.name_or_path`` value that builds the in-process tiny Qwen2.5-VL (``proguard.testing.tiny_vlm``)."""
+BUNDLED = "bundled"
+"""``data.samples`` value for the bundled sample set (``proguard.data.BUNDLED_SAMPLES``)."""
+
+LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")
+SCALE_REWARDS = ("group", "batch", "none")
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+REPORTERS = ("tensorboard", "wandb", "none")
+
+
+class RecipeError(ValueError):
+    """An invalid recipe; the message names the key and the file (or the command line) it came from."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Schema
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class ModelConfig:
+    """The policy: a checkpoint loadable with ``AutoModelForImageTextToText`` (or ``tiny``)."""
+
+    name_or_path: str = TINY_MODEL
+    dtype: str = "auto"
+    attn_implementation: str | None = None
+    trust_remote_code: bool = False
+
+
+@dataclass
+class ImagesConfig:
+    """Image budget of the processor: pixels per image bound the number of image tokens."""
+
+    max_pixels: int | None = None
+    min_pixels: int | None = None
+
+
+@dataclass
+class PromptOptions:
+    """``proguard.protocol.PromptConfig`` options (how the policy prompt is written)."""
+
+    descriptions: bool = True
+    examples: bool = True
+    category_levels: dict[str, str] | None = None
+
+
+@dataclass
+class DataConfig:
+    """Where the training prompts come from: labelled samples through the task generator, or a prepared dir."""
+
+    samples: str = BUNDLED
+    taxonomy: str = "default"
+    prepared: str | None = None
+    tasks: dict[str, Any] | None = None
+    prompt: PromptOptions = field(default_factory=PromptOptions)
+    train_split: str = "train"
+    max_samples: int | None = None
+
+
+@dataclass
+class RolloutConfig:
+    """Who generates the rollouts: transformers ``generate`` (``hf``) or vLLM (colocated or a server)."""
+
+    backend: str = "hf"
+    vllm_mode: str = "colocate"
+    server_host: str = "127.0.0.1"
+    server_port: int = 8000
+    server_base_url: str | None = None
+    server_timeout: float = 240.0
+    gpu_memory_utilization: float = 0.3
+    tensor_parallel_size: int = 1
+    enable_sleep_mode: bool = False
+
+
+@dataclass
+class LengthsConfig:
+    """Token budgets: the longest prompt accepted and the longest completion sampled."""
+
+    max_prompt_length: int = 3072
+    max_completion_length: int = 1024
+    overlong_prompts: str = "error"
+
+
+@dataclass
+class GRPOOptions:
+    """GRPO hyper-parameters; each maps onto the ``trl.GRPOConfig`` field of the same name."""
+
+    per_device_train_batch_size: int = 8
+    num_generations: int = 8
+    gradient_accumulation_steps: int | None = 1
+    prompts_per_step: int | None = None
+    steps_per_generation: int | None = None
+    num_iterations: int = 1
+    learning_rate: float = 1e-6
+    lr_scheduler_type: str = "constant"
+    warmup_steps: float = 0.0
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    beta: float = 0.0
+    epsilon: float = 0.2
+    epsilon_high: float | None = None
+    entropy_coef: float = 0.0
+    loss_type: str = "dapo"
+    scale_rewards: str = "group"
+    mask_truncated_completions: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    max_steps: int = -1
+    num_train_epochs: float = 1.0
+    bf16: bool = False
+    gradient_checkpointing: bool = True
+    seed: int = 42
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PeftOptions:
+    """LoRA adapters through peft; the final model is saved merged."""
+
+    enabled: bool = False
+    r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
+
+
+@dataclass
+class LoggingConfig:
+    """Where metrics go: TensorBoard by default, W&B when listed; a progress bar always."""
+
+    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
+    logging_steps: int = 1
+    run_name: str | None = None
+    wandb_project: str | None = None
+    log_completions: bool = False
+
+
+@dataclass
+class CheckpointConfig:
+    """Checkpoints every ``save_steps`` optimizer steps, keeping the last ``save_total_limit``."""
+
+    save_steps: int = 100
+    save_total_limit: int | None = 3
+
+
+@dataclass
+class Recipe:
+    """A whole training recipe (``recipes/<model>/<method>.yaml``)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    images: ImagesConfig = field(default_factory=ImagesConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    rewards: Any = "default"
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    lengths: LengthsConfig = field(default_factory=LengthsConfig)
+    grpo: GRPOOptions = field(default_factory=GRPOOptions)
+    peft: PeftOptions = field(default_factory=PeftOptions)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    output_dir: str = "runs/proguard"
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------
+def load_recipe(path: str | Path | None, overrides: Sequence[str] = ()) -> Recipe:
+    """Schema defaults <- the YAML file <- ``key=value`` overrides, typed and checked."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    schema = OmegaConf.structured(Recipe)
+    layers: list[tuple[str, Any]] = []
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise RecipeError(f"{path}: no such recipe file")
+        try:
+            raw = OmegaConf.load(path)
+        except Exception as exc:  # yaml's parser errors carry the line; keep their message
+            raise RecipeError(f"{path}: not valid YAML: {exc}") from None
+        layers.append((str(path), raw))
+    if overrides:
+        bad = [o for o in overrides if "=" not in o or o.startswith("=")]
+        if bad:
+            raise RecipeError(f"command line: {bad[0]!r}: overrides are key=value (e.g. grpo.max_steps=10)")
+        try:
+            layers.append(("command line", OmegaConf.from_dotlist(list(overrides))))
+        except OmegaConfBaseException as exc:
+            raise RecipeError(f"command line: {exc}") from None
+
+    merged = schema
+    for origin, layer in layers:
+        _check_sections(OmegaConf.to_container(layer, resolve=False), Recipe, origin, prefix="")
+        try:
+            merged = OmegaConf.merge(merged, layer)
+        except OmegaConfBaseException as exc:
+            raise RecipeError(f"{origin}: {_key_message(exc)}") from None
+    try:
+        recipe = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as exc:
+        raise RecipeError(f"{_where(layers)}: {_key_message(exc)}") from None
+    assert isinstance(recipe, Recipe)
+    check_recipe(recipe, origin=_where(layers))
+    return recipe
+
+
+def _where(layers: list[tuple[str, Any]]) -> str:
+    return " + ".join(o for o, _ in layers) or "defaults"
+
+
+def _key_message(exc: Exception) -> str:
+    key = getattr(exc, "full_key", None)
+    msg = str(getattr(exc, "msg", None) or exc).splitlines()[0]
+    if "not in" in msg and key:  # omegaconf: "Key 'lrr' not in 'G'. Did you mean: 'lr'?"
+        hint = msg.split("Did you mean:", 1)[1].strip() if "Did you mean:" in msg else ""
+        return f"{key}: unknown key" + (f" (did you mean {hint}?)" if hint else "")
+    return f"{key}: {msg}" if key else msg
+
+
+def _check_sections(data: Any, schema: type, origin: str, prefix: str) -> None:
+    """A section of the schema given as a scalar or a list is an error naming the key."""
+    if not isinstance(data, Mapping):
+        return
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    for key, value in data.items():
+        f = fields.get(key)
+        if f is None:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise RecipeError(f"{origin}: {prefix}{key}: unknown key{hint}; keys here: {', '.join(fields)}")
+        sub = _dataclass_type(f)
+        if sub is None:
+            continue
+        if value is not None and not isinstance(value, Mapping):
+            raise RecipeError(f"{origin}: {prefix}{key}: must be a mapping of {sub.__name__} keys, got {value!r}")
+        _check_sections(value, sub, origin, f"{prefix}{key}.")
+
+
+def _dataclass_type(f: dataclasses.Field) -> type | None:
+    factory = f.default_factory  # every section field is declared with default_factory=<its class>
+    return factory if isinstance(factory, type) and dataclasses.is_dataclass(factory) else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Cross-field checks
+# ---------------------------------------------------------------------------------------------
+def check_recipe(r: Recipe, origin: str = "recipe") -> None:
+    """Checks that span several keys or need more than a type; raises ``RecipeError``."""
+
+    def fail(key: str, msg: str) -> None:
+        raise RecipeError(f"{origin}: {key}: {msg}")
+
+    def one_of(key: str, value: Any, allowed: Sequence[str]) -> None:
+        if value not in allowed:
+            fail(key, f"must be one of {', '.join(allowed)}, got {value!r}")
+
+    def positive(key: str, value: float | None, *, zero_ok: bool = False) -> None:
+        if value is not None and (value < 0 or (value == 0 and not zero_ok)):
+            fail(key, f"must be {'>= 0' if zero_ok else '> 0'}, got {value!r}")
+
+    if not r.model.name_or_path.strip():
+        fail("model.name_or_path", "empty; a checkpoint path, a hub id or 'tiny'")
+    one_of("model.dtype", r.model.dtype, DTYPES)
+
+    positive("images.max_pixels", r.images.max_pixels)
+    positive("images.min_pixels", r.images.min_pixels)
+    if r.images.max_pixels and r.images.min_pixels and r.images.min_pixels > r.images.max_pixels:
+        fail("images.min_pixels", f"{r.images.min_pixels} is larger than images.max_pixels {r.images.max_pixels}")
+
+    positive("data.max_samples", r.data.max_samples)
+    if r.data.prepared is not None and r.data.tasks is not None:
+        fail("data.tasks", "a prepared dataset (data.prepared) already holds its tasks; set only one of the two")
+    if r.data.tasks is not None and "prompt" in r.data.tasks:
+        fail("data.tasks.prompt", "prompt options live in data.prompt (they apply with or without data.tasks)")
+    if r.data.prompt.category_levels is not None:
+        for modality, level in r.data.prompt.category_levels.items():
+            one_of(f"data.prompt.category_levels.{modality}", level, ("subcategory", "category"))
+    _check_rewards(r.rewards, origin)
+
+    one_of("rollout.backend", r.rollout.backend, ("hf", "vllm"))
+    one_of("rollout.vllm_mode", r.rollout.vllm_mode, ("colocate", "server"))
+    if not 0 < r.rollout.gpu_memory_utilization <= 1:
+        fail("rollout.gpu_memory_utilization", f"must be in (0, 1], got {r.rollout.gpu_memory_utilization}")
+    positive("rollout.tensor_parallel_size", r.rollout.tensor_parallel_size)
+    if not 0 < r.rollout.server_port < 65536:
+        fail("rollout.server_port", f"must be a TCP port, got {r.rollout.server_port}")
+
+    positive("lengths.max_prompt_length", r.lengths.max_prompt_length)
+    positive("lengths.max_completion_length", r.lengths.max_completion_length)
+    one_of("lengths.overlong_prompts", r.lengths.overlong_prompts, ("error", "drop"))
+
+    g = r.grpo
+    positive("grpo.per_device_train_batch_size", g.per_device_train_batch_size)
+    if g.num_generations < 2:
+        fail("grpo.num_generations", f"GRPO needs at least 2 rollouts per prompt, got {g.num_generations}")
+    if (g.gradient_accumulation_steps is None) == (g.prompts_per_step is None):
+        fail(
+            "grpo.prompts_per_step",
+            "set exactly one of grpo.gradient_accumulation_steps and grpo.prompts_per_step "
+            "(the other is derived from the number of GPUs at launch)",
+        )
+    positive("grpo.gradient_accumulation_steps", g.gradient_accumulation_steps)
+    positive("grpo.prompts_per_step", g.prompts_per_step)
+    positive("grpo.steps_per_generation", g.steps_per_generation)
+    positive("grpo.num_iterations", g.num_iterations)
+    positive("grpo.learning_rate", g.learning_rate)
+    positive("grpo.warmup_steps", g.warmup_steps, zero_ok=True)
+    positive("grpo.weight_decay", g.weight_decay, zero_ok=True)
+    positive("grpo.max_grad_norm", g.max_grad_norm, zero_ok=True)
+    positive("grpo.beta", g.beta, zero_ok=True)
+    positive("grpo.epsilon", g.epsilon)
+    positive("grpo.epsilon_high", g.epsilon_high)
+    positive("grpo.entropy_coef", g.entropy_coef, zero_ok=True)
+    positive("grpo.temperature", g.temperature)
+    if not 0 < g.top_p <= 1:
+        fail("grpo.top_p", f"must be in (0, 1], got {g.top_p}")
+    positive("grpo.top_k", g.top_k, zero_ok=True)
+    one_of("grpo.loss_type", g.loss_type, LOSS_TYPES)
+    one_of("grpo.scale_rewards", g.scale_rewards, SCALE_REWARDS)
+    if g.max_steps == 0 or g.max_steps < -1:
+        fail("grpo.max_steps", f"must be a positive step count, or -1 to run grpo.num_train_epochs; got {g.max_steps}")
+    if g.max_steps == -1:
+        positive("grpo.num_train_epochs", g.num_train_epochs)
+    if g.prompts_per_step is not None and g.steps_per_generation is not None:
+        fail("grpo.steps_per_generation", "grpo.prompts_per_step fixes the generation batch; leave this null")
+    # One process's share of a generation batch must hold whole prompt groups; TRL checks the global
+    # batch again at launch, with the real number of processes.
+    if g.gradient_accumulation_steps is not None:
+        spg = g.steps_per_generation or g.gradient_accumulation_steps
+        local = g.per_device_train_batch_size * spg
+        if local % g.num_generations:
+            fail(
+                "grpo.num_generations",
+                f"per_device_train_batch_size x steps_per_generation = {local} completions per process is not a "
+                f"multiple of num_generations = {g.num_generations}",
+            )
+    _check_grpo_extra(g.extra, origin)
+
+    positive("peft.r", r.peft.r)
+    positive("peft.lora_alpha", r.peft.lora_alpha)
+    if not 0 <= r.peft.lora_dropout < 1:
+        fail("peft.lora_dropout", f"must be in [0, 1), got {r.peft.lora_dropout}")
+    if r.peft.enabled and not r.peft.target_modules:
+        fail("peft.target_modules", "empty; name the modules to adapt, or ['all-linear']")
+
+    for i, rep in enumerate(r.logging.report_to):
+        one_of(f"logging.report_to[{i}]", rep, REPORTERS)
+    if "none" in r.logging.report_to and len(r.logging.report_to) > 1:
+        fail("logging.report_to", "'none' cannot be combined with other reporters")
+    positive("logging.logging_steps", r.logging.logging_steps)
+    positive("checkpoint.save_steps", r.checkpoint.save_steps)
+    positive("checkpoint.save_total_limit", r.checkpoint.save_total_limit)
+    if not r.output_dir.strip():
+        fail("output_dir", "empty")
+
+
+def _check_rewards(rewards: Any, origin: str) -> None:
+    """A preset name or a ``[{name, weight, gate, options}]`` list (checked by ``proguard.reward_specs``)."""
+    from proguard.reward_specs import RewardSpecError, parse_specs, preset_names
+
+    if isinstance(rewards, str):
+        if rewards not in preset_names():
+            close = difflib.get_close_matches(rewards, preset_names(), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise RecipeError(f"{origin}: rewards: unknown preset {rewards!r}{hint}; presets: {', '.join(preset_names())}")
+        return
+    try:
+        parse_specs(rewards, origin)
+    except RewardSpecError as exc:
+        raise RecipeError(str(exc)) from None
+
+
+# Keys of GRPOConfig that other recipe sections own; setting them in grpo.extra would be silently
+# overridden (or fight the section), so it is an error that says where the key lives.
+_OWNED_ELSEWHERE = {
+    "output_dir": "output_dir",
+    "use_vllm": "rollout.backend",
+    "vllm_mode": "rollout.vllm_mode",
+    "vllm_server_host": "rollout.server_host",
+    "vllm_server_port": "rollout.server_port",
+    "vllm_server_base_url": "rollout.server_base_url",
+    "vllm_server_timeout": "rollout.server_timeout",
+    "vllm_gpu_memory_utilization": "rollout.gpu_memory_utilization",
+    "vllm_tensor_parallel_size": "rollout.tensor_parallel_size",
+    "vllm_enable_sleep_mode": "rollout.enable_sleep_mode",
+    "vllm_max_model_length": "lengths.max_prompt_length + lengths.max_completion_length",
+    "max_completion_length": "lengths.max_completion_length",
+    "report_to": "logging.report_to",
+    "logging_steps": "logging.logging_steps",
+    "run_name": "logging.run_name",
+    "log_completions": "logging.log_completions",
+    "save_steps": "checkpoint.save_steps",
+    "save_total_limit": "checkpoint.save_total_limit",
+    "save_strategy": "checkpoint.save_steps",
+    "model_init_kwargs": "model.dtype / model.attn_implementation",
+    "trust_remote_code": "model.trust_remote_code",
+    "reward_weights": "rewards (weights live in the rewards list)",
+    "generation_batch_size": "grpo.steps_per_generation",
+    "remove_unused_columns": "(the reward needs the dataset columns; always false)",
+    "save_only_model": "(resume needs the optimizer state; always false)",
+}
+
+
+def grpo_config_field_names() -> set[str]:
+    """Names of ``trl.GRPOConfig``'s fields (imports TRL's config module only)."""
+    from trl import GRPOConfig
+
+    return {f.name for f in dataclasses.fields(GRPOConfig)}
+
+
+def _check_grpo_extra(extra: Mapping[str, Any], origin: str) -> None:
+    if not extra:
+        return
+    known = grpo_config_field_names()
+    sections = {f.name for f in dataclasses.fields(GRPOOptions)} - {"extra", "prompts_per_step"}
+    for key in extra:
+        where = f"{origin}: grpo.extra.{key}"
+        if key in _OWNED_ELSEWHERE:
+            raise RecipeError(f"{where}: set by the recipe; use {_OWNED_ELSEWHERE[key]} instead")
+        if key in sections:
+            raise RecipeError(f"{where}: is a grpo key; write grpo.{key} instead")
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise RecipeError(f"{where}: not a trl.GRPOConfig field{hint}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Mapping onto TRL
+# ---------------------------------------------------------------------------------------------
+def gradient_accumulation(r: Recipe, world_size: int) -> int:
+    """Gradient-accumulation steps for ``world_size`` processes (derived from ``grpo.prompts_per_step`` if set)."""
+    g = r.grpo
+    if g.prompts_per_step is None:
+        assert g.gradient_accumulation_steps is not None
+        return g.gradient_accumulation_steps
+    completions = g.prompts_per_step * g.num_generations
+    per_micro_step = g.per_device_train_batch_size * world_size
+    if completions % per_micro_step:
+        raise RecipeError(
+            f"grpo.prompts_per_step: {g.prompts_per_step} prompts x {g.num_generations} rollouts = {completions} "
+            f"completions per step do not split into micro-batches of per_device_train_batch_size "
+            f"{g.per_device_train_batch_size} x {world_size} process(es)"
+        )
+    return completions // per_micro_step
+
+
+def prompts_per_step(r: Recipe, world_size: int) -> float:
+    """Prompts per optimizer step: per_device x processes x accumulation / rollouts per prompt."""
+    g = r.grpo
+    completions = g.per_device_train_batch_size * world_size * gradient_accumulation(r, world_size)
+    return completions / g.num_generations
+
+
+def grpo_config_kwargs(r: Recipe, *, world_size: int = 1) -> dict[str, Any]:
+    """Keyword arguments for ``trl.GRPOConfig`` (no TRL import; the caller builds the config)."""
+    g = r.grpo
+    init_kwargs: dict[str, Any] = {"dtype": r.model.dtype}
+    if r.model.attn_implementation:
+        init_kwargs["attn_implementation"] = r.model.attn_implementation
+    kwargs: dict[str, Any] = {
+        "output_dir": r.output_dir,
+        "per_device_train_batch_size": g.per_device_train_batch_size,
+        "num_generations": g.num_generations,
+        "gradient_accumulation_steps": gradient_accumulation(r, world_size),
+        "steps_per_generation": g.steps_per_generation,
+        "num_iterations": g.num_iterations,
+        "learning_rate": g.learning_rate,
+        "lr_scheduler_type": g.lr_scheduler_type,
+        "warmup_steps": g.warmup_steps,
+        "weight_decay": g.weight_decay,
+        "max_grad_norm": g.max_grad_norm,
+        "beta": g.beta,
+        "epsilon": g.epsilon,
+        "epsilon_high": g.epsilon_high,
+        "entropy_coef": g.entropy_coef,
+        "loss_type": g.loss_type,
+        "scale_rewards": g.scale_rewards,
+        "mask_truncated_completions": g.mask_truncated_completions,
+        "temperature": g.temperature,
+        "top_p": g.top_p,
+        "top_k": g.top_k,
+        "max_steps": g.max_steps,
+        "num_train_epochs": g.num_train_epochs,
+        "bf16": g.bf16,
+        "gradient_checkpointing": g.gradient_checkpointing,
+        "seed": g.seed,
+        "max_completion_length": r.lengths.max_completion_length,
+        "model_init_kwargs": init_kwargs,
+        "trust_remote_code": r.model.trust_remote_code,
+        # The reward reads the ground-truth columns; TRL must pass them through.
+        "remove_unused_columns": False,
+        "use_vllm": r.rollout.backend == "vllm",
+        "vllm_mode": r.rollout.vllm_mode,
+        "vllm_server_host": r.rollout.server_host,
+        "vllm_server_port": r.rollout.server_port,
+        "vllm_server_base_url": r.rollout.server_base_url,
+        "vllm_server_timeout": r.rollout.server_timeout,
+        "vllm_gpu_memory_utilization": r.rollout.gpu_memory_utilization,
+        "vllm_tensor_parallel_size": r.rollout.tensor_parallel_size,
+        "vllm_enable_sleep_mode": r.rollout.enable_sleep_mode,
+        "vllm_max_model_length": r.lengths.max_prompt_length + r.lengths.max_completion_length,
+        "report_to": [] if r.logging.report_to == ["none"] else list(r.logging.report_to),
+        "logging_steps": r.logging.logging_steps,
+        "run_name": r.logging.run_name,
+        "log_completions": r.logging.log_completions,
+        "save_strategy": "steps",
+        "save_steps": r.checkpoint.save_steps,
+        "save_total_limit": r.checkpoint.save_total_limit,
+        "save_only_model": False,  # resume restores the optimizer, scheduler and RNG states
+        "disable_tqdm": False,
+    }
+    kwargs.update(g.extra)
+    return kwargs
+
+
+def recipe_to_yaml(r: Recipe) -> str:
+    """The resolved recipe as YAML (what ``--dry-run`` prints and the run saves)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_yaml(OmegaConf.structured(r))
+
+
+def prompt_config(r: Recipe):
+    """The recipe's ``PromptConfig``."""
+    from proguard.protocol import DEFAULT_CATEGORY_LEVELS, PromptConfig
+
+    levels = dict(DEFAULT_CATEGORY_LEVELS)
+    levels.update(r.data.prompt.category_levels or {})
+    return PromptConfig(category_levels=levels, descriptions=r.data.prompt.descriptions, examples=r.data.prompt.examples)
+
+
+__all__ = [
+    "BUNDLED",
+    "TINY_MODEL",
+    "CheckpointConfig",
+    "DataConfig",
+    "GRPOOptions",
+    "ImagesConfig",
+    "LengthsConfig",
+    "LoggingConfig",
+    "ModelConfig",
+    "PeftOptions",
+    "PromptOptions",
+    "Recipe",
+    "RecipeError",
+    "RolloutConfig",
+    "check_recipe",
+    "gradient_accumulation",
+    "grpo_config_kwargs",
+    "load_recipe",
+    "prompt_config",
+    "prompts_per_step",
+    "recipe_to_yaml",
+]
