@@ -282,8 +282,17 @@ def targets_from_columns(columns: Mapping[str, Sequence[Any]], n: int) -> list[T
         if len(columns[c]) != n:
             raise ValueError(f"column {c} has {len(columns[c])} values for {n} completions")
     targets, errors = [], []
+    maps: dict[str, Any] = {}  # a GRPO batch repeats each prompt's ID map: parse each distinct one once
     for i in range(n):
         row = {c: columns[c][i] for c in present}
+        id_map = row.get("id_map")
+        if isinstance(id_map, str) and id_map.strip():
+            if id_map not in maps:
+                try:
+                    maps[id_map] = json.loads(id_map)
+                except json.JSONDecodeError:
+                    maps[id_map] = id_map  # left as text: check_target_row reports it
+            row["id_map"] = maps[id_map]
         problems = check_target_row(row)
         errors.extend(f"row {i}: {p}" for p in problems)
         if not problems:

@@ -104,6 +104,11 @@ def load_reward_specs(path: str | Path) -> list[RewardSpec]:
         raise RewardSpecError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict) or "rewards" not in data:
         raise RewardSpecError(f"{path}: no top-level 'rewards:' list")
+    if isinstance(data["rewards"], str):  # a recipe may name a preset: `rewards: default`
+        try:
+            return load_preset(data["rewards"])
+        except RewardSpecError as exc:
+            raise RewardSpecError(f"{path}: rewards: {exc}") from None
     return parse_specs(data["rewards"], str(path))
 
 

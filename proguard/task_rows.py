@@ -22,6 +22,7 @@ from typing import Any
 import datasets
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from proguard.protocol import PromptConfig, build_messages, system_prompt, user_text
 from rewards.types import MODALITIES
@@ -32,6 +33,10 @@ Layout = tuple[tuple[int, tuple[int, ...]], ...]
 
 BATCH_ROWS = 2048
 """Tasks per Arrow record batch: bounds the memory of intermediate text (a prompt is ~5 kB)."""
+
+_TEXT_POOL = pa.system_memory_pool()
+"""Allocator of the joined prompt text. pyarrow's default pool (mimalloc) page-faulted the ~10 MB text
+buffer of every batch afresh: on 87k tasks the system allocator cut system CPU time from 0.5-1.1 s to 0.3 s."""
 
 
 def task_features() -> datasets.Features:
@@ -355,7 +360,7 @@ def _join(pieces: pa.Array, matrix: np.ndarray, sizes: np.ndarray, null: np.ndar
     One ``take`` lays every piece out in order; the joined strings are that same data buffer with
     offsets at the list boundaries, so nothing is copied twice.
     """
-    values = pieces.take(pa.array(matrix[matrix >= 0], pa.int64()))
+    values = pc.take(pieces, pa.array(matrix[matrix >= 0], pa.int64()), memory_pool=_TEXT_POOL)
     value_offsets = np.frombuffer(values.buffers()[1], dtype=np.int32)[values.offset : values.offset + len(values) + 1]
     bounds = np.zeros(len(sizes) + 1, dtype=np.int64)
     np.cumsum(sizes, out=bounds[1:])

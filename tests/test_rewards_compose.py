@@ -4,6 +4,7 @@ import json
 import math
 import pickle
 from collections import defaultdict
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -303,6 +304,20 @@ def test_recipe_file_errors(tmp_path):
     none.write_text("model: x\n", encoding="utf-8")
     with pytest.raises(RewardSpecError, match="no top-level 'rewards:'"):
         load_reward_specs(none)
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("rewards: proguard-papr\n", encoding="utf-8")
+    with pytest.raises(RewardSpecError, match=r"typo.yaml: rewards: unknown reward preset 'proguard-papr'"):
+        load_reward_specs(typo)
+
+
+def test_a_recipe_may_name_a_preset(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("model: x\nrewards: proguard-paper\n", encoding="utf-8")
+    assert load_reward_specs(recipe) == load_preset("proguard-paper")
+    recipes = Path(__file__).resolve().parents[1] / "recipes"
+    # recipes/accelerate/ holds launcher configs, not recipes
+    shipped = sorted(p for p in recipes.rglob("*.yaml") if p.parent.name != "accelerate")
+    assert shipped and all(load_reward_specs(p) for p in shipped)  # `proguard rewards score --recipe` takes them
 
 
 def test_paper_preset_with_the_real_ood_similarity():
@@ -324,3 +339,83 @@ def test_paper_preset_with_the_real_ood_similarity():
     assert 0.5 <= ood[2] < 0.75
     assert out.total[0] == 2.0 and out.total[3] == 1.0 and out.total[4] == 0.0
     assert out.total[5] == pytest.approx(3.0, abs=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------
+# proguard-paper: the published formula, hand-computed
+# ---------------------------------------------------------------------------------------------
+# Similarities of a predicted name to the hidden node's name and its five synonyms, per OOD case.
+PAPER_SIMS = {
+    "novel risk a": [0.85, 0.5, 0.5, 0.5, 0.5, 0.5],  # max bonus (0.85-0.7)/0.3*0.5 = 0.25; mean 0.558: none
+    "novel risk b": [0.8] * 6,  # max bonus 0.1667 < mean bonus (0.8-0.6)/0.4*0.5 = 0.25
+    "novel risk c": [0.65] * 6,  # max bonus < 0; mean bonus 0.05/0.4*0.5 = 0.0625
+    "novel risk d": [0.5] * 6,  # both bonuses negative: the base 0.5 alone
+}
+
+
+def _paper_vectors():
+    """Each predicted name is e0; phrase j of its case has cosine PAPER_SIMS[name][j] with it."""
+    dim = 1 + 6 * len(PAPER_SIMS)
+    vectors = {}
+    for c, (name, sims) in enumerate(PAPER_SIMS.items()):
+        vectors[name] = [1.0] + [0.0] * (dim - 1)
+        for j, s in enumerate(sims):
+            v = [0.0] * dim
+            v[0], v[1 + 6 * c + j] = s, math.sqrt(1.0 - s * s)
+            vectors[f"{name} phrase {j}"] = v
+    return vectors
+
+
+class _GeometryEncoder:
+    """Stub sentence encoder with fixed unit vectors, so every cosine similarity is known exactly."""
+
+    vectors = _paper_vectors()
+
+    def encode(self, texts):
+        import torch
+
+        return torch.tensor([self.vectors[t] for t in texts], dtype=torch.float32)
+
+
+class _GeometryOOD:
+    """The real ood_similarity module, built with the preset's options, on the stub encoder."""
+
+    def __new__(cls, **options):
+        from rewards.ood_similarity import OODSimilarity
+        from synonym_bank.index import EmbeddingIndex
+
+        return OODSimilarity(index=EmbeddingIndex(device="cpu", encoder=_GeometryEncoder()), **options)
+
+
+def _ood_row(base, name):
+    synonyms = [f"{name} phrase {j}" for j in range(1, 6)]
+    return {**base, "ood": True, "ood_name": f"{name} phrase 0", "ood_synonyms": synonyms}
+
+
+PAPER_HAND = [  # (row, completion, format gate x (request + response + category), worked out by hand)
+    (TEXT_UNSAFE, ans("text", "unsafe", "safe", "C8S1"), 1 * (1 + 1 + 1.0)),
+    (TEXT_UNSAFE, ans("text", "unsafe", "safe", "C3S1"), 1 * (1 + 1 + 0.5)),  # any other ID: 0.5
+    (TEXT_UNSAFE, ans("text", "unsafe", "unsafe", "C8"), 1 * (1 + 0 + 0.5)),
+    (TEXT_UNSAFE, ans("text", "unsafe", "safe", "C8S1", reasoning=None), 0 * (1 + 1 + 1.0)),  # no <think>
+    (IMAGE_UNSAFE, ans("image", "unsafe", None, "C8S1"), 1 * (2 + 1.0)),  # the image label is worth 2
+    (IMAGE_UNSAFE, ans("image", "safe", None), 1 * (0 + 0)),  # no early exit: no category credit
+    (IMAGE_SAFE, ans("image", "safe", None), 1 * (2 + 0)),  # safe sample: no category term
+    (TI_UNSAFE, ans("text_image", "unsafe", "unsafe", "C8"), 1 * (1 + 1 + 1.0)),  # category level
+    (_ood_row(TEXT_UNSAFE, "novel risk a"), ans("text", "unsafe", "safe", "novel risk a"), 1 * (1 + 1 + (0.5 + 0.25))),
+    (_ood_row(TEXT_UNSAFE, "novel risk b"), ans("text", "unsafe", "unsafe", "novel risk b"),
+     1 * (1 + 0 + (0.5 + 0.25))),
+    (_ood_row(IMAGE_UNSAFE, "novel risk c"), ans("image", "unsafe", None, "novel risk c"), 1 * (2 + (0.5 + 0.0625))),
+    (_ood_row(TI_UNSAFE, "novel risk d"), ans("text_image", "unsafe", "unsafe", "novel risk d"), 1 * (1 + 1 + 0.5)),
+    (_ood_row(TEXT_UNSAFE, "novel risk a"), ans("text", "unsafe", "safe", "C8S1"), 1 * (1 + 1 + 0)),  # ID on OOD: 0
+    (_ood_row(TEXT_UNSAFE, "novel risk a"), ans("text", "safe", "safe"), 1 * (0 + 1 + 0)),
+    (_ood_row(TEXT_UNSAFE, "novel risk a"), ans("text", "unsafe", "safe", "novel risk a", reasoning=None), 0.0),
+]
+
+
+def test_proguard_paper_preset_equals_the_hand_computed_formula():
+    reward = build_reward("proguard-paper", registry=default_registry().with_entries({"ood_similarity": _GeometryOOD}))
+    rows = [c[0] for c in PAPER_HAND]
+    got = reward(prompts=[None] * len(rows), completions=[c[1] for c in PAPER_HAND], **cols(*rows))
+    assert got == pytest.approx([c[2] for c in PAPER_HAND], abs=1e-6)
+    ood = reward.components[-1].module
+    assert ood.formula == {"mode": "paper", "max_threshold": 0.7, "mean_threshold": 0.6, "base": 0.5, "scale": 0.5}

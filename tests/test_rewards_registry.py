@@ -2,12 +2,15 @@
 
 import importlib
 import importlib.metadata
+import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 
-from proguard.reward_compose import build_reward
+from proguard.reward_compose import build_reward, targets_from_columns
 from proguard.reward_registry import (
     ENTRY_POINT_GROUP,
     RewardEntry,
@@ -144,3 +147,66 @@ def test_a_plugin_that_fails_to_import_is_reported_by_describe(tmp_path, monkeyp
     assert info.error and "needs a missing library" in info.error
     with pytest.raises(RewardRegistryError, match="reward 'broken'.*needs a missing library"):
         registry.build("broken")
+
+
+# ---------------------------------------------------------------------------------------------
+# The documented plugin, really installed with pip (docs/rewards.md "Writing a plugin")
+# ---------------------------------------------------------------------------------------------
+def doc_snippet(name: str) -> str:
+    """The fenced block that follows ``<!-- snippet: name -->`` in docs/rewards.md."""
+    text = (ROOT / "docs" / "rewards.md").read_text(encoding="utf-8")
+    found = re.search(rf"<!-- snippet: {name} -->\n```\w+\n(.*?)```", text, re.DOTALL)
+    assert found, f"docs/rewards.md has no snippet {name!r}"
+    return found.group(1)
+
+
+@pytest.fixture
+def installed_doc_plugin(tmp_path, monkeypatch):
+    """pip-installs a package made of the documented plugin and entry point into a temp dir on sys.path."""
+    pytest.importorskip("setuptools", reason="building the plugin package needs setuptools in this environment")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "my_rewards.py").write_text(doc_snippet("plugin"), encoding="utf-8")
+    (src / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n'
+        '[project]\nname = "my-rewards"\nversion = "0.1"\n[tool.setuptools]\npy-modules = ["my_rewards"]\n'
+        + doc_snippet("entry-point"),
+        encoding="utf-8",
+    )
+    site = tmp_path / "site"
+    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps", "--no-build-isolation",
+           "--disable-pip-version-check", "--target", str(site), str(src)]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+    monkeypatch.syspath_prepend(str(site))
+    importlib.invalidate_caches()
+    default_registry.cache_clear()
+    yield site
+    default_registry.cache_clear()
+    sys.modules.pop("my_rewards", None)
+
+
+def test_documented_plugin_installed_with_pip(installed_doc_plugin, tmp_path, capsys):
+    from proguard.cli import main as cli_main
+    from proguard.protocol import format_answer
+    from proguard.testing.reward_contract import check_reward
+
+    assert len(doc_snippet("plugin").strip().splitlines()) < 20
+    assert (installed_doc_plugin / "my_rewards-0.1.dist-info" / "entry_points.txt").is_file()
+    registry = default_registry()
+    entry = registry.entry("brevity")
+    assert entry.target == "my_rewards:Brevity" and entry.origin == "package my-rewards"
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(doc_snippet("recipe"), encoding="utf-8")
+    reward = build_reward(recipe)
+    assert [c.name for c in reward.components] == ["format", "binary", "category", "brevity"]
+    assert reward.components[-1].weight == 0.2 and reward.components[-1].module.words == 80
+    short, long_ = "Looks fine.", " ".join(["word"] * 120)  # 2 words: 1.0; 120 of 80: 2 - 1.5 = 0.5
+    completions = [format_answer("image", "safe", None, None, r) for r in (short, long_)]
+    assert reward(completions=completions, modality=["image"] * 2, request_label=["safe"] * 2) == [2.2, 2.1]
+    assert check_reward(registry.build("brevity", {"words": 5}), n=50).completions > 100
+    # the dotted path named in the recipe's comment works without the entry point too
+    dotted = RewardRegistry().build("my_rewards:Brevity", {"words": 80})
+    assert dotted(reward.breakdown(completions, targets_from_columns(
+        {"modality": ["image"] * 2, "request_label": ["safe"] * 2}, 2)).parsed, [None, None]) == [1.0, 0.5]
+    assert cli_main(["rewards", "list"]) == 0
+    assert "  brevity  (my_rewards:Brevity, package my-rewards)\n" in capsys.readouterr().out

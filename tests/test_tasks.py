@@ -11,7 +11,16 @@ import pytest
 from proguard.cli import main as cli_main
 from proguard.data import BUNDLED_SAMPLES, Sample, load_samples, samples_to_dataset
 from proguard.protocol import PromptConfig, build_messages
-from proguard.tasks import TaskConfig, TaskError, build_tasks, default_tasks, generate_tasks
+from proguard.tasks import (
+    LeakError,
+    TaskConfig,
+    TaskError,
+    build_tasks,
+    check_split,
+    default_tasks,
+    format_summary,
+    generate_tasks,
+)
 from rewards.types import TARGET_COLUMNS, Target
 from taxonomy import load_taxonomy, parse_id
 from task_helpers import assert_task_matches_protocol, samples_by_id, synthetic_samples, visible_taxonomy
@@ -303,3 +312,129 @@ def test_cli_writes_splits_and_summary(tmp_path, capsys):
     with pytest.raises(SystemExit, match="exists and is not empty"):
         cli_main(args)
     assert cli_main([*args, "--overwrite", "--hide-own", "never"]) == 0
+
+
+# ---- the leak check ------------------------------------------------------------------------------
+def _planted(tasks, split, row, **changes):
+    """A copy of ``tasks`` where one row of ``split`` has ``changes`` (a planted leak)."""
+    rows = tasks[split].cast_column("image", datasets.Image(decode=False)).to_list()
+    rows[row] = {**rows[row], **changes}
+    planted = datasets.Dataset.from_list(rows, features=tasks[split].features.copy())
+    return datasets.DatasetDict({**tasks, split: planted})
+
+
+def _with_system_text(row, extra):
+    prompt = [dict(m, content=[dict(p) for p in m["content"]]) for m in row["prompt"]]
+    prompt[0]["content"][0]["text"] += extra
+    return prompt
+
+
+@pytest.fixture(scope="module")
+def held_c8(tax, synth):
+    return build_tasks(synth, tax, TaskConfig(holdout=["C8"], hide_fraction=0.2, shuffle_ids=True, seed=12))
+
+
+def test_leak_check_passes_on_the_generated_split(tax, held_c8):
+    report = check_split(held_c8, tax, ["C8"])
+    assert report["held_out"] == ["C8", "C8S1", "C8S2", "C8S3"]
+    assert report["prompts_scanned"] == {k: len(v) for k, v in held_c8.items()}
+
+
+@pytest.mark.parametrize(
+    "split, plant, message",
+    [
+        ("train", lambda r, t: {"prompt": _with_system_text(r, "\nC99: Weapons.")}, r"shows held-out text 'Weapons'"),
+        ("eval_id", lambda r, t: {"prompt": _with_system_text(r, f"\n- {t.get('C8').synonyms[0].upper()}")},
+         "shows held-out text"),
+        ("train", lambda r, t: {"prompt": _with_system_text(r, "\n" + " ".join(t.get("C8S2").description.split()))},
+         "description"),
+        ("train", lambda r, t: {"id_map": json.dumps({**json.loads(r["id_map"]), "C8S1": "C99S1"})},
+         "a held-out node is in its id_map"),
+        ("eval_id", lambda r, t: {"category": "C8S2", "request_label": "unsafe"}, "it targets a held-out node"),
+        ("train", lambda r, t: {"ood": True, "ood_name": t.get("C8").name}, "its OOD target is a held-out node"),
+        ("eval_ood", lambda r, t: {"ood": False}, "an eval_ood task must be OOD"),
+    ],
+    ids=["name-in-train", "synonym-in-eval", "description", "id-map", "target", "ood-target", "eval-ood-not-ood"],
+)
+def test_leak_check_catches_a_planted_leak(tax, held_c8, split, plant, message):
+    row = held_c8[split][0]
+    tasks = _planted(held_c8, split, 0, **plant(row, tax))
+    with pytest.raises(LeakError, match=message) as err:
+        check_split(tasks, tax, ["C8"])
+    assert repr(row["task_id"]) in str(err.value)
+
+
+def test_leak_check_catches_a_sample_in_two_splits(tax, held_c8):
+    moved = held_c8["train"][0]["sample_id"]
+    with pytest.raises(LeakError, match="its sample is also in train"):
+        check_split(_planted(held_c8, "eval_id", 0, sample_id=moved), tax, ["C8"])
+
+
+def test_leak_check_runs_on_every_build_and_fails_loudly(tmp_path, tax):
+    # a visible category's description names the held-out one: every prompt would leak it
+    text = (
+        "name: leaky\ncategories:\n"
+        "  - name: Weapons\n    description: Arms and explosives.\n    synonyms: [Arms]\n"
+        "  - name: Violence\n    description: Hurting people, with or without weapons.\n    synonyms: [Assault]\n"
+    )
+    (tmp_path / "leaky.yaml").write_text(text, encoding="utf-8")
+    leaky = load_taxonomy(tmp_path / "leaky.yaml")
+    rows = [Sample(f"w{i}", "text", "x", None, None, "unsafe", None, "C1") for i in range(3)]
+    rows += [Sample(f"v{i}", "text", "y", None, None, "unsafe", None, "C2") for i in range(3)]
+    with pytest.raises(LeakError, match=r"held-out text 'Weapons' \(C1 name\).*with or without weapons"):
+        build_tasks(samples_to_dataset(rows), leaky, TaskConfig(holdout=["C1"], eval_fraction=0))
+
+
+# ---- the real ProGuard taxonomy ---------------------------------------------------------------------
+PROGUARD_TAXONOMY = Path(__file__).resolve().parents[2] / "shared" / "reference" / "proguard_taxonomy.yaml"
+
+
+@pytest.mark.skipif(not PROGUARD_TAXONOMY.is_file(), reason=f"reference taxonomy not found at {PROGUARD_TAXONOMY}")
+def test_category_disjoint_split_on_the_proguard_taxonomy(capsys):
+    tax = load_taxonomy(PROGUARD_TAXONOMY)
+    samples = synthetic_samples(tax, per_leaf=1, safe=6, seed=3)
+    holdout = [tax.categories[1].id, tax.categories[6].children[0].id]
+    build = generate_tasks(samples, tax, TaskConfig(holdout=holdout, hide_fraction=0.3, own_category_hide_prob=0.2,
+                                                    shuffle_ids=True, seed=5))
+    tasks = build.tasks
+    held = {n.id for h in holdout for n in [tax.get(h), *tax.get(h).children]}
+    held_text = [t.casefold() for h in held for t in (tax.get(h).name, *tax.get(h).synonyms)]
+    assert len(tasks["train"]) and len(tasks["eval_id"]) and len(tasks["eval_ood"])
+    # Independent of the leak check: held-out nodes are never listed nor targeted outside eval_ood.
+    for split in ("train", "eval_id"):
+        for row in tasks[split]:
+            system = row["prompt"][0]["content"][0]["text"].casefold()
+            assert not held & set(json.loads(row["id_map"])) and held <= set(row["hidden"])
+            assert row["category"] not in held and row["ood_name"] not in {tax.get(h).name for h in held}
+            assert not [t for t in held_text if f": {t}" in system or f" {t}." in system], row["task_id"]
+    for row in tasks["eval_ood"]:
+        assert row["ood"] and row["category"] in held and not held & set(json.loads(row["id_map"]))
+    train_ids = set(tasks["train"]["sample_id"])
+    assert not train_ids & (set(tasks["eval_id"]["sample_id"]) | set(tasks["eval_ood"]["sample_id"]))
+    # Every held-out unsafe sample is an eval_ood target, except text+image ones of the held-out
+    # subcategory, whose listed parent is the right answer at category level (reported as excluded).
+    under = [r for r in samples if r["category"] in held]
+    assert len(tasks["eval_ood"]) + build.summary["excluded"]["count"] == len(under)
+    assert build.summary["excluded"]["count"] == 1
+    # the printed summary: counts per split and modality, OOD share, the held-out categories
+    text = format_summary(build.summary)
+    for name, ds in tasks.items():
+        m = {k: ds["modality"].count(k) for k in ("text", "image", "text_image")}
+        ood = sum(ds["ood"])
+        line = (f"{name:<9}{len(ds):>7}{m['text']:>7}{m['image']:>7}{m['text_image']:>11}"
+                f"{sum(r is not None for r in ds['category']):>8}{ood:>7}{ood / len(ds):>10.1%}")
+        assert line in text.splitlines()
+    assert f"held out: {holdout[0]} {tax.get(holdout[0]).name}, {holdout[1]} {tax.get(holdout[1]).name}" in text
+    assert "leak check passed" in text
+
+
+def test_cli_errors_exit_with_the_message(tmp_path):
+    base = ["tasks", "--data", str(BUNDLED_SAMPLES), "--taxonomy", "default"]
+    with pytest.raises(SystemExit, match=r"proguard tasks: holdout: unknown node ID\(s\) C42"):
+        cli_main([*base, "--out", str(tmp_path / "a"), "--holdout", "C42"])
+    with pytest.raises(SystemExit, match=r"proguard tasks: hide_fraction: must be a number in \[0, 1\], got 1.5"):
+        cli_main([*base, "--out", str(tmp_path / "b"), "--hide-fraction", "1.5"])
+    with pytest.raises(SystemExit, match=r"(?s)proguard tasks: \d+ problem\(s\).*samples.jsonl: row 4: category: 'Weapons' "
+                                         r"is not an ID or name in taxonomy 'mlcommons-hazards'"):
+        cli_main(["tasks", "--data", str(BUNDLED_SAMPLES), "--taxonomy", "mlcommons", "--out", str(tmp_path / "c")])
+    assert not any((tmp_path / d).exists() for d in "abc")

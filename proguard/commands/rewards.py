@@ -30,8 +30,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Dispatch to ``list`` or ``score``."""
-    return _list(args) if args.rewards_command == "list" else _score(args)
+    """Dispatch to ``list`` or ``score``; a bad recipe, preset or input file exits with its message, no traceback."""
+    from proguard.reward_registry import RewardRegistryError
+    from proguard.reward_score import ScoringInputError
+    from proguard.reward_specs import RewardSpecError
+
+    try:
+        return _list(args) if args.rewards_command == "list" else _score(args)
+    except (RewardRegistryError, RewardSpecError, ScoringInputError) as exc:
+        raise SystemExit(f"proguard rewards {args.rewards_command}: {exc}") from None
 
 
 def _list(args: argparse.Namespace) -> int:

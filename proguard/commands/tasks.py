@@ -47,29 +47,34 @@ def run(args: argparse.Namespace) -> int:
     """Load, generate, save, print the summary."""
     import shutil
 
-    from proguard.data import load_samples
+    from proguard.data import DataError, load_samples
     from proguard.protocol import PromptConfig
-    from proguard.tasks import TaskConfig, format_summary, generate_tasks
-    from taxonomy import load_taxonomy
+    from proguard.tasks import LeakError, TaskConfig, TaskError, format_summary, generate_tasks
+    from taxonomy import TaxonomyError, load_taxonomy
 
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise SystemExit(f"proguard tasks: {out} exists and is not empty (use --overwrite to replace it)")
-    config = TaskConfig(
-        holdout=args.holdout,
-        hide_fraction=args.hide_fraction,
-        hide_level=args.hide_level,
-        own_category_hide_prob=args.hide_own,
-        shuffle_ids=args.shuffle_ids,
-        seed=args.seed,
-        eval_fraction=args.eval_fraction,
-        balance_modalities=args.balance,
-        leak_scope=args.leak_scope,
-        prompt=PromptConfig(descriptions=not args.no_descriptions),
-    )
-    taxonomy = load_taxonomy(args.taxonomy)
-    samples = load_samples(args.data, taxonomy)
-    build = generate_tasks(samples, taxonomy, config)
+    try:
+        config = TaskConfig(
+            holdout=args.holdout,
+            hide_fraction=args.hide_fraction,
+            hide_level=args.hide_level,
+            own_category_hide_prob=args.hide_own,
+            shuffle_ids=args.shuffle_ids,
+            seed=args.seed,
+            eval_fraction=args.eval_fraction,
+            balance_modalities=args.balance,
+            leak_scope=args.leak_scope,
+            prompt=PromptConfig(descriptions=not args.no_descriptions),
+        )
+        taxonomy = load_taxonomy(args.taxonomy)
+        samples = load_samples(args.data, taxonomy)
+        build = generate_tasks(samples, taxonomy, config)
+    except LeakError as exc:
+        raise SystemExit(f"proguard tasks: nothing written: {exc}") from None
+    except (DataError, TaskError, TaxonomyError) as exc:  # bad input: its message names the file, row or option
+        raise SystemExit(f"proguard tasks: {exc}") from None
     if out.exists():
         shutil.rmtree(out)
     build.tasks.save_to_disk(str(out))

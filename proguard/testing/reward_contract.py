@@ -49,6 +49,8 @@ class ContractReport:
 
     examples: int = 0
     completions: int = 0
+    hostile: int = 0
+    """Completions other than the target's correct protocol answer."""
     non_text: int = 0
     modalities: set[str] = field(default_factory=set)
     format_errors: set[str] = field(default_factory=set)
@@ -270,6 +272,7 @@ def _run_once(module: Callable[..., Any], batch: Sequence[tuple[Any, Target]], r
     if report is not None:
         report.examples += 1
         report.completions += len(batch)
+        report.hostile += sum(not isinstance(c, str) or c != _correct_answer(t) for c, t in batch)
         report.non_text += sum(not isinstance(c, str) for c in completions)
         report.modalities.update(t.modality for t in ts)
         report.format_errors.update(p.code for p in parsed if not p.ok)  # type: ignore[union-attr]
