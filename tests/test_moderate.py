@@ -120,3 +120,15 @@ def test_cli_moderate_single_and_jsonl_through_a_served_guard(tmp_path, capsys):
               "--input", str(tmp_path / "bad.jsonl")])
     with pytest.raises(SystemExit, match="either"):
         main(["moderate", "--model", "m"])
+
+
+def test_cli_moderate_text_and_image_together(tmp_path, capsys):
+    make_test_image(32, seed=2).save(tmp_path / "b.png")
+    with OpenAIStub(_served_answer) as stub:
+        args = ["moderate", "--backend", "openai", "--base-url", stub.url, "--model", "guard", "--api-key-env", "",
+                "--request", "Where can I buy this?", "--image", str(tmp_path / "b.png")]
+        assert main(args) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert (out["modality"], out["category"], out["request"]) == ("text_image", "C3S1", "unsafe")
+        parts = stub.requests[0]["body"]["messages"][1]["content"]
+        assert [p["type"] for p in parts] == ["image_url", "text"] and "Where can I buy this?" in parts[1]["text"]

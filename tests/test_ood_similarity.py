@@ -108,6 +108,16 @@ def test_default_formula_is_the_reference_formula(sims):
     assert similarity_score(max(sims), sum(sims) / len(sims)) == pytest.approx(reference_score(sims), abs=1e-12)
 
 
+@given(st.lists(st.floats(-1.0, 1.0), min_size=6, max_size=6))
+def test_proguard_paper_preset_options_give_the_reference_score(sims):
+    from proguard.reward_specs import load_preset
+
+    (spec,) = [s for s in load_preset("proguard-paper") if s.name == "ood_similarity"]
+    reward, targets, _ = stub_reward([sims], **spec.options)
+    got = reward([free("pred0")], targets).total[0]
+    assert spec.weight == 1.0 and got == pytest.approx(reference_score(sims), abs=1e-5)
+
+
 def test_conciseness_term_penalises_only_names_longer_than_the_target():
     vectors, targets = geometry([[1.0] * 6])
     long_name, short_name = "pred0 a b c d e f g", "pred0 a b"  # 8 words, 3 words

@@ -182,3 +182,30 @@ def test_cli_build_without_wordnet_writes_a_loadable_bank(tmp_path, tax_file, ca
     assert tax_file.with_name("policy.synonyms.yaml").exists()
     bank = load_bank(tax_file)  # picks up policy.synonyms.yaml written next to the taxonomy
     assert bank.to_dict() == SynonymBank.from_taxonomy(load_taxonomy(tax_file)).to_dict()
+
+
+@needs_reference
+def test_cli_build_with_wordnet_then_curated_overrides_win(wordnet, tmp_path, monkeypatch, capsys):
+    """The real path: WordNet proposals for ProGuard's taxonomy land in ``generated``; the override
+    file next to the taxonomy removes and replaces them on load."""
+    monkeypatch.setenv("PROGUARD_CACHE_DIR", str(tmp_path / "cache"))  # WordNet is staged here, once
+    tax_path = tmp_path / "proguard.yaml"
+    tax_path.write_bytes(REFERENCE.read_bytes())
+    assert main(["synonyms", "build", "--taxonomy", str(tax_path)]) == 0
+    assert "skipping WordNet" not in capsys.readouterr().err
+    built = SynonymBank.load(tax_path.with_name("proguard.synonyms.yaml"))
+    assert len(built) == 39 and all(len(e.synonyms) == 5 for e in built)
+    assert sum(len(e.generated) for e in built) >= 39  # WordNet found variants for (nearly) every node
+    weapons = built.find("Weapons")
+    assert "Weapon" in weapons.generated  # singular of the head word
+    c3s1 = built.get("C3S1")
+    assert c3s1.generated and c3s1.generated[0] == "Fraud and Scam"
+
+    tax_path.with_name("proguard.synonyms.override.yaml").write_text(
+        f"C3S1:\n  remove: [{c3s1.generated[1]!r}]\n  add: [Romance Scam]\nWeapons:\n  synonyms: [Guns]\n",
+        encoding="utf-8",
+    )
+    loaded = load_bank(tax_path)
+    assert c3s1.generated[1] not in loaded.phrases("C3S1") and "Romance Scam" in loaded.phrases("C3S1")
+    assert c3s1.generated[0] in loaded.phrases("C3S1")  # the rest of the generated list stays
+    assert loaded.phrases(weapons.key) == ("Weapons", "Guns")  # replaced: generated dropped too

@@ -139,3 +139,29 @@ def test_cli_check_prints_table_writes_json_and_strict_fails_on_flags(tmp_path, 
     data = json.loads(out_json.read_text(encoding="utf-8"))
     assert any(f["phrase"] == "Cooking Recipes" and f["key"] == "C1" for f in data["flagged"])
     assert main(args[:-1]) == 0  # without --strict, flags are reported, not failed
+
+
+def test_default_device_is_this_process_gpu_when_there_is_one(monkeypatch):
+    from synonym_bank import index as index_module
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("LOCAL_RANK", "1")  # what a launcher (accelerate, torchrun) sets for rank 1
+    assert index_module.default_device() == "cuda:1"
+    monkeypatch.delenv("LOCAL_RANK")
+    assert index_module.default_device() == "cuda:0"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert index_module.default_device() == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    stub = EmbeddingIndex(encoder=lambda: None)  # no model is loaded for an injected encoder
+    assert stub.device == "cuda:0"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_index_on_the_gpu_matches_the_cpu(index, tmp_path):
+    gpu = EmbeddingIndex(cache_dir=tmp_path)  # default device: this process's GPU
+    assert gpu.device.startswith("cuda") and str(gpu.encode(["weapons"]).device).startswith("cuda")
+    phrases = ["Weapons", "Firearms", "Online Swindle"]
+    on_gpu = gpu.phrase_matrix(phrases)
+    assert on_gpu.device.type == "cuda"
+    assert torch.allclose(on_gpu.cpu(), index.phrase_matrix(phrases).cpu(), atol=1e-3)

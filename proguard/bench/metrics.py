@@ -157,7 +157,7 @@ def category_metrics(records: Sequence[Record], names: Mapping[str, str] | None 
             "exact": _mean([e for e, _ in v]),
             "parent": _mean([p for _, p in v]),
         }
-        for cid, v in sorted(by_parent.items(), key=lambda kv: _id_sort_key(kv[0]))
+        for cid, v in sorted(by_parent.items(), key=lambda kv: id_sort_key(kv[0]))
     }
     per_modality = {}
     for m in MODALITIES:
@@ -183,7 +183,7 @@ def confusion_matrix(records: Sequence[Record]) -> dict[str, dict[str, int]]:
         if t.ood or not t.unsafe or not t.category:
             continue
         out[top_level(t.category)][predicted_parent(r)] += 1
-    return {k: dict(out[k]) for k in sorted(out, key=_id_sort_key)}
+    return {k: dict(out[k]) for k in sorted(out, key=id_sort_key)}
 
 
 def ood_detection(records: Sequence[Record]) -> dict[str, Any]:
@@ -281,7 +281,7 @@ def compute_metrics(
     }
 
 
-def _id_sort_key(node_id: str) -> tuple[Any, ...]:
+def id_sort_key(node_id: str) -> tuple[Any, ...]:
     """``C2`` before ``C10``; non-IDs last, alphabetically."""
     parsed = parse_id(node_id)
     return (1, node_id) if parsed is None else (0, parsed[0], parsed[1] or 0)

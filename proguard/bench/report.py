@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from proguard.bench.metrics import PRED_FREE, PRED_MALFORMED, PRED_SAFE, PRED_UNLISTED, Record
+from proguard.bench.metrics import PRED_FREE, PRED_MALFORMED, PRED_SAFE, PRED_UNLISTED, Record, id_sort_key
 
 PLOT_CATEGORY = "category_accuracy.png"
 PLOT_OOD = "ood_similarity.png"
@@ -95,7 +95,8 @@ def write_report(path: Path, results: Mapping[str, Any], plots: Mapping[str, Pat
         _table(
             ["label", "modality", "n", "TP", "FP", "FN", "TN", "precision", "recall", "F1", "accuracy"],
             [
-                [label, mod, v["n"], v["tp"], v["fp"], v["fn"], v["tn"], v["precision"], v["recall"], v["f1"], v["accuracy"]]
+                [label, mod, v["n"], v["tp"], v["fp"], v["fn"], v["tn"],
+                 v["precision"], v["recall"], v["f1"], v["accuracy"]]
                 for label in ("request", "response")
                 for mod, v in b[label].items()
             ],
@@ -175,12 +176,10 @@ def _confusion_table(conf: Mapping[str, Mapping[str, int]]) -> str:
 
 
 def confusion_columns(conf: Mapping[str, Mapping[str, int]]) -> list[str]:
-    """Category columns (the true rows first, then other predicted IDs), then the special columns."""
+    """Category columns (every true row and predicted ID, in ID order), then the special columns."""
     special = [PRED_SAFE, PRED_FREE, PRED_UNLISTED, PRED_MALFORMED]
-    cats = list(conf)
-    for row in conf.values():
-        cats += [c for c in row if c not in cats and c not in special]
-    return cats + [s for s in special if any(s in row for row in conf.values())]
+    cats = set(conf) | {c for row in conf.values() for c in row if c not in special}
+    return sorted(cats, key=id_sort_key) + [s for s in special if any(s in row for row in conf.values())]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -200,11 +199,13 @@ def plot_category_accuracy(path: Path, per_category: Mapping[str, Mapping[str, A
     if not per_category:
         return None
     plt = _pyplot()
+    from matplotlib.transforms import offset_copy
+
     ids = list(per_category)[::-1]  # first category at the top
     labels = [f"{cid} {per_category[cid]['name']} (n={per_category[cid]['n']})" for cid in ids]
     exact = [per_category[cid]["exact"] or 0.0 for cid in ids]
     parent = [per_category[cid]["parent"] or 0.0 for cid in ids]
-    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.45 * len(ids)))
+    fig, ax = plt.subplots(figsize=(8, max(2.2, 1.2 + 0.45 * len(ids))))
     y = range(len(ids))
     bars_p = ax.barh([i + 0.2 for i in y], parent, height=0.4, label="parent level", color="#9ecae1")
     bars_e = ax.barh([i - 0.2 for i in y], exact, height=0.4, label="exact (level asked)", color="#3182bd")
@@ -214,9 +215,11 @@ def plot_category_accuracy(path: Path, per_category: Mapping[str, Mapping[str, A
     ax.set_xlim(0, 1.08)
     ax.set_xlabel("accuracy")
     ax.set_title("Category accuracy by true top-level category")
-    ax.legend(loc="lower right", fontsize=8)
+    # below the x label (a fixed offset in points, whatever the height): inside, it would cover bars
+    below = offset_copy(ax.transAxes, fig=fig, y=-34, units="points")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, 0.0), bbox_transform=below, ncol=2, fontsize=8, frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -227,7 +230,10 @@ def plot_ood_similarity(path: Path, records: Sequence[Record], threshold: float)
     if not rows:
         return None
     plt = _pyplot()
-    free = [float(r.similarity or 0.0) for r in rows if r.parsed.ok and r.parsed.category_kind == "free_text"]
+    from matplotlib.ticker import MaxNLocator
+
+    # cosine similarity can dip below 0; the bins start at 0, so such answers are drawn in the first bin
+    free = [max(0.0, float(r.similarity or 0.0)) for r in rows if r.parsed.ok and r.parsed.category_kind == "free_text"]
     other = [0.0 for r in rows if not (r.parsed.ok and r.parsed.category_kind == "free_text")]
     bins = [i / 20 for i in range(21)]
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -235,8 +241,9 @@ def plot_ood_similarity(path: Path, records: Sequence[Record], threshold: float)
             label=[f"free-text answer (n={len(free)})", f"no free text, scored 0 (n={len(other)})"])
     ax.axvline(threshold, color="#de2d26", linestyle="--", label=f"threshold {threshold}")
     ax.set_xlim(0, 1)
-    ax.set_xlabel("similarity to the hidden category")
+    ax.set_xlabel("similarity to the hidden category (below 0 counted at 0)")
     ax.set_ylabel("OOD samples")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.5-sample ticks
     ax.set_title("OOD description similarity")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -254,7 +261,8 @@ def plot_confusion(path: Path, conf: Mapping[str, Mapping[str, int]], names: Map
     cols = confusion_columns(conf)
     counts = [[conf[r].get(c, 0) for c in cols] for r in rows]
     shares = [[v / max(1, sum(row)) for v in row] for row in counts]
-    fig, ax = plt.subplots(figsize=(1.6 + 0.55 * len(cols), 1.4 + 0.45 * len(rows)))
+    # a floor on the size: a 1x1 matrix must still fit its title, labels and colour bar
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 + 0.55 * len(cols)), max(3.0, 1.4 + 0.45 * len(rows))))
     im = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1, aspect="auto")
     ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(len(rows)), [f"{r} {names.get(r, '')}".strip() for r in rows], fontsize=8)
@@ -268,7 +276,7 @@ def plot_confusion(path: Path, conf: Mapping[str, Mapping[str, int]], names: Map
     ax.set_title("Top-level category confusion (row-normalised)")
     fig.colorbar(im, ax=ax, fraction=0.04)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path
 
