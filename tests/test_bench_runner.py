@@ -58,7 +58,31 @@ def test_perfect_guard_scores_one_everywhere(tmp_path, ood_tasks, scorer):
     assert ds["mean_similarity"] == pytest.approx(1.0, abs=1e-4)  # the hidden node's own name
     assert ds["share_above_threshold"] == 1.0 and ds["mean_reward"] == pytest.approx(1.0, abs=1e-4)
     assert m["format"]["valid_rate"] == 1.0 and m["format"]["mean_reasoning_words"] == 4.0
+    assert m["format"]["mean_reasoning_tokens"] is None  # a backend without a tokenizer: not guessed
     assert result.generated == n and result.cached == 0 and not result.failures
+
+
+def test_reasoning_length_is_counted_with_the_guards_own_tokenizer(tmp_path, ood_tasks, scorer):
+    class CharTokenizer:  # one token per non-space character: easy to count by hand
+        def __call__(self, text, add_special_tokens=True):
+            assert add_special_tokens is False  # special tokens are not reasoning
+            return {"input_ids": [c for c in text if not c.isspace()]}
+
+    class WithTokenizer(ScriptedBackend):
+        def tokenizer(self):
+            return CharTokenizer()
+
+    def answer(row):
+        return "I think this is fine." if row["modality"] == "text" else perfect_answer(row)  # text malformed
+
+    backend = WithTokenizer.from_tasks(ood_tasks, answer)
+    result = run_bench(ood_tasks, backend, tmp_path, QUIET, ood_scorer=scorer, taxonomy=TAX)
+    expected = len("Checkedagainstthepolicy.")
+    assert result.metrics["format"]["mean_reasoning_tokens"] == expected  # malformed answers left out
+    lines = [json.loads(x) for x in (tmp_path / "predictions.jsonl").read_text().splitlines()]
+    assert {x["reasoning_tokens"] for x in lines if x["modality"] == "text"} == {None}
+    assert {x["reasoning_tokens"] for x in lines if x["modality"] != "text"} == {expected}
+    assert "guard's tokens" in (tmp_path / "report.md").read_text()
 
 
 def _mixed_answer(row):

@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -79,6 +79,15 @@ def prepare(backend: Backend) -> None:
     hook = getattr(backend, "prepare", None)
     if callable(hook):
         hook()
+
+
+def token_counter(backend: Backend) -> Callable[[str], int] | None:
+    """The guard's own tokenizer as a counter, for backends that load one (local models); else ``None``."""
+    tokenizer = getattr(backend, "tokenizer", None)
+    tok = tokenizer() if callable(tokenizer) else None
+    if tok is None:
+        return None
+    return lambda text: len(tok(text, add_special_tokens=False)["input_ids"])
 
 
 def make_backend(
@@ -195,6 +204,11 @@ class TransformersBackend:
         if self._model is None:
             self._load()
 
+    def tokenizer(self) -> Any:
+        """The model's tokenizer (loads the model if needed)."""
+        self.prepare()
+        return getattr(self._processor, "tokenizer", self._processor)
+
     def _load(self) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor
@@ -283,6 +297,11 @@ class VLLMBackend:
 
             self._processor = AutoProcessor.from_pretrained(self.model_path)
             self._llm = LLM(model=self.model_path, seed=self.settings.seed, **self.llm_kwargs)
+
+    def tokenizer(self) -> Any:
+        """The model's tokenizer (starts the engine if needed)."""
+        self.prepare()
+        return getattr(self._processor, "tokenizer", self._processor)
 
     def generate(self, batch: Sequence[Prompt]) -> list[str | GenerationFailed]:
         """Completions from ``LLM.generate`` with the image passed as ``multi_modal_data``."""

@@ -57,6 +57,7 @@ class Record:
     time_share_s: float | None = None
     sample_id: str | None = None
     category_name: str | None = None
+    reasoning_tokens: int | None = None  # by the guard's own tokenizer; None for remote endpoints or malformed answers
 
 
 def binary_counts(truth: Sequence[bool], pred: Sequence[bool]) -> dict[str, Any]:
@@ -235,13 +236,19 @@ def ood_description(records: Sequence[Record], threshold: float) -> dict[str, An
 
 
 def format_metrics(records: Sequence[Record]) -> dict[str, Any]:
-    """Share of well-formed answers, error codes, and mean reasoning length in words."""
+    """Share of well-formed answers, error codes, and mean reasoning length in tokens and in words.
+
+    Tokens are counted by the guard's own tokenizer (``None`` when the backend has none, as for an
+    endpoint); words are tokenizer-free, so they compare across models with different tokenizers.
+    """
     codes = Counter(r.parsed.code for r in records if not r.parsed.ok)
     words = [w for w in (reasoning_words(r.parsed) for r in records) if w is not None]
+    tokens = [r.reasoning_tokens for r in records if r.parsed.ok and r.reasoning_tokens is not None]
     return {
         "n": len(records),
         "valid_rate": _ratio(len(records) - sum(codes.values()), len(records)),
         "error_codes": dict(codes.most_common()),
+        "mean_reasoning_tokens": _mean(tokens),
         "mean_reasoning_words": _mean(words),
     }
 

@@ -83,6 +83,7 @@ def write_report(path: Path, results: Mapping[str, Any], plots: Mapping[str, Pat
                 [f"OOD description share >= {ds['threshold']}", ds["share_above_threshold"]],
                 ["OOD description mean reward (ood_similarity)", ds["mean_reward"]],
                 ["format-valid rate", fm["valid_rate"]],
+                ["mean reasoning length (guard's tokens)", fm.get("mean_reasoning_tokens")],
                 ["mean reasoning length (words)", fm["mean_reasoning_words"]],
                 ["latency mean (s/request)", tm["latency_mean_s"]],
                 ["latency p95 (s/request)", tm["latency_p95_s"]],

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from proguard.bench import report
-from proguard.bench.backends import Backend, GenerationFailed, prepare
+from proguard.bench.backends import Backend, GenerationFailed, prepare, token_counter
 from proguard.bench.cache import CACHE_FILE, CachedGeneration, GenerationCache, config_key, prompt_hash
 from proguard.bench.metrics import Record, compute_metrics, predicted_parent, reasoning_words
 from proguard.protocol import parse_completion
@@ -174,6 +174,7 @@ def run_bench(
     cache = GenerationCache(out / CACHE_FILE, config_key(description))
     cached = cache.load()
     records, failures, n_generated, n_cached = _generate(tasks, backend, cache, cached, config)
+    records = _count_reasoning_tokens(records, backend)
 
     scorer_name = None
     if any(r.target.ood for r in records):
@@ -269,6 +270,14 @@ def _generate(
     return [by_index[i] for i in range(len(tasks))], failures, n_generated, n_cached
 
 
+def _count_reasoning_tokens(records: list[Record], backend: Backend) -> list[Record]:
+    """Fill ``reasoning_tokens`` with the guard's own tokenizer where the backend has one."""
+    count = token_counter(backend) if any(r.parsed.ok for r in records) else None
+    if count is None:
+        return records
+    return [replace(r, reasoning_tokens=count(r.parsed.reasoning or "")) if r.parsed.ok else r for r in records]
+
+
 def _record(
     row: dict[str, Any], text: str | None, latency: float, share: float, config: BenchConfig, error: str | None = None
 ) -> Record:
@@ -361,6 +370,7 @@ def write_predictions(path: Path, records: Sequence[Record], failures: Sequence[
                 },
                 "predicted_parent": predicted_parent(r),
                 "reasoning_words": reasoning_words(p),
+                "reasoning_tokens": r.reasoning_tokens,
                 "similarity": r.similarity,
                 "ood_reward": r.ood_reward,
                 "latency_s": r.latency_s,
