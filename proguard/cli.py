@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["demo", "bench", "moderate", "rewards", "synonyms", "tasks", "train"]
+COMMANDS = ["demo", "bench", "moderate", "rewards", "synonyms", "tasks", "train", "vllm-serve"]
 """Sub-commands, in the order ``--help`` lists them; each is ``proguard/commands/<name>.py``."""
 
 

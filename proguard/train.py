@@ -31,11 +31,8 @@ from typing import Any
 
 from proguard.config import BUNDLED, TINY_MODEL, Recipe, grpo_config_kwargs, prompt_config, recipe_to_yaml
 from proguard.protocol import parse_completion
+from proguard.vllm_rollout import VLLM_MISSING
 
-VLLM_MISSING = (
-    "rollout.backend is 'vllm' but vLLM is not installed: install the `vllm` extra: "
-    "pip install 'proguard[vllm]', or set rollout.backend=hf"
-)
 FINAL_DIR = "final"
 POLICY_INIT_DIR = "policy-init"
 METRICS_FILE = "metrics.jsonl"
@@ -415,10 +412,11 @@ def enforce_prompt_lengths(ds, lengths: list[int], r: Recipe, origin: str = "tra
     return ds.select(keep)
 
 
-def require_vllm() -> None:
-    """A clear error when the recipe asks for vLLM rollouts and vLLM is not importable."""
-    if importlib.util.find_spec("vllm") is None:
-        raise TrainError(VLLM_MISSING)
+def require_vllm(r: Recipe) -> None:
+    """A clear error when vLLM rollouts cannot run here (not installed; server mode without CUDA)."""
+    from proguard.vllm_rollout import check_vllm
+
+    check_vllm(r)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -597,7 +595,8 @@ def build_grpo_config(r: Recipe):
 
     kwargs = grpo_config_kwargs(r, world_size=_world_size())
     if not torch.cuda.is_available():
-        if kwargs.get("bf16") and not getattr(torch.backends, "mps", None):
+        mps = getattr(torch.backends, "mps", None)
+        if kwargs.get("bf16") and not (mps is not None and mps.is_available()):
             raise TrainError("grpo.bf16 is true but no CUDA device is present; set grpo.bf16=false to train on CPU")
         kwargs["use_cpu"] = True
     if "wandb" in kwargs["report_to"] and importlib.util.find_spec("wandb") is None:
@@ -651,7 +650,7 @@ def build_trainer(
     from transformers import AutoConfig
 
     if r.rollout.backend == "vllm":
-        require_vllm()
+        require_vllm(r)
     args = build_grpo_config(r)
     out = Path(r.output_dir)
     state = PartialState()
@@ -666,6 +665,10 @@ def build_trainer(
         model_path = str(out / POLICY_INIT_DIR)
     model_config = AutoConfig.from_pretrained(model_path, trust_remote_code=r.model.trust_remote_code)
     alignment = check_image_token_alignment(processor, model_config, ds)
+    if r.rollout.backend == "vllm":
+        from proguard.vllm_rollout import block_image_tokens
+
+        block_image_tokens(args, model_config)
     ds = enforce_prompt_lengths(ds, prompt_lengths(processor, ds), r)
 
     if reward_funcs is None:
@@ -681,6 +684,10 @@ def build_trainer(
         peft_config=_peft_config(r),
         callbacks=[_metrics_callback(out / METRICS_FILE), *callbacks],
     )
+    if r.rollout.backend == "vllm":
+        from proguard.vllm_rollout import adapt_trainer
+
+        adapt_trainer(trainer)
     return Setup(trainer, processor, model_path, alignment, ds)
 
 

