@@ -94,6 +94,21 @@ def _image_cell(image: Any) -> dict | None:
     return {"bytes": None, "path": str(image)}
 
 
+def read_jsonl_objects(path: Path) -> Iterator[tuple[int, dict]]:
+    """``(line number, object)`` per non-blank line of a JSONL file; a bad line is a ``DataError`` naming it."""
+    with path.open(encoding="utf-8") as fh:
+        for i, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}: row {i}: not valid JSON: {exc.msg}") from None
+            if not isinstance(record, dict):
+                raise DataError(f"{path}: row {i}: expected a JSON object, got {type(record).__name__}")
+            yield i, record
+
+
 def read_records(path: str | Path) -> Iterator[tuple[int, dict, Path]]:
     """Raw records with their 1-based row number and the directory that relative paths start from."""
     path = Path(path)
@@ -112,17 +127,8 @@ def read_records(path: str | Path) -> Iterator[tuple[int, dict, Path]]:
         for i, row in enumerate(ds, start=1):
             yield i, dict(row), path.parent
     elif path.suffix in (".jsonl", ".json"):
-        with path.open(encoding="utf-8") as fh:
-            for i, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}: row {i}: not valid JSON: {exc.msg}") from None
-                if not isinstance(record, dict):
-                    raise DataError(f"{path}: row {i}: expected a JSON object, got {type(record).__name__}")
-                yield i, record, path.parent
+        for i, record in read_jsonl_objects(path):
+            yield i, record, path.parent
     else:
         raise DataError(f"{path}: unsupported format (use .jsonl, .parquet or a saved datasets directory)")
 

@@ -29,21 +29,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def read_inputs(path: Path) -> list[dict]:
     """Inputs from a JSONL file; image paths are made relative to the file; errors name the line."""
+    from proguard.data import DataError, read_jsonl_objects
+
     items = []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise SystemExit(f"{path}: line {n}: not valid JSON: {exc.msg}") from None
-            if not isinstance(item, dict):
-                raise SystemExit(f"{path}: line {n}: expected a JSON object, got {type(item).__name__}")
+    try:
+        for n, item in read_jsonl_objects(path):
             if isinstance(item.get("image"), str) and not Path(item["image"]).is_absolute():
                 item["image"] = str(path.parent / item["image"])
             item.setdefault("id", str(n))
             items.append(item)
+    except (DataError, OSError) as exc:
+        raise SystemExit(str(exc)) from None
     if not items:
         raise SystemExit(f"{path}: no inputs")
     return items
