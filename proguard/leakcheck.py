@@ -23,7 +23,8 @@ import json
 import os
 import re
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from typing import Any
 
 import datasets
@@ -71,9 +72,13 @@ def _escape(word: str) -> str:
 
 
 def check_split(
-    tasks: datasets.DatasetDict, taxonomy: Taxonomy, holdout: Sequence[str], *, scope: str = "policy"
+    tasks: datasets.DatasetDict, taxonomy: Taxonomy, holdout: Sequence[str], *, scope: str = "policy",
+    scanner: PromptScanner | None = None,
 ) -> dict[str, Any]:
-    """Verify a category-disjoint split; raise ``LeakError`` on the first leak, else return a report."""
+    """Verify a category-disjoint split; raise ``LeakError`` on the first leak, else return a report.
+
+    ``scanner``: a ``PromptScanner`` the prompt chunks were submitted to as they were written.
+    """
     if scope not in SCOPES:
         raise ValueError(f"leak check scope must be one of {', '.join(SCOPES)}, got {scope!r}")
     index = TaxonomyIndex(taxonomy)
@@ -115,7 +120,7 @@ def check_split(
         if pattern is None:
             continue
         strict = name != "train" or scope == "prompt"  # conversations count as leaks only in train, scope prompt
-        hits = _scan(table, pattern)
+        hits = _scan(table, pattern, scanner)
         leaks = [(row, text) for row, role, text in hits if role == "system" or (strict and name == "train")]
         if leaks:
             row, text = leaks[0]
@@ -135,31 +140,81 @@ def _fail_where(flags: Any, task_ids: Any, split: str, why: str) -> None:
         raise LeakError(f"leak: task {first!r} ({split}): {why}; {len(rows)} task(s) affected")
 
 
-def _scan(table: pa.Table, pattern: str) -> list[tuple[int, str, str]]:
+def _chunk_key(chunk: pa.Array) -> tuple:
+    """Identity of an Arrow array's memory: equal keys of two live arrays mean the same bytes."""
+    return (chunk.offset, len(chunk), tuple((b.address, b.size) if b is not None else None for b in chunk.buffers()))
+
+
+def _scan_chunk(chunk: pa.Array, pattern: str) -> list[tuple[int, str, str]]:
+    """``(row in chunk, role, text)`` of every message part of a ``prompt`` chunk that matches ``pattern``."""
+    messages = pc.list_flatten(chunk)
+    msg_row = pc.list_parent_indices(chunk)
+    content = pc.struct_field(messages, "content")
+    part_msg = pc.list_parent_indices(content)
+    texts = pc.struct_field(pc.list_flatten(content), "text")
+    hit = pc.fill_null(pc.match_substring_regex(texts, pattern), False)
+    roles = pc.struct_field(messages, "role")
+    out = []
+    for p in pc.indices_nonzero(hit).to_pylist():
+        m = part_msg[p].as_py()
+        out.append((msg_row[m].as_py(), roles[m].as_py(), texts[p].as_py()))
+    return out
+
+
+class PromptScanner:
+    """Scans ``prompt`` chunks for held-out terms on worker threads while the caller goes on writing tasks.
+
+    ``check_split(..., scanner=...)`` takes a chunk's result from here only when the dataset's chunk is
+    the very memory that was scanned (same buffers, offset and length; the scanner keeps every scanned
+    chunk alive, so an address cannot be reused by other data); any other chunk is scanned afresh.
+    """
+
+    def __init__(self, pattern: str | None, workers: int | None = None) -> None:
+        self.pattern = pattern
+        self._pool = ThreadPoolExecutor(workers or max(1, os.cpu_count() or 1))  # pyarrow kernels release the GIL
+        self._pending: dict[tuple, tuple[pa.Array, Future]] = {}
+
+    @classmethod
+    def for_holdout(cls, taxonomy: Taxonomy, holdout: Sequence[str]) -> PromptScanner:
+        """A scanner with ``check_split``'s pattern for these held-out nodes."""
+        terms = held_out_terms(taxonomy, holdout)
+        return cls(term_pattern([t for t, _ in terms]) if terms else None)
+
+    def submit(self, chunk: pa.Array) -> None:
+        """Start scanning one ``prompt`` chunk (a no-op when there is nothing held out)."""
+        if self.pattern is not None:
+            self._pending[_chunk_key(chunk)] = (chunk, self._pool.submit(_scan_chunk, chunk, self.pattern))
+
+    def scan(self, chunk: pa.Array, pattern: str) -> Future:
+        """The submitted scan of exactly this chunk with this pattern, or a new one."""
+        held = self._pending.get(_chunk_key(chunk))
+        if held is not None and pattern == self.pattern:
+            return held[1]
+        return self._pool.submit(_scan_chunk, chunk, pattern)
+
+    def close(self) -> None:
+        """Stop the workers (pending scans are cancelled) and drop the scanned chunks."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pending.clear()
+
+    def __enter__(self) -> PromptScanner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _scan(table: pa.Table, pattern: str, scanner: PromptScanner | None) -> list[tuple[int, str, str]]:
     """``(row, role, text)`` of every prompt message part that matches, in row order (one regex pass)."""
     chunks = table.column("prompt").chunks
-    starts = [0]
-    for c in chunks:
-        starts.append(starts[-1] + len(c))
-
-    def scan(k: int) -> list[tuple[int, str, str]]:
-        chunk = chunks[k]
-        messages = pc.list_flatten(chunk)
-        msg_row = pc.list_parent_indices(chunk)
-        content = pc.struct_field(messages, "content")
-        part_msg = pc.list_parent_indices(content)
-        texts = pc.struct_field(pc.list_flatten(content), "text")
-        hit = pc.fill_null(pc.match_substring_regex(texts, pattern), False)
-        roles = pc.struct_field(messages, "role")
-        out = []
-        for p in pc.indices_nonzero(hit).to_pylist():
-            m = part_msg[p].as_py()
-            out.append((starts[k] + msg_row[m].as_py(), roles[m].as_py(), texts[p].as_py()))
-        return out
-
     workers = max(1, min(len(chunks), os.cpu_count() or 1))
-    with ThreadPoolExecutor(workers) as pool:  # pyarrow kernels release the GIL
-        return [hit for res in pool.map(scan, range(len(chunks))) for hit in res]
+    with nullcontext(scanner) if scanner is not None else PromptScanner(None, workers) as sc:
+        futures = [sc.scan(c, pattern) for c in chunks]
+        out, start = [], 0
+        for c, fut in zip(chunks, futures):
+            out += [(start + row, role, text) for row, role, text in fut.result()]
+            start += len(c)
+        return out
 
 
 def _leak_message(task_id: str, split: str, text: str, terms: list[tuple[str, str]], n_rows: int) -> str:

