@@ -10,9 +10,10 @@ from PIL import Image
 
 from proguard.data import BUNDLED_SAMPLES, DataError, load_samples
 from taxonomy import load_taxonomy, taxonomy_from_data
+from reference_data import DO_NOT_ANSWER
 
 TAX = load_taxonomy("default")
-DNA = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "donotanswer"
+DNA = DO_NOT_ANSWER
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:

@@ -10,9 +10,10 @@ from proguard.cli import main
 from synonym_bank.bank import BankError, SynonymBank, default_paths, load_bank
 from synonym_bank.lexical import WordNetUnavailable, head_word, load_wordnet, propose
 from taxonomy import dump_taxonomy, load_taxonomy
+from reference_data import PROGUARD_TAXONOMY
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = ROOT.parent / "shared" / "reference" / "proguard_taxonomy.yaml"
+REFERENCE = PROGUARD_TAXONOMY
 needs_reference = pytest.mark.skipif(not REFERENCE.exists(), reason=f"reference data absent: {REFERENCE}")
 
 

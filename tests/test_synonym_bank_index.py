@@ -13,9 +13,10 @@ from synonym_bank.bank import SynonymBank, load_bank
 from synonym_bank.index import EmbeddingIndex, EmbeddingModelError
 from synonym_bank.quality import check_bank
 from taxonomy import dump_taxonomy, load_taxonomy, taxonomy_from_data
+from reference_data import PROGUARD_TAXONOMY
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = ROOT.parent / "shared" / "reference" / "proguard_taxonomy.yaml"
+REFERENCE = PROGUARD_TAXONOMY
 needs_reference = pytest.mark.skipif(not REFERENCE.exists(), reason=f"reference data absent: {REFERENCE}")
 
 

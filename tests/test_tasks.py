@@ -24,6 +24,7 @@ from proguard.tasks import (
 from rewards.types import TARGET_COLUMNS, Target
 from taxonomy import load_taxonomy, parse_id
 from task_helpers import assert_task_matches_protocol, samples_by_id, synthetic_samples, visible_taxonomy
+from reference_data import PROGUARD_TAXONOMY
 
 datasets.disable_progress_bars()
 
@@ -386,7 +387,6 @@ def test_leak_check_runs_on_every_build_and_fails_loudly(tmp_path, tax):
 
 
 # ---- the real ProGuard taxonomy ---------------------------------------------------------------------
-PROGUARD_TAXONOMY = Path(__file__).resolve().parents[2] / "shared" / "reference" / "proguard_taxonomy.yaml"
 
 
 @pytest.mark.skipif(not PROGUARD_TAXONOMY.is_file(), reason=f"reference taxonomy not found at {PROGUARD_TAXONOMY}")

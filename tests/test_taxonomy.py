@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from reference_data import PROGUARD_TAXONOMY
 from taxonomy import (
     Taxonomy,
     TaxonomyError,
@@ -15,7 +16,7 @@ from taxonomy import (
     parse_id,
 )
 
-REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "proguard_taxonomy.yaml"
+REFERENCE = PROGUARD_TAXONOMY
 needs_reference = pytest.mark.skipif(not REFERENCE.exists(), reason=f"reference data absent: {REFERENCE}")
 
 
