@@ -388,6 +388,15 @@ def test_proguard_train_cli_runs_the_tiny_recipe_with_colocated_vllm(tmp_path: P
     assert any("reward/category/mean" in h for h in steps)
     assert (out / "final" / "config.json").is_file() and (out / "final" / "model.safetensors").is_file()
     assert (out / "checkpoint-6").is_dir()
+    # The trained model is in a form vLLM serves: its offline engine loads final/ and answers image prompts.
+    bench = tmp_path / "bench"
+    cmd = [sys.executable, "-m", "proguard.cli", "bench", "--backend", "vllm", "--model", str(out / "final"),
+           "--limit", "6", "--max-new-tokens", "8", "--out", str(bench), "--no-plots", "--no-progress",
+           "--vllm-option", "enforce_eager=true", "--vllm-option", "max_model_len=4096"]
+    proc = _run(cmd, tmp_path, "proguard bench --backend vllm on the trained final/")
+    assert proc.returncode == 0, "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
+    results = json.loads((bench / "results.json").read_text())
+    assert results["metrics"]["n"] == 6 and results["run"]["generated"] == 6, results["run"]
 
 
 def _free_port() -> int:
