@@ -14,7 +14,9 @@ held-out node IDs and raises ``LeakError`` naming the first offending task:
 The conversation (the user message) is the sample's own text: a safe request may well say "hacking"
 while a held-out category is called "Hacking". With ``scope="policy"`` (default) training
 conversations that mention a held-out term are only counted in the report; ``scope="prompt"`` makes
-them leaks too. Scanning uses pyarrow's RE2 kernels on threads, so 87k 5 kB prompts take about a second.
+them leaks too. Scanning uses pyarrow's RE2 kernels on threads (about 0.75 CPU seconds for 87k 5 kB
+prompts); ``build_tasks`` hands each batch of prompts to a ``PromptScanner`` as it is written, so the
+scan overlaps the writing, and ``check_split`` reuses a result only for the very chunk that was scanned.
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from typing import Any
 
 import datasets
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -77,14 +80,14 @@ def check_split(
 ) -> dict[str, Any]:
     """Verify a category-disjoint split; raise ``LeakError`` on the first leak, else return a report.
 
-    ``scanner``: a ``PromptScanner`` the prompt chunks were submitted to as they were written.
+    ``scanner``: a ``PromptScanner`` the task batches were submitted to as they were written.
     """
     if scope not in SCOPES:
         raise ValueError(f"leak check scope must be one of {', '.join(SCOPES)}, got {scope!r}")
     index = TaxonomyIndex(taxonomy)
     held = index.hidden_ids(index.hidden_vector(list(holdout)))
     terms = held_out_terms(taxonomy, holdout)
-    pattern = term_pattern([t for t, _ in terms]) if terms else None
+    pattern, id_map_pattern = _patterns(taxonomy, holdout)
     tables = {name: ds.with_format("arrow")[:] for name, ds in tasks.items()}
     report: dict[str, Any] = {
         "scope": scope,
@@ -98,7 +101,6 @@ def check_split(
         return report
     held_set = pa.array(held, pa.string())
     held_names = pa.array([index.nodes[index.by_src[h]].name for h in held], pa.string())
-    id_map_pattern = "(?:" + "|".join(_escape(json.dumps(h)) for h in held) + r")\s*:"
 
     train_ids = tables["train"].column("sample_id") if "train" in tables else pa.array([], pa.string())
     for name, table in tables.items():
@@ -106,7 +108,7 @@ def check_split(
         if name != "train":
             _fail_where(pc.is_in(table.column("sample_id"), value_set=train_ids), tid, name,
                         "its sample is also in train (samples must not cross splits)")
-        _fail_where(pc.match_substring_regex(table.column("id_map"), id_map_pattern), tid, name,
+        _fail_where(_run(scanner, _match, table.column("id_map"), id_map_pattern), tid, name,
                     "a held-out node is in its id_map (it was listed in the prompt)")
         if name == "eval_ood":
             _fail_where(pc.invert(table.column("ood")), tid, name, "an eval_ood task must be OOD")
@@ -120,7 +122,8 @@ def check_split(
         if pattern is None:
             continue
         strict = name != "train" or scope == "prompt"  # conversations count as leaks only in train, scope prompt
-        hits = _scan(table, pattern, scanner)
+        hits = [(start + row, role, text) for start, found in _run(scanner, _scan_chunk, table.column("prompt"), pattern)
+                for row, role, text in found]
         leaks = [(row, text) for row, role, text in hits if role == "system" or (strict and name == "train")]
         if leaks:
             row, text = leaks[0]
@@ -161,39 +164,55 @@ def _scan_chunk(chunk: pa.Array, pattern: str) -> list[tuple[int, str, str]]:
     return out
 
 
+def _patterns(taxonomy: Taxonomy, holdout: Sequence[str]) -> tuple[str | None, str | None]:
+    """The regexes of held-out text in prompts and of held-out keys in ID maps (``None``: nothing held out)."""
+    index = TaxonomyIndex(taxonomy)
+    held = index.hidden_ids(index.hidden_vector(list(holdout)))
+    terms = held_out_terms(taxonomy, holdout)
+    text = term_pattern([t for t, _ in terms]) if terms else None
+    keys = "(?:" + "|".join(_escape(json.dumps(h)) for h in held) + r")\s*:" if held else None
+    return text, keys
+
+
+def _match(chunk: pa.Array, pattern: str) -> pa.Array:
+    """Whether each string of ``chunk`` contains a match of ``pattern``."""
+    return pc.match_substring_regex(chunk, pattern)
+
+
 class PromptScanner:
-    """Scans ``prompt`` chunks for held-out terms on worker threads while the caller goes on writing tasks.
+    """Runs ``check_split``'s regex passes over task batches on worker threads while the caller writes more.
 
     ``check_split(..., scanner=...)`` takes a chunk's result from here only when the dataset's chunk is
     the very memory that was scanned (same buffers, offset and length; the scanner keeps every scanned
     chunk alive, so an address cannot be reused by other data); any other chunk is scanned afresh.
     """
 
-    def __init__(self, pattern: str | None, workers: int | None = None) -> None:
-        self.pattern = pattern
+    def __init__(self, patterns: tuple[str | None, str | None] = (None, None), workers: int | None = None) -> None:
+        self.patterns = patterns
         self._pool = ThreadPoolExecutor(workers or max(1, os.cpu_count() or 1))  # pyarrow kernels release the GIL
         self._pending: dict[tuple, tuple[pa.Array, Future]] = {}
 
     @classmethod
     def for_holdout(cls, taxonomy: Taxonomy, holdout: Sequence[str]) -> PromptScanner:
-        """A scanner with ``check_split``'s pattern for these held-out nodes."""
-        terms = held_out_terms(taxonomy, holdout)
-        return cls(term_pattern([t for t, _ in terms]) if terms else None)
+        """A scanner with ``check_split``'s patterns for these held-out nodes."""
+        return cls(_patterns(taxonomy, holdout))
 
-    def submit(self, chunk: pa.Array) -> None:
-        """Start scanning one ``prompt`` chunk (a no-op when there is nothing held out)."""
-        if self.pattern is not None:
-            self._pending[_chunk_key(chunk)] = (chunk, self._pool.submit(_scan_chunk, chunk, self.pattern))
+    def submit(self, batch: pa.RecordBatch) -> None:
+        """Start scanning the ``prompt`` and ``id_map`` columns of one batch of tasks."""
+        text, keys = self.patterns
+        for fn, column, pattern in ((_scan_chunk, "prompt", text), (_match, "id_map", keys)):
+            if pattern is not None:
+                self.run(fn, batch.column(column), pattern)
 
-    def scan(self, chunk: pa.Array, pattern: str) -> Future:
-        """The submitted scan of exactly this chunk with this pattern, or a new one."""
-        held = self._pending.get(_chunk_key(chunk))
-        if held is not None and pattern == self.pattern:
-            return held[1]
-        return self._pool.submit(_scan_chunk, chunk, pattern)
+    def run(self, fn: Callable[[pa.Array, str], Any], chunk: pa.Array, pattern: str) -> Future:
+        """The pass ``fn(chunk, pattern)``: the one already started on exactly this chunk, or a new one."""
+        key = (fn, pattern, _chunk_key(chunk))
+        if key not in self._pending:
+            self._pending[key] = (chunk, self._pool.submit(fn, chunk, pattern))
+        return self._pending[key][1]
 
     def close(self) -> None:
-        """Stop the workers (pending scans are cancelled) and drop the scanned chunks."""
+        """Stop the workers (pending passes are cancelled) and drop the scanned chunks."""
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._pending.clear()
 
@@ -204,17 +223,17 @@ class PromptScanner:
         self.close()
 
 
-def _scan(table: pa.Table, pattern: str, scanner: PromptScanner | None) -> list[tuple[int, str, str]]:
-    """``(row, role, text)`` of every prompt message part that matches, in row order (one regex pass)."""
-    chunks = table.column("prompt").chunks
-    workers = max(1, min(len(chunks), os.cpu_count() or 1))
-    with nullcontext(scanner) if scanner is not None else PromptScanner(None, workers) as sc:
-        futures = [sc.scan(c, pattern) for c in chunks]
-        out, start = [], 0
-        for c, fut in zip(chunks, futures):
-            out += [(start + row, role, text) for row, role, text in fut.result()]
-            start += len(c)
-        return out
+def _run(scanner: PromptScanner | None, fn: Callable[[pa.Array, str], Any], column: pa.ChunkedArray,
+         pattern: str) -> Any:
+    """``fn`` over every chunk of ``column`` on ``scanner`` (or a scanner of its own): ``_match`` gives one
+    boolean column, ``_scan_chunk`` a list of ``(first row of the chunk, hits)``."""
+    workers = max(1, min(column.num_chunks, os.cpu_count() or 1))
+    with nullcontext(scanner) if scanner is not None else PromptScanner(workers=workers) as sc:
+        results = [f.result() for f in [sc.run(fn, c, pattern) for c in column.chunks]]
+    if fn is _match:
+        return pa.chunked_array(results, pa.bool_())
+    starts = np.cumsum([0] + [len(c) for c in column.chunks[:-1]]).tolist()
+    return list(zip(starts, results))
 
 
 def _leak_message(task_id: str, split: str, text: str, terms: list[tuple[str, str]], n_rows: int) -> str:

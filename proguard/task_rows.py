@@ -16,6 +16,7 @@ category's row also marks its subcategories (``TaxonomyIndex.expand``).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -30,6 +31,9 @@ from taxonomy import Node, Taxonomy
 
 Layout = tuple[tuple[int, tuple[int, ...]], ...]
 """A visible taxonomy in display order: ``((category index, (subcategory index, ...)), ...)``."""
+
+MAX_MERGED_PIECES = 200_000
+"""Most precomputed (node, position) pieces: a larger taxonomy lays out IDs and their text separately."""
 
 BATCH_ROWS = 2048
 """Tasks per Arrow record batch: bounds the memory of intermediate text (a prompt is ~5 kB)."""
@@ -174,21 +178,31 @@ class RowWriter:
         n_cats = len(idx.cats)
         self.max_k = max([len(ch) for ch in idx.children.values()] + [1])
         p = self._pieces = _Pieces()
-        self.p_suffix = p.add(suffix)
-        # Display IDs: positional ones by (position, sub-position) and each node's own; "first" variants
-        # open the list, the others start with the newline that separates lines.
+        N, n_sub_slots = idx.n, n_cats * self.max_k
+        # A line is its display ID (which depends on the node's position) and its text (which does not).
+        # Joining ID and text into one piece per (node, position) halves the pieces a prompt is laid out
+        # from, and the time of laying them out; a taxonomy with too many (node, position) pairs keeps
+        # them apart. The same holds for the ID map's entries ("<source>": "<shown>").
+        self.merged = 2 * (2 * n_cats * n_cats + len(idx.subs) * n_sub_slots + 2 * N) <= MAX_MERGED_PIECES
+        self.p_suffix = p.add(suffix)  # and p_key below: the separate pieces when not merged
+        nl = {True: "", False: "\n"}  # "first" variants open the list, the others start a new line
         pos_cat = [f"C{i}" for i in range(1, n_cats + 1)]
         pos_sub = [f"C{i}S{j}" for i in range(1, n_cats + 1) for j in range(1, self.max_k + 1)]
-        self.p_cat_id = {first: p.add([("" if first else "\n") + ci + x for x in pos_cat]) for first in (True, False)}
-        self.p_sub_id = {first: p.add([("" if first else "\n") + si + x for x in pos_sub]) for first in (True, False)}
-        own = [(ci if idx.is_cat[i] else si) + idx.ids[i] for i in range(idx.n)]
-        self.p_own_id = {first: p.add([("" if first else "\n") + x for x in own]) for first in (True, False)}
+        own = [(ci if idx.is_cat[i] else si) + idx.ids[i] for i in range(N)]
+        line = (lambda i, x: x + suffix[i]) if self.merged else None
+        self.p_cat_line = {f: _grid(p, N, idx.cats, [nl[f] + ci + x for x in pos_cat], line) for f in (True, False)}
+        # A subcategory never opens the list: its category comes before it.
+        self.p_sub_line = _grid(p, N, idx.subs, ["\n" + si + x for x in pos_sub], line)
+        tail = suffix if self.merged else [""] * N
+        self.p_own_line = {f: p.add([nl[f] + own[i] + tail[i] for i in range(N)]) for f in (True, False)}
         # ID map JSON: {"<source>": "<shown>", ...}
-        quoted = [json.dumps(s) for s in idx.src]
-        self.p_key = {first: p.add([("" if first else ", ") + q + ": " for q in quoted]) for first in (True, False)}
-        self.p_val_cat = p.add([json.dumps(x) for x in pos_cat])
-        self.p_val_sub = p.add([json.dumps(x) for x in pos_sub])
-        self.p_val_own = p.add([json.dumps(x) for x in idx.ids])
+        key = {f: [("" if f else ", ") + json.dumps(s) + ": " for s in idx.src] for f in (True, False)}
+        self.p_key = {f: p.add(key[f]) for f in (True, False)}
+        entry = {f: (lambda i, x, f=f: key[f][i] + x) if self.merged else None for f in (True, False)}
+        self.p_cat_val = {f: _grid(p, N, idx.cats, [json.dumps(x) for x in pos_cat], entry[f]) for f in (True, False)}
+        self.p_sub_val = _grid(p, N, idx.subs, [json.dumps(x) for x in pos_sub], entry[False])
+        self.p_own_val = {f: p.add([(key[f][i] if self.merged else "") + json.dumps(idx.ids[i]) for i in range(N)])
+                          for f in (True, False)}
         self.p_open, self.p_close = p.add(["{", "}"])
         # Prompt templates per (modality, has visible subcategories): system = head + list + tail.
         flat = Taxonomy(tuple(replace(c, children=()) for c in base.categories), base.name)
@@ -234,24 +248,24 @@ class RowWriter:
         top_pos = pos[:, idx.top]  # position of each node's category
         cat_slot = top_pos - 1
         sub_slot = cat_slot * self.max_k + sub_pos - 1
-        is_cat = idx.is_cat[None, :]
-        id_piece = np.where(
-            positional[:, None],
-            np.where(is_cat, _pick2(self.p_cat_id, first, np.clip(cat_slot, 0, None)),
-                     _pick2(self.p_sub_id, first, np.clip(sub_slot, 0, None))),
-            _pick2(self.p_own_id, first, np.arange(N)[None, :]),
-        )
-        val_piece = np.where(
-            positional[:, None],
-            np.where(is_cat, self.p_val_cat[np.clip(cat_slot, 0, None)], self.p_val_sub[np.clip(sub_slot, 0, None)]),
-            self.p_val_own[None, :],
-        )
-        key_piece = _pick2(self.p_key, first, np.arange(N)[None, :])
+        node = np.arange(N)[None, :]
+        cat_slot, sub_slot = np.clip(cat_slot, 0, None), np.clip(sub_slot, 0, None)
+
+        def piece(cat: dict[bool, np.ndarray], sub: np.ndarray, own: dict[bool, np.ndarray]) -> np.ndarray:
+            """Piece index per (task, node): positional or own ID, first in the list or not."""
+            positional_piece = np.where(idx.is_cat[None, :], _pick2(cat, first, node, cat_slot), sub[node, sub_slot])
+            return np.where(positional[:, None], positional_piece, _pick2(own, first, node))
+
         take = np.take_along_axis
         shown = take(visible, order, axis=1)
-        line_pieces = np.stack([take(id_piece, order, 1), self.p_suffix[order]], axis=2)
+        line_cols = [piece(self.p_cat_line, self.p_sub_line, self.p_own_line)]
+        map_cols = [piece(self.p_cat_val, self.p_sub_val, self.p_own_val)]
+        if not self.merged:
+            line_cols.append(np.broadcast_to(self.p_suffix, (n, N)))
+            map_cols.insert(0, _pick2(self.p_key, first, node))
+        line_pieces = np.stack([take(c, order, 1) for c in line_cols], axis=2)
         line_pieces[~shown] = -1
-        map_pieces = np.stack([take(key_piece, order, 1), take(val_piece, order, 1)], axis=2)
+        map_pieces = np.stack([take(c, order, 1) for c in map_cols], axis=2)
         map_pieces[~shown] = -1
 
         # Prompt parts: system = head + lines + tail; an image placeholder; the user's conversation.
@@ -260,7 +274,7 @@ class RowWriter:
         sys_q = np.concatenate([self.p_head[tmpl][:, None], line_pieces.reshape(n, -1),
                                 self.p_tail[tmpl][:, None], user_piece[:, None]], axis=1)
         has_image = mod != MODALITIES.index("text")
-        n_lines = 2 * visible.sum(axis=1)
+        n_lines = len(line_cols) * visible.sum(axis=1)
         part_sizes = np.stack([n_lines + 2, np.zeros(n, np.int64), np.ones(n, np.int64)], axis=1)
         part_mask = np.stack([np.zeros(n, bool), ~has_image, np.zeros(n, bool)], axis=1)  # drop absent image parts
         keep = ~part_mask.ravel()
@@ -270,7 +284,7 @@ class RowWriter:
         types = np.where(np.stack([np.zeros(n, bool), has_image, np.zeros(n, bool)], axis=1), "image", "text")
         map_q = np.concatenate([np.full((n, 1), self.p_open), map_pieces.reshape(n, -1), np.full((n, 1), self.p_close)],
                                axis=1)
-        id_maps = _join(self.pieces, map_q, 2 * visible.sum(axis=1) + 2)
+        id_maps = _join(self.pieces, map_q, len(map_cols) * visible.sum(axis=1) + 2)
 
         # Targets. OOD: unsafe and the asked-for node hidden (hidden parents mark their branch).
         level = self.levels[mod, has_subs.astype(np.int64)]
@@ -343,9 +357,21 @@ class RowWriter:
                 )
 
 
-def _pick2(table: dict[bool, np.ndarray], first: np.ndarray, slot: np.ndarray) -> np.ndarray:
+def _pick2(table: dict[bool, np.ndarray], first: np.ndarray, *at: np.ndarray) -> np.ndarray:
     """Piece index from the ``first`` or the following variant of a piece table."""
-    return np.where(first, table[True][slot], table[False][slot])
+    return np.where(first, table[True][at], table[False][at])
+
+
+def _grid(p: _Pieces, n: int, nodes: Iterable[int], slots: list[str],
+          join: Callable[[int, str], str] | None) -> np.ndarray:
+    """Piece index per (node, slot): ``join(node, slot text)`` for ``nodes``, or with no ``join`` the slot text itself."""
+    grid = np.zeros((n, len(slots)), dtype=np.int64)
+    if join is None:
+        grid[:] = p.add(slots)
+    else:
+        for i in nodes:
+            grid[i] = p.add([join(i, x) for x in slots])
+    return grid
 
 
 def _offsets(sizes: np.ndarray) -> pa.Array:

@@ -247,7 +247,7 @@ def generate_tasks(samples: datasets.Dataset, taxonomy: Taxonomy, config: TaskCo
                     hidden = np.repeat(base[None, :], len(r), axis=0)
                 keys = rng.random((len(r), index.n)) if cfg.shuffle_ids else None
                 batches.append(writer.batch(name, r, cp, hidden, keys))
-                scanner.submit(batches[-1].column("prompt"))
+                scanner.submit(batches[-1])
             splits[name] = _dataset(batches, writer, name, _fingerprint(fp_cfg, taxonomy, index, sample_fp, name))
         tasks = datasets.DatasetDict(splits)
         if len(tasks["train"]) == 0:
@@ -280,6 +280,10 @@ def _read_samples(
     for name in _REQUIRED + _OPTIONAL:
         cols[name] = table.column(name).to_pylist() if name in table.column_names else [None] * table.num_rows
     images = _image_storage(table)
+    fast = _valid_columns(table, images, index)
+    if fast is not None:
+        cols["cat"], cols["unsafe"] = fast
+        return cols, table, images, _table_hash(table)
     has_image = images.is_valid().to_pylist()
     problems: list[str] = []
     seen: dict[str, int] = {}
@@ -323,6 +327,39 @@ def _read_samples(
         raise TaskError(f"{len(problems)} problem(s) in the samples:\n" + "\n".join(shown) + more)
     cols["cat"], cols["unsafe"] = cats, unsafe
     return cols, table, images, _table_hash(table)
+
+
+def _valid_columns(table: pa.Table, images: pa.Array, index: TaxonomyIndex) -> tuple[list[int], list[bool]] | None:
+    """Node index (-1: safe) and unsafe flag per sample when every row passes ``_read_samples``' checks.
+
+    The same checks as its row loop, with Arrow kernels (the loop took 0.15 s on 87k samples); ``None``
+    when any row fails one, and the loop then names each problem.
+    """
+    n = table.num_rows
+    col = {}
+    for name in _REQUIRED + _OPTIONAL:
+        c = table.column(name) if name in table.column_names else pa.nulls(n, pa.string())
+        if pa.types.is_null(c.type):
+            c = c.cast(pa.string())
+        if not pa.types.is_string(c.type):
+            return None
+        col[name] = c
+    ids, category = col["id"], col["category"]
+    if ids.null_count or pc.any(pc.equal(pc.utf8_length(ids), 0)).as_py() or pc.count_distinct(ids).as_py() != n:
+        return None
+    if pc.index_in(col["modality"], value_set=pa.array(MODALITIES)).null_count:
+        return None
+    if not pc.all(pc.equal(pc.not_equal(col["modality"], "text"), images.is_valid())).as_py():
+        return None
+    labels = pa.array(LABELS)
+    if pc.index_in(col["request_label"], value_set=labels).null_count \
+            or pc.index_in(col["response_label"], value_set=labels).null_count != col["response_label"].null_count:
+        return None
+    unsafe = pc.or_(pc.equal(col["request_label"], "unsafe"), pc.fill_null(pc.equal(col["response_label"], "unsafe"), False))
+    cat = pc.index_in(category, value_set=pa.array(index.src))
+    if cat.null_count != category.null_count or not pc.all(pc.equal(category.is_valid(), unsafe)).as_py():
+        return None
+    return pc.fill_null(cat, -1).to_pylist(), unsafe.to_pylist()
 
 
 def _image_storage(table: pa.Table) -> pa.Array:

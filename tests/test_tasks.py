@@ -9,7 +9,9 @@ import datasets
 import pytest
 
 from proguard.cli import main as cli_main
+import proguard.task_rows
 from proguard.data import BUNDLED_SAMPLES, Sample, load_samples, samples_to_dataset
+from proguard.leakcheck import PromptScanner
 from proguard.protocol import PromptConfig, build_messages
 from proguard.tasks import (
     LeakError,
@@ -369,6 +371,26 @@ def test_leak_check_catches_a_sample_in_two_splits(tax, held_c8):
     moved = held_c8["train"][0]["sample_id"]
     with pytest.raises(LeakError, match="its sample is also in train"):
         check_split(_planted(held_c8, "eval_id", 0, sample_id=moved), tax, ["C8"])
+
+
+def test_leak_check_rescans_prompts_it_did_not_see_written(tax, held_c8):
+    # a scanner fed the clean prompts must not vouch for a planted copy: its chunks are other memory
+    planted = _planted(held_c8, "train", 0, prompt=_with_system_text(held_c8["train"][0], "\nC99: Weapons."))
+    with PromptScanner.for_holdout(tax, ["C8"]) as scanner:
+        for split in held_c8.values():
+            for batch in split.data.table.to_batches():
+                scanner.submit(batch)
+        assert check_split(held_c8, tax, ["C8"], scanner=scanner)["prompts_scanned"]["train"] == len(held_c8["train"])
+        with pytest.raises(LeakError, match="shows held-out text 'Weapons'"):
+            check_split(planted, tax, ["C8"], scanner=scanner)
+
+
+def test_separate_id_and_text_pieces_write_the_same_tasks(tax, synth, held_c8, monkeypatch):
+    # taxonomies with too many (node, position) pairs lay out IDs and line text as separate pieces
+    monkeypatch.setattr(proguard.task_rows, "MAX_MERGED_PIECES", 0)
+    again = build_tasks(synth, tax, TaskConfig(holdout=["C8"], hide_fraction=0.2, shuffle_ids=True, seed=12))
+    for name, split in held_c8.items():
+        assert again[name].data.table.equals(split.data.table), name
 
 
 def test_leak_check_runs_on_every_build_and_fails_loudly(tmp_path, tax):
