@@ -5,7 +5,7 @@
 # Usage:   scripts/ci_vllm.sh [VENV_DIR]          (default: .venv-vllm in the repository)
 # Example: .ci/run && scripts/ci_vllm.sh
 #
-# Measured on the project's 2-core CPU machine (benchmarks/results/vllm_cpu.md): install about 4 min
+# Measured on the project's 2-core CPU machine (BENCHMARKS.md): install about 4 min
 # (3.2 GB), tests about 4 min. The main suite's vLLM tests skip with a reason where vLLM is absent;
 # this step is what runs them for real: PROGUARD_REQUIRE_VLLM=1 turns such a skip into an error.
 # Skipping this step on purpose: PROGUARD_CI_VLLM=skip prints a loud SKIP line and exits 0.
