@@ -94,19 +94,24 @@ def _image_cell(image: Any) -> dict | None:
     return {"bytes": None, "path": str(image)}
 
 
-def read_jsonl_objects(path: Path) -> Iterator[tuple[int, dict]]:
-    """``(line number, object)`` per non-blank line of a JSONL file; a bad line is a ``DataError`` naming it."""
+def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
+    """``(line number, value)`` per non-blank line of a JSONL file; invalid JSON is a ``DataError`` naming the line."""
     with path.open(encoding="utf-8") as fh:
         for i, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                yield i, json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DataError(f"{path}: row {i}: not valid JSON: {exc.msg}") from None
-            if not isinstance(record, dict):
-                raise DataError(f"{path}: row {i}: expected a JSON object, got {type(record).__name__}")
-            yield i, record
+
+
+def read_jsonl_objects(path: Path) -> Iterator[tuple[int, dict]]:
+    """Like ``read_jsonl``, but every line must hold a JSON object."""
+    for i, record in read_jsonl(path):
+        if not isinstance(record, dict):
+            raise DataError(f"{path}: row {i}: expected a JSON object, got {type(record).__name__}")
+        yield i, record
 
 
 def read_records(path: str | Path) -> Iterator[tuple[int, dict, Path]]:

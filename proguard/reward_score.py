@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from proguard.data import DataError, read_jsonl
 from proguard.protocol import PromptConfig
 from proguard.reward_compose import Breakdown, CompositeReward, check_target_row, target_from_row
 from rewards.types import Target
@@ -43,14 +44,10 @@ class ScoringRows:
 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    with path.open(encoding="utf-8") as fh:
-        for i, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield i, json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ScoringInputError(f"{path}: row {i}: not valid JSON: {exc.msg}") from None
+    try:
+        yield from read_jsonl(path)
+    except DataError as exc:
+        raise ScoringInputError(str(exc)) from None
 
 
 def _resolve_category(row: dict[str, Any], taxonomy: Taxonomy, problems: list[str]) -> None:
