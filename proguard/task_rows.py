@@ -4,10 +4,10 @@ Building a task's policy prompt through ``Taxonomy.without(...).renumbered(...)`
 ``protocol.build_messages`` costs about 0.7 ms, too slow for ProGuard-sized data (87k tasks, each
 with its own shuffled category list). Here a batch of tasks is rendered column-wise: numpy orders
 every task's visible nodes, and pyarrow joins precomputed text pieces (the prompt before and after
-the category list, each node's line without its ID, the IDs) into the prompt strings. The pieces are
-cut from the protocol's own output, and ``RowWriter`` checks the first task of every prompt shape
-against ``build_messages`` on a real ``Taxonomy``, raising if they differ: the fast path cannot
-drift from the protocol unnoticed.
+the category list, each node's line without its ID, the IDs, each sample's user text) into the prompt
+strings. The pieces are cut from the protocol's own output, and ``RowWriter`` checks the first task
+of every prompt shape against ``build_messages`` on a real ``Taxonomy``, raising if they differ: the
+fast path cannot drift from the protocol unnoticed.
 
 A batch's hidden nodes are a boolean matrix (tasks x nodes, in ``Taxonomy.nodes()`` order); a hidden
 category's row also marks its subcategories (``TaxonomyIndex.expand``).
@@ -153,6 +153,9 @@ class RowWriter:
         self.modality = np.asarray([MODALITIES.index(m) for m in samples["modality"]], dtype=np.int64)
         self._verified: set[tuple[int, bool, bool]] = set()
         self._build_pieces()
+        # Every sample's user text follows the prompt pieces, so a task's text is one more piece index.
+        self.n_pieces = len(self.pieces)
+        self.all_pieces = pa.concat_arrays([self.pieces, _user_texts(table, self.modality)])
 
     # ---- precomputation -------------------------------------------------------------------
     def _build_pieces(self) -> None:
@@ -204,6 +207,15 @@ class RowWriter:
         self.p_own_val = {f: p.add([(key[f][i] if self.merged else "") + json.dumps(idx.ids[i]) for i in range(N)])
                           for f in (True, False)}
         self.p_open, self.p_close = p.add(["{", "}"])
+        # One lookup table per column, [first in list?, node, slot]: a category's slot is its position - 1,
+        # a subcategory's its (category, position) cell, and the last slot its own (source) ID. A task's
+        # pieces are then one gather in display order, not a where over each variant for every node.
+        self.own_slot = max(n_cats, n_sub_slots)
+        self.t_line = _table(self.p_cat_line, self.p_sub_line, self.p_own_line, idx, self.own_slot)
+        self.t_val = _table(self.p_cat_val, self.p_sub_val, self.p_own_val, idx, self.own_slot)
+        self.child_grid = np.full((n_cats, self.max_k), -1, dtype=np.int64)  # subcategories per category, padded
+        for j, c in enumerate(idx.cats):
+            self.child_grid[j, : len(idx.children[c])] = idx.children[c]
         # Prompt templates per (modality, has visible subcategories): system = head + list + tail.
         flat = Taxonomy(tuple(replace(c, children=()) for c in base.categories), base.name)
         self.levels = np.empty((len(MODALITIES), 2), dtype=object)
@@ -220,6 +232,9 @@ class RowWriter:
                 tails.append(tail)
                 self.levels[m, int(has_subs)] = cfg.level(modality, rep)
         self.p_head, self.p_tail = p.add(heads), p.add(tails)
+        # Per prompt shape (modality * 2 + has subcategories): its level, as Arrow text and as a flag.
+        self.level_names = pa.array(self.levels.ravel().tolist(), pa.string())
+        self.asks_sub = self.levels.ravel() == "subcategory"
         self.pieces = pa.array(p.texts, pa.string())
         self.names = pa.array([n.name for n in idx.nodes], pa.string())
         self.synonyms = pa.array([list(n.synonyms) for n in idx.nodes] + [[]], pa.list_(pa.string()))
@@ -242,55 +257,46 @@ class RowWriter:
         mod = self.modality[rows]
         tmpl = mod * 2 + has_subs
 
-        # Display ID and line pieces of every node, then put them in display order.
-        first = np.zeros((n, N), dtype=bool)
-        first[np.arange(n), order[:, 0]] = True
-        top_pos = pos[:, idx.top]  # position of each node's category
-        cat_slot = top_pos - 1
-        sub_slot = cat_slot * self.max_k + sub_pos - 1
-        node = np.arange(N)[None, :]
-        cat_slot, sub_slot = np.clip(cat_slot, 0, None), np.clip(sub_slot, 0, None)
-
-        def piece(cat: dict[bool, np.ndarray], sub: np.ndarray, own: dict[bool, np.ndarray]) -> np.ndarray:
-            """Piece index per (task, node): positional or own ID, first in the list or not."""
-            positional_piece = np.where(idx.is_cat[None, :], _pick2(cat, first, node, cat_slot), sub[node, sub_slot])
-            return np.where(positional[:, None], positional_piece, _pick2(own, first, node))
-
-        take = np.take_along_axis
-        shown = take(visible, order, axis=1)
-        line_cols = [piece(self.p_cat_line, self.p_sub_line, self.p_own_line)]
-        map_cols = [piece(self.p_cat_val, self.p_sub_val, self.p_own_val)]
+        # Display ID and line pieces of every shown node, in display order: the visible nodes come first.
+        W = self.own_slot + 1
+        cat_slot = pos[:, idx.top] - 1
+        slot = np.where(idx.is_cat[None, :], cat_slot, cat_slot * self.max_k + sub_pos - 1)
+        slot = np.where(positional[:, None], slot, self.own_slot)
+        flat = order * W + np.take_along_axis(slot, order, axis=1)
+        flat[:, 0] += N * W  # the first line opens the list: the tables' "first" half
+        n_shown = visible.sum(axis=1)
+        hide = np.arange(N)[None, :] >= n_shown[:, None]
+        line_cols = [self.t_line.ravel()[flat]]
+        map_cols = [self.t_val.ravel()[flat]]
         if not self.merged:
-            line_cols.append(np.broadcast_to(self.p_suffix, (n, N)))
-            map_cols.insert(0, _pick2(self.p_key, first, node))
-        line_pieces = np.stack([take(c, order, 1) for c in line_cols], axis=2)
-        line_pieces[~shown] = -1
-        map_pieces = np.stack([take(c, order, 1) for c in map_cols], axis=2)
-        map_pieces[~shown] = -1
+            line_cols.append(self.p_suffix[order])
+            keys_shown = self.p_key[False][order]
+            keys_shown[:, 0] = self.p_key[True][order[:, 0]]
+            map_cols.insert(0, keys_shown)
+        line_pieces = np.stack(line_cols, axis=2)
+        line_pieces[hide] = -1
+        map_pieces = np.stack(map_cols, axis=2)
+        map_pieces[hide] = -1
 
         # Prompt parts: system = head + lines + tail; an image placeholder; the user's conversation.
-        users = [user_text(self.s["modality"][i], self.s["request"][i], self.s["response"][i]) for i in rows.tolist()]
-        user_piece = len(self.pieces) + np.arange(n)
+        user_piece = self.n_pieces + rows
         sys_q = np.concatenate([self.p_head[tmpl][:, None], line_pieces.reshape(n, -1),
                                 self.p_tail[tmpl][:, None], user_piece[:, None]], axis=1)
         has_image = mod != MODALITIES.index("text")
-        n_lines = len(line_cols) * visible.sum(axis=1)
+        n_lines = len(line_cols) * n_shown
         part_sizes = np.stack([n_lines + 2, np.zeros(n, np.int64), np.ones(n, np.int64)], axis=1)
         part_mask = np.stack([np.zeros(n, bool), ~has_image, np.zeros(n, bool)], axis=1)  # drop absent image parts
         keep = ~part_mask.ravel()
-        all_pieces = pa.concat_arrays([self.pieces, pa.array(users, pa.string())])
-        texts = _join(all_pieces, sys_q, part_sizes.ravel()[keep],
-                      null=np.stack([np.zeros(n, bool), has_image, np.zeros(n, bool)], axis=1).ravel()[keep])
-        types = np.where(np.stack([np.zeros(n, bool), has_image, np.zeros(n, bool)], axis=1), "image", "text")
+        is_image = np.stack([np.zeros(n, bool), has_image, np.zeros(n, bool)], axis=1).ravel()[keep]  # per kept part
+        texts = _join(self.all_pieces, sys_q, part_sizes.ravel()[keep], null=is_image)
         map_q = np.concatenate([np.full((n, 1), self.p_open), map_pieces.reshape(n, -1), np.full((n, 1), self.p_close)],
                                axis=1)
-        id_maps = _join(self.pieces, map_q, len(map_cols) * visible.sum(axis=1) + 2)
+        id_maps = _join(self.pieces, map_q, len(map_cols) * n_shown + 2)
 
         # Targets. OOD: unsafe and the asked-for node hidden (hidden parents mark their branch).
-        level = self.levels[mod, has_subs.astype(np.int64)]
         cat = self.cat[rows]
         known = cat >= 0
-        asked = np.where(level == "subcategory", cat, idx.top[np.where(known, cat, 0)])
+        asked = np.where(self.asks_sub[tmpl], cat, idx.top[np.where(known, cat, 0)])
         ood = self.unsafe[rows] & known & hidden[np.arange(n), np.where(known, asked, 0)]
         r_hidden, c_hidden = np.nonzero(hidden)
         sid = self.s["id"]
@@ -298,11 +304,11 @@ class RowWriter:
             "task_id": pa.array([f"{split}/{sid[i]}/{c}" if c else f"{split}/{sid[i]}"
                                  for i, c in zip(rows.tolist(), copies.tolist())], pa.string()),
             "sample_id": self.copied["id"].take(rows),
-            "prompt": _prompt(n, texts, types[~part_mask].ravel(), part_sizes, part_mask, self.schema),
+            "prompt": _prompt(n, texts, is_image, part_mask, self.schema),
             "image": self.images.take(rows),
             **{k: self.copied[k].take(rows) for k in ("modality", "request_label", "response_label", "category")},
             "category_name": self.names.take(pa.array(np.where(known, cat, 0), mask=~known)),
-            "category_level": pa.array(level.tolist(), pa.string()),
+            "category_level": self.level_names.take(pa.array(tmpl)),
             "id_map": id_maps,
             "ood": pa.array(ood),
             "ood_name": self.names.take(pa.array(np.where(ood, asked, 0), mask=~ood)),
@@ -314,30 +320,38 @@ class RowWriter:
         return batch
 
     def _order(self, hidden: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Display order of nodes (hidden last), category positions, subcategory positions, visibility."""
-        idx, n = self.index, len(hidden)
-        rows = np.arange(n)[:, None]
+        """Display order of nodes (hidden last), category positions, subcategory positions, visibility.
+
+        Positions are 1-based and follow ``keys`` with hidden nodes after the visible ones (stable sorts).
+        """
+        idx, n, N = self.index, len(hidden), self.index.n
         inf = np.inf
-        pos = np.zeros((n, idx.n), dtype=np.int64)  # 1-based position of each visible category
+        pos = np.zeros((n, N), dtype=np.int64)
         cats = np.asarray(idx.cats)
         cat_order = np.argsort(np.where(hidden[:, cats], inf, keys[:, cats]), axis=1, kind="stable")
-        pos[rows, cats[cat_order]] = np.arange(1, len(cats) + 1)
-        sub_pos = np.zeros((n, idx.n), dtype=np.int64)
-        for c, ch in idx.children.items():
-            if ch:
-                ch_arr = np.asarray(ch)
-                o = np.argsort(np.where(hidden[:, ch_arr], inf, keys[:, ch_arr]), axis=1, kind="stable")
-                sub_pos[rows, ch_arr[o]] = np.arange(1, len(ch) + 1)
+        pos[:, cats] = _ranks(cat_order)
+        # Every category's subcategories in one sort of a (task, category, slot) grid, not a sort per
+        # category; padding slots sort after the category's hidden subcategories, those after its visible ones.
+        grid = self.child_grid
+        real = grid >= 0
+        cell = np.where(real, grid, 0)
+        sub_order = np.argsort(np.where(real & ~hidden[:, cell], keys[:, cell], inf), axis=2, kind="stable")
+        sub_pos = np.zeros((n, N), dtype=np.int64)
+        sub_pos[:, grid[real]] = _ranks(sub_order)[:, real]
+        # Display slots are distinct small integers (hidden nodes after every slot, in node order), so a
+        # stable sort of them in the narrowest integer type is a fast radix sort.
         visible = ~hidden
-        display = np.where(visible, pos[:, idx.top] * (self.max_k + 1) + sub_pos, np.iinfo(np.int64).max)
-        order = np.argsort(display, axis=1, kind="stable")
+        slots = (len(cats) + 1) * (self.max_k + 1)
+        display = np.where(visible, pos[:, idx.top] * (self.max_k + 1) + sub_pos, slots + np.arange(N))
+        order = np.argsort(display.astype(np.min_scalar_type(slots + N)), axis=1, kind="stable")
         return order, pos, sub_pos, visible
 
     # ---- verification ------------------------------------------------------------------------
     def _verify_new_shapes(self, batch: pa.RecordBatch, rows: np.ndarray, hidden: np.ndarray, keys: np.ndarray,
                            positional: np.ndarray, mod: np.ndarray, has_subs: np.ndarray) -> None:
         """Check the first task of each (modality, has subcategories, renumbered) shape against the protocol."""
-        for r in range(len(rows)):
+        codes = (mod * 2 + has_subs) * 2 + positional
+        for r in np.unique(codes, return_index=True)[1].tolist():  # the first task of each shape in the batch
             shape = (int(mod[r]), bool(has_subs[r]), bool(positional[r]))
             if shape in self._verified:
                 continue
@@ -357,9 +371,62 @@ class RowWriter:
                 )
 
 
-def _pick2(table: dict[bool, np.ndarray], first: np.ndarray, *at: np.ndarray) -> np.ndarray:
-    """Piece index from the ``first`` or the following variant of a piece table."""
-    return np.where(first, table[True][at], table[False][at])
+def _user_texts(table: pa.Table, modality: np.ndarray) -> pa.Array:
+    """``protocol.user_text`` of every sample, joined by Arrow from templates cut from its own output.
+
+    A Python call per sample cost ~0.1 s on 87k samples. The templates are ``user_text`` with marker
+    request and response texts; a protocol change that no longer fits them raises here, and
+    ``RowWriter._verify_new_shapes`` still compares whole prompts.
+    """
+    req_mark, resp_mark = "\x00request\x00", "\x00response\x00"
+    parts: list[tuple[str, str, str, str]] = []  # (before request, between, after response, missing response)
+    uses: list[bool] = []  # whether the modality's text holds the conversation
+    for m in MODALITIES:
+        text = user_text(m, req_mark, resp_mark)
+        if req_mark not in text and resp_mark not in text and user_text(m, "", None) == text:
+            parts.append((text, "", "", ""))
+            uses.append(False)
+            continue
+        before, _, rest = text.partition(req_mark)
+        between, _, after = rest.partition(resp_mark)
+        head, no_reply = before + req_mark + between, user_text(m, req_mark, None)
+        if text != head + resp_mark + after or not no_reply.startswith(head) or not no_reply.endswith(after) \
+                or user_text(m, None, resp_mark) != before + between + resp_mark + after:
+            raise RuntimeError(f"protocol.user_text({m!r}) no longer fits its template; update proguard.task_rows")
+        missing = no_reply[len(head) : len(no_reply) - len(after)]
+        parts.append((before, between, after, missing))
+        uses.append(True)
+    n = len(modality)
+    mod = pa.array(modality)
+
+    def column(name: str) -> pa.Array:
+        return table.column(name).combine_chunks().cast(pa.string()) if name in table.column_names \
+            else pa.nulls(n, pa.string())
+
+    per = [pa.array([p[k] for p in parts], pa.string()).take(mod) for k in range(4)]
+    use = pa.array(uses).take(mod)
+    empty = pa.scalar("", pa.string())
+    request = pc.if_else(use, pc.fill_null(column("request"), ""), empty)  # request None -> ""
+    response = pc.if_else(use, pc.coalesce(column("response"), per[3]), empty)
+    return pc.binary_join_element_wise(per[0], request, per[1], response, per[2], "")
+
+
+def _ranks(order: np.ndarray) -> np.ndarray:
+    """1-based rank of each entry along the last axis, from its ``argsort`` (the inverse permutation)."""
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(1, order.shape[-1] + 1), axis=-1)
+    return ranks
+
+
+def _table(cat: dict[bool, np.ndarray], sub: np.ndarray, own: dict[bool, np.ndarray], idx: TaxonomyIndex,
+           own_slot: int) -> np.ndarray:
+    """Piece index per (first in the list?, node, slot) from a column's category, subcategory and own-ID grids."""
+    table = np.zeros((2, idx.n, own_slot + 1), dtype=np.int64)
+    for f in (False, True):
+        table[int(f)][idx.cats, : cat[f].shape[1]] = cat[f][idx.cats]
+        table[int(f)][idx.subs, : sub.shape[1]] = sub[idx.subs]  # a subcategory never opens the list
+        table[int(f)][:, own_slot] = own[f]
+    return table
 
 
 def _grid(p: _Pieces, n: int, nodes: Iterable[int], slots: list[str],
@@ -396,16 +463,20 @@ def _join(pieces: pa.Array, matrix: np.ndarray, sizes: np.ndarray, null: np.ndar
     return pa.StringArray.from_buffers(len(sizes), offsets, data, validity)
 
 
-def _prompt(n: int, texts: pa.Array, types: np.ndarray, part_sizes: np.ndarray, part_mask: np.ndarray,
-            schema: pa.Schema) -> pa.Array:
+_PART_TYPES = pa.array(["text", "image"], pa.string())
+_ROLES = pa.array(["system", "user"], pa.string())
+
+
+def _prompt(n: int, texts: pa.Array, is_image: np.ndarray, part_mask: np.ndarray, schema: pa.Schema) -> pa.Array:
     """The conversational ``prompt`` column: per task a system message and a user message."""
     typ = schema.field("prompt").type
     msg_type = typ.value_type
     content_type = msg_type.field("content").type
-    parts = pa.StructArray.from_arrays([pa.array(types.tolist(), pa.string()), texts], fields=list(content_type.value_type))
+    parts = pa.StructArray.from_arrays([_PART_TYPES.take(pa.array(is_image.astype(np.int8))), texts],
+                                       fields=list(content_type.value_type))
     per_message = np.stack([np.ones(n, np.int64), 1 + (~part_mask[:, 1])], axis=1).ravel()
     content = pa.ListArray.from_arrays(_offsets(per_message), parts, type=content_type)
-    messages = pa.StructArray.from_arrays([pa.array(["system", "user"] * n, pa.string()), content],
+    messages = pa.StructArray.from_arrays([_ROLES.take(pa.array(np.tile(np.arange(2, dtype=np.int8), n))), content],
                                           fields=list(msg_type))
     return pa.ListArray.from_arrays(_offsets(np.full(n, 2)), messages, type=typ)
 

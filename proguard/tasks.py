@@ -212,13 +212,13 @@ def generate_tasks(samples: datasets.Dataset, taxonomy: Taxonomy, config: TaskCo
     base_level = {m: writer.level(m, base_has_subs) for m in MODALITIES}
 
     # Held-out unsafe samples -> eval_ood, or "excluded" when their prompt level still lists the answer.
-    ood_rows, excluded, pool = [], [], []
-    for i, c in enumerate(cols["cat"]):
-        if c >= 0 and base[c]:
-            asked = c if base_level[cols["modality"][i]] == "subcategory" else index.top[c]
-            (ood_rows if base[asked] else excluded).append(i)
-        else:
-            pool.append(i)
+    cat = writer.cat
+    held = (cat >= 0) & base[np.maximum(cat, 0)]
+    asks_sub = np.array([base_level[m] == "subcategory" for m in MODALITIES])[writer.modality]
+    asked = np.where(asks_sub, cat, index.top[np.maximum(cat, 0)])
+    ood_rows = np.flatnonzero(held & base[asked]).tolist()
+    excluded = np.flatnonzero(held & ~base[asked]).tolist()
+    pool = np.flatnonzero(~held).tolist()
     if cfg.holdout and not ood_rows:
         raise TaskError(f"holdout {', '.join(cfg.holdout)}: no unsafe sample falls under it; eval_ood would be empty")
     if excluded:
@@ -419,8 +419,11 @@ def _split_eval(pool: list[int], cfg: TaskConfig, n_samples: int) -> tuple[list[
         if k < 1:
             raise TaskError(f"eval_fraction {cfg.eval_fraction}: only {n} in-taxonomy sample(s) of {n_samples}; "
                             "eval_id and train cannot both hold one (set eval_fraction to 0)")
-    chosen = set(_pick(_rng(cfg, "split"), n, k).tolist()) if k else set()
-    return [pool[j] for j in sorted(chosen)], [p for j, p in enumerate(pool) if j not in chosen]
+    chosen = np.zeros(n, dtype=bool)
+    if k:
+        chosen[_pick(_rng(cfg, "split"), n, k)] = True
+    rows = np.asarray(pool, dtype=np.int64)
+    return rows[chosen].tolist(), rows[~chosen].tolist()
 
 
 def _balance(rows: list[int], modality: list[str], cfg: TaskConfig) -> tuple[tuple[np.ndarray, np.ndarray], dict]:

@@ -460,3 +460,43 @@ def test_cli_errors_exit_with_the_message(tmp_path):
                                          r"is not an ID or name in taxonomy 'mlcommons-hazards'"):
         cli_main(["tasks", "--data", str(BUNDLED_SAMPLES), "--taxonomy", "mlcommons", "--out", str(tmp_path / "c")])
     assert not any((tmp_path / d).exists() for d in "abc")
+
+
+def test_user_text_of_every_task_equals_the_protocols(tax):
+    # The writer joins user texts column-wise (Arrow), not through protocol.user_text: every row must
+    # still say exactly what the protocol renders, edge cases included.
+    from proguard.protocol import user_text
+    from proguard.testing.tiny_vlm import make_test_image
+
+    png = make_test_image()
+    texts = [
+        ("text", "How do I pick a lock?", None),
+        ("text", "Ünïcödé 漢字 🙂 request", "a reply\nover two lines"),
+        ("text", "nul \x00 byte", "User: Assistant: nested labels"),
+        ("text", "  spaces around  ", "  "),
+        ("text_image", "What is shown?", None),
+        ("text_image", "Describe it", "It is a cat."),
+        ("image", None, None),
+    ]
+    rows = []
+    for k in range(60):
+        modality, request, response = texts[k % len(texts)]
+        unsafe = k % 2 == 0
+        rows.append(Sample(
+            id=f"e{k}", modality=modality, request=request, response=response,
+            image=png if modality != "text" else None,
+            request_label="unsafe" if unsafe else "safe",
+            response_label=None if response is None else "safe",
+            category="C8S1" if unsafe else None,
+        ))
+    samples = samples_to_dataset(rows)
+    tasks = build_tasks(samples, tax, TaskConfig(hide_fraction=0.3, shuffle_ids=True, seed=5))
+    by_id = samples_by_id(samples)
+    seen = 0
+    for split in tasks.values():
+        for row in split.select_columns(["sample_id", "modality", "prompt"]):
+            s = by_id[row["sample_id"]]
+            got = row["prompt"][1]["content"][-1]["text"]
+            assert got == user_text(row["modality"], s["request"], s["response"]), row["sample_id"]
+            seen += 1
+    assert seen == 60
