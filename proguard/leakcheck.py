@@ -87,7 +87,7 @@ def check_split(
     index = TaxonomyIndex(taxonomy)
     held = index.hidden_ids(index.hidden_vector(list(holdout)))
     terms = held_out_terms(taxonomy, holdout)
-    pattern, id_map_pattern = _patterns(taxonomy, holdout)
+    pattern, id_map_pattern = _patterns(held, terms)
     tables = {name: ds.with_format("arrow")[:] for name, ds in tasks.items()}
     report: dict[str, Any] = {
         "scope": scope,
@@ -121,10 +121,10 @@ def check_split(
                         "its OOD target is a held-out node")
         if pattern is None:
             continue
-        strict = name != "train" or scope == "prompt"  # conversations count as leaks only in train, scope prompt
+        strict = name == "train" and scope == "prompt"  # conversations count as leaks only in train, scope prompt
         hits = [(start + row, role, text) for start, found in _run(scanner, _scan_chunk, table.column("prompt"), pattern)
                 for row, role, text in found]
-        leaks = [(row, text) for row, role, text in hits if role == "system" or (strict and name == "train")]
+        leaks = [(row, text) for row, role, text in hits if role == "system" or strict]
         if leaks:
             row, text = leaks[0]
             raise LeakError(_leak_message(tid[row].as_py(), name, text, terms, len({r for r, _ in leaks})))
@@ -164,11 +164,8 @@ def _scan_chunk(chunk: pa.Array, pattern: str) -> list[tuple[int, str, str]]:
     return out
 
 
-def _patterns(taxonomy: Taxonomy, holdout: Sequence[str]) -> tuple[str | None, str | None]:
+def _patterns(held: Sequence[str], terms: Sequence[tuple[str, str]]) -> tuple[str | None, str | None]:
     """The regexes of held-out text in prompts and of held-out keys in ID maps (``None``: nothing held out)."""
-    index = TaxonomyIndex(taxonomy)
-    held = index.hidden_ids(index.hidden_vector(list(holdout)))
-    terms = held_out_terms(taxonomy, holdout)
     text = term_pattern([t for t, _ in terms]) if terms else None
     keys = "(?:" + "|".join(_escape(json.dumps(h)) for h in held) + r")\s*:" if held else None
     return text, keys
@@ -195,7 +192,9 @@ class PromptScanner:
     @classmethod
     def for_holdout(cls, taxonomy: Taxonomy, holdout: Sequence[str]) -> PromptScanner:
         """A scanner with ``check_split``'s patterns for these held-out nodes."""
-        return cls(_patterns(taxonomy, holdout))
+        index = TaxonomyIndex(taxonomy)
+        held = index.hidden_ids(index.hidden_vector(list(holdout)))
+        return cls(_patterns(held, held_out_terms(taxonomy, holdout)))
 
     def submit(self, batch: pa.RecordBatch) -> None:
         """Start scanning the ``prompt`` and ``id_map`` columns of one batch of tasks."""

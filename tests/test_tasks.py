@@ -24,7 +24,7 @@ from proguard.tasks import (
     generate_tasks,
 )
 from rewards.types import TARGET_COLUMNS, Target
-from taxonomy import load_taxonomy, parse_id
+from taxonomy import load_taxonomy, parent_id_of, parse_id
 from task_helpers import assert_task_matches_protocol, samples_by_id, synthetic_samples, visible_taxonomy
 from reference_data import PROGUARD_TAXONOMY
 
@@ -168,7 +168,7 @@ def test_own_category_probability(tax, synth):
     for row in never:
         if row["category"] is not None:  # everything else hidden, the sample's own category kept
             assert not row["ood"]
-            assert [c.name for c in visible_taxonomy(row, tax).categories] == [tax.get(row["category"][:row["category"].find("S")] if "S" in row["category"] else row["category"]).name]
+            assert [c.name for c in visible_taxonomy(row, tax).categories] == [tax.get(parent_id_of(row["category"]) or row["category"]).name]
 
     half = build_tasks(synth, tax, TaskConfig(own_category_hide_prob=0.5, seed=2, eval_fraction=0))["train"]
     share = sum(r["ood"] for r in half) / sum(r["category"] is not None for r in half)

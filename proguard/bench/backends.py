@@ -169,6 +169,12 @@ def _text_only_messages(messages: Messages) -> Messages:
     return out
 
 
+def _chat_text(processor: Any, messages: Messages) -> str:
+    """A prompt rendered by the model's chat template; a text-only model gets plain-string contents."""
+    conv = clean_messages(messages) if hasattr(processor, "image_processor") else _text_only_messages(messages)
+    return processor.apply_chat_template(conv, add_generation_prompt=True, tokenize=False)
+
+
 # ---------------------------------------------------------------------------------------------
 # transformers
 # ---------------------------------------------------------------------------------------------
@@ -246,8 +252,7 @@ class TransformersBackend:
         images = [_rgb(img) for _, img in batch if img is not None]
         if images and not is_multimodal:
             raise ValueError(f"{self.model_path}: the model has no image processor, but the batch holds images")
-        convs = [clean_messages(m) if is_multimodal else _text_only_messages(m) for m, _ in batch]
-        texts = [processor.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m in convs]
+        texts = [_chat_text(processor, m) for m, _ in batch]
         if is_multimodal:
             inputs = processor(text=texts, images=images or None, padding=True, return_tensors="pt")
         else:
@@ -311,12 +316,9 @@ class VLLMBackend:
             return []
         _check_batch(batch)
         self.prepare()
-        is_multimodal = hasattr(self._processor, "image_processor")
         requests = []
         for messages, image in batch:
-            conv = clean_messages(messages) if is_multimodal else _text_only_messages(messages)
-            text = self._processor.apply_chat_template(conv, add_generation_prompt=True, tokenize=False)
-            req: dict[str, Any] = {"prompt": text}
+            req: dict[str, Any] = {"prompt": _chat_text(self._processor, messages)}
             if image is not None:
                 req["multi_modal_data"] = {"image": _rgb(image)}
             requests.append(req)

@@ -111,13 +111,13 @@ class Guard:
             unknown = sorted(set(item) - {"id", "request", "response", "image"})
             if unknown:
                 raise ValueError(f"input {n}: unknown field(s) {', '.join(unknown)} (known: id, request, response, image)")
-            try:
-                image = load_image(item.get("image"))
-                modality = input_modality(item.get("request") or None, item.get("response") or None, image)
-            except ValueError as exc:
-                raise ValueError(f"input {n}: {exc}") from None
             request = item.get("request") or None
             response = item.get("response") or None
+            try:
+                image = load_image(item.get("image"))
+                modality = input_modality(request, response, image)
+            except ValueError as exc:
+                raise ValueError(f"input {n}: {exc}") from None
             messages = build_messages(modality, request, response, self.taxonomy, self.prompt_config)
             prompts.append((modality, messages, image))
         out: list[Moderation] = []

@@ -126,9 +126,9 @@ def binary_metrics(records: Sequence[Record]) -> dict[str, dict[str, dict[str, A
     """Request and response F1 (unsafe = positive) per modality and over ``all``."""
     scored = BinaryReward()([r.parsed for r in records], [r.target for r in records])
     out: dict[str, dict[str, dict[str, Any]]] = {"request": {}, "response": {}}
-    for label, part in (("request", "request"), ("response", "response")):
+    for label in ("request", "response"):
         rows = []
-        for r, ok in zip(records, scored.parts[part], strict=True):
+        for r, ok in zip(records, scored.parts[label], strict=True):
             truth = r.target.request_label if label == "request" else r.target.response_label
             if truth is None or ok is None:
                 continue  # no response to judge (image samples, conversations without a response)
