@@ -181,15 +181,14 @@ def _check_output(name: str, out: Any, n: int) -> tuple[list[Score], dict[str, l
         total, parts = out, {}
     else:
         raise RewardOutputError(f"reward {name!r} returned {type(out).__name__}; expected a list of floats or a Scored")
-    checked = {"": _check_scores(name, total, n)}
+    checked_total, checked = _check_scores(name, total, n), {}
     for part, scores in parts.items():
         if not isinstance(part, str) or not part or "/" in part:
             raise RewardOutputError(f"reward {name!r}: part names must be non-empty strings without '/', got {part!r}")
         if not isinstance(scores, (list, tuple)):
             raise RewardOutputError(f"reward {name!r}: part {part!r} is a {type(scores).__name__}, not a list")
         checked[part] = _check_scores(f"{name}/{part}", scores, n)
-    total_checked = checked.pop("")
-    return total_checked, checked
+    return checked_total, checked
 
 
 def _check_scores(name: str, scores: Sequence[Any], n: int) -> list[Score]:

@@ -141,7 +141,8 @@ def check_bank(
     phrases = [e.phrases() for e in entries]
     flat = [p for ps in phrases for p in ps]
     owner = np.repeat(np.arange(len(entries)), [len(ps) for ps in phrases])
-    sims = EmbeddingIndex.similarity(index.phrase_matrix(flat), index.phrase_matrix(flat)).cpu().numpy()
+    matrix = index.phrase_matrix(flat)
+    sims = EmbeddingIndex.similarity(matrix, matrix).cpu().numpy()
     # best[r, m]: phrase r's highest similarity to any phrase of node m (one reduction per node)
     best = np.stack([sims[:, owner == m].max(axis=1) for m in range(len(entries))], axis=1)
     nodes = []

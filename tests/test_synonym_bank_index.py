@@ -117,6 +117,12 @@ def test_quality_report_skips_parent_and_child_unless_asked(index):
             assert p.nearest_key not in (tax.parent(node.key).id if tax.parent(node.key) else None,)
             assert tax.parent(p.nearest_key) is None or tax.parent(p.nearest_key).id != node.key
     assert sum(len(n.flagged) for n in family.nodes) >= sum(len(n.flagged) for n in plain.nodes)
+    assert any(  # asked, the report does compare with parent and subcategories
+        p.nearest_key == getattr(tax.parent(node.key), "id", None)
+        or getattr(tax.parent(p.nearest_key), "id", None) == node.key
+        for node in family.nodes
+        for p in node.phrases
+    )
 
 
 @needs_reference
