@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from taxonomy import Taxonomy, load_taxonomy
+from taxonomy import Taxonomy, load_taxonomy, normalize_name
 from taxonomy.loaders import BUNDLED_DIR, bundled_taxonomies
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -45,9 +45,7 @@ class BankError(ValueError):
     """A bank or override file is invalid or does not match its taxonomy; the message names where."""
 
 
-def norm_phrase(text: str) -> str:
-    """The comparison form of a phrase: lower case, single spaces."""
-    return " ".join(text.lower().split())
+norm_phrase = normalize_name  # phrases compare exactly as the taxonomy compares names
 
 
 def _dedupe(phrases: Iterable[str], skip: Iterable[str] = ()) -> list[str]:

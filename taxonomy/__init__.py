@@ -1,7 +1,7 @@
 """Hierarchical safety taxonomies: the model, loaders for two YAML schemas, bundled policies."""
 
 from taxonomy.loaders import bundled_taxonomies, dump_taxonomy, load_taxonomy, taxonomy_from_data
-from taxonomy.model import Node, Taxonomy, TaxonomyError, is_node_id, parent_id_of, parse_id
+from taxonomy.model import Node, Taxonomy, TaxonomyError, is_node_id, normalize_name, parent_id_of, parse_id
 
 __all__ = [
     "Node",
@@ -11,6 +11,7 @@ __all__ = [
     "dump_taxonomy",
     "is_node_id",
     "load_taxonomy",
+    "normalize_name",
     "parent_id_of",
     "parse_id",
     "taxonomy_from_data",

@@ -40,8 +40,9 @@ def parent_id_of(node_id: str) -> str | None:
     return f"C{parsed[0]}"
 
 
-def _norm(name: str) -> str:
-    return " ".join(name.lower().split())
+def normalize_name(text: str) -> str:
+    """The comparison form of a name or phrase: lower case, single spaces."""
+    return " ".join(text.lower().split())
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ class Taxonomy:
                 raise TaxonomyError(f"{self.name}: duplicate ID {node.id}")
             if not node.name.strip():
                 raise TaxonomyError(f"{self.name}: node {node.id} has an empty name")
-            norm = _norm(node.name)
+            norm = normalize_name(node.name)
             if norm in by_name:
                 raise TaxonomyError(
                     f"{self.name}: duplicate name {node.name!r} ({by_name[norm].id} and {node.id})"
@@ -139,7 +140,7 @@ class Taxonomy:
         """The node with this ID or (case- and space-insensitive) name, else ``None``."""
         if name_or_id in self._by_id:
             return self._by_id[name_or_id]
-        return self._by_name.get(_norm(name_or_id)) if isinstance(name_or_id, str) else None
+        return self._by_name.get(normalize_name(name_or_id)) if isinstance(name_or_id, str) else None
 
     def parent(self, node_id: str) -> Node | None:
         """The parent category of a subcategory, ``None`` for a category."""
