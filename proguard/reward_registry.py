@@ -13,7 +13,6 @@ signature before it is built, so a typo in a recipe names the option and the one
 
 from __future__ import annotations
 
-import difflib
 import functools
 import importlib
 import importlib.metadata
@@ -21,6 +20,8 @@ import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from proguard.hints import did_you_mean
 
 ENTRY_POINT_GROUP = "proguard.rewards"
 
@@ -80,17 +81,12 @@ def load_dotted(path: str, *, what: str | None = None) -> Any:
     for part in attr.split("."):
         if not hasattr(obj, part):
             public = sorted(n for n in dir(obj) if not n.startswith("_"))
-            hint = _suggest(part, public)
+            hint = did_you_mean(part, public)
             raise RewardRegistryError(f"{what}: {module_name!r} has no attribute {attr!r}{hint}")
         obj = getattr(obj, part)
     if not callable(obj):
         raise RewardRegistryError(f"{what}: {path} is a {type(obj).__name__}, not a class or function")
     return obj
-
-
-def _suggest(word: str, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(known), n=3, cutoff=0.6)
-    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
 
 
 class RewardRegistry:
@@ -146,7 +142,7 @@ class RewardRegistry:
         if name not in self._entries:
             known = ", ".join(self.names()) or "(none)"
             raise RewardRegistryError(
-                f"unknown reward {name!r}{_suggest(name, self.names())}. Known rewards: {known}. A plugin can also "
+                f"unknown reward {name!r}{did_you_mean(name, self.names())}. Known rewards: {known}. A plugin can also "
                 f"be named by a dotted path 'package.module:Name' or registered through the entry-point group "
                 f"{ENTRY_POINT_GROUP!r}."
             )
@@ -222,7 +218,7 @@ def check_options(name: str, factory: Any, options: Mapping[str, Any]) -> None:
         if key not in accepted:
             listed = ", ".join(accepted) or "(none)"
             raise RewardRegistryError(
-                f"reward {name!r}: unknown option {key!r}{_suggest(key, accepted)}. Its options: {listed}."
+                f"reward {name!r}: unknown option {key!r}{did_you_mean(key, accepted)}. Its options: {listed}."
             )
     try:
         sig.bind(**options)

@@ -15,12 +15,13 @@ project's reward) and ``proguard-paper`` (the published ProGuard reward).
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from proguard.hints import did_you_mean
 
 PRESET_DIR = Path(__file__).parent / "assets" / "reward_presets"
 SPEC_KEYS = ("name", "weight", "gate", "options")
@@ -50,8 +51,7 @@ class RewardSpec:
             raise RewardSpecError(f"{where}: expected a mapping with keys {', '.join(SPEC_KEYS)}, got {type(row).__name__}")
         for key in row:
             if key not in SPEC_KEYS:
-                close = difflib.get_close_matches(str(key), SPEC_KEYS, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                hint = did_you_mean(str(key), SPEC_KEYS, n=1)
                 raise RewardSpecError(f"{where}: {key}: unknown key{hint}; keys are {', '.join(SPEC_KEYS)}")
         name = row.get("name")
         if not isinstance(name, str) or not name.strip():
@@ -121,7 +121,6 @@ def load_preset(name: str) -> list[RewardSpec]:
     """The rewards of a bundled preset; an unknown name lists the known ones."""
     path = PRESET_DIR / f"{name}.yaml"
     if not path.is_file():
-        close = difflib.get_close_matches(name, preset_names(), n=2)
-        hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+        hint = did_you_mean(name, preset_names(), n=2)
         raise RewardSpecError(f"unknown reward preset {name!r}{hint}; presets: {', '.join(preset_names())}")
     return load_reward_specs(path)
