@@ -62,8 +62,14 @@ class Breakdown:
     parsed: list[Parsed]
 
     def metrics(self) -> dict[str, float]:
-        """``reward/<name>/mean|std`` and ``reward/<name>/<part>/mean`` over the applicable samples."""
+        """``reward/<name>/mean|std`` and ``reward/<name>/<part>/mean`` over the applicable samples, and
+        ``format/valid_rate``: the share that follows the protocol exactly, reasoning block included."""
         out: dict[str, float] = {}
+        if self.parsed:
+            # The batch was parsed with the reasoning block optional; requiring it is the same parse
+            # plus "a reasoning block was there", so no second parse is needed.
+            valid = sum(p.ok and p.reasoning is not None for p in self.parsed)
+            out["format/valid_rate"] = valid / len(self.parsed)
         for name, scores in self.components.items():
             vals = [float(s) for s in scores if s is not None]
             if vals:

@@ -29,9 +29,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from proguard.config import BUNDLED, TINY_MODEL, Recipe, grpo_config_kwargs, prompt_config, recipe_to_yaml
-from proguard.protocol import parse_completion
-from proguard.vllm_rollout import VLLM_MISSING
+from proguard.config import (
+    BUNDLED,
+    TINY_MODEL,
+    Recipe,
+    grpo_config_kwargs,
+    prompt_config,
+    prompts_per_step,
+    recipe_to_yaml,
+)
+from proguard.vllm_rollout import VLLM_MISSING, adapt_trainer, block_image_tokens, check_vllm, vllm_installed
 
 FINAL_DIR = "final"
 POLICY_INIT_DIR = "policy-init"
@@ -412,22 +419,15 @@ def enforce_prompt_lengths(ds, lengths: list[int], r: Recipe, origin: str = "tra
     return ds.select(keep)
 
 
-def require_vllm(r: Recipe) -> None:
-    """A clear error when vLLM rollouts cannot run here (not installed; server mode without CUDA)."""
-    from proguard.vllm_rollout import check_vllm
-
-    check_vllm(r)
-
-
 # ---------------------------------------------------------------------------------------------
 # Reward statistics, trainer, callbacks
 # ---------------------------------------------------------------------------------------------
 class RewardWithStats:
-    """The composite reward plus two batch statistics TRL does not log: format-valid rate and OOD share.
+    """The composite reward plus a batch statistic TRL does not log: the OOD share.
 
-    ``format/valid_rate`` is the share of completions that follow the answer protocol exactly (the
-    reasoning block included); ``data/ood_share`` the share of the batch whose category was hidden
-    from the prompt. Both go through TRL's ``log_metric`` callback, next to the components.
+    ``data/ood_share`` is the share of the batch whose category was hidden from the prompt; it goes
+    through TRL's ``log_metric`` callback, next to the components and ``format/valid_rate``, which the
+    composite reward logs from its own parse of the batch.
     """
 
     def __init__(self, reward: Callable[..., list[float]]):
@@ -438,10 +438,6 @@ class RewardWithStats:
         """TRL's reward signature; delegates scoring to the wrapped reward."""
         log_metric = kwargs.get("log_metric")
         if log_metric is not None and completions:
-            modalities = kwargs.get("modality") or []
-            valid = [parse_completion(c, m).ok for c, m in zip(completions, modalities, strict=False)]
-            if valid:
-                log_metric("format/valid_rate", sum(valid) / len(valid))
             ood = kwargs.get("ood")
             log_metric("data/ood_share", (sum(bool(v) for v in ood) / len(ood)) if ood else 0.0)
         return self.reward(prompts=prompts, completions=completions, **kwargs)
@@ -650,7 +646,7 @@ def build_trainer(
     from transformers import AutoConfig
 
     if r.rollout.backend == "vllm":
-        require_vllm(r)
+        check_vllm(r)
     args = build_grpo_config(r)
     out = Path(r.output_dir)
     state = PartialState()
@@ -666,8 +662,6 @@ def build_trainer(
     model_config = AutoConfig.from_pretrained(model_path, trust_remote_code=r.model.trust_remote_code)
     alignment = check_image_token_alignment(processor, model_config, ds)
     if r.rollout.backend == "vllm":
-        from proguard.vllm_rollout import block_image_tokens
-
         block_image_tokens(args, model_config)
     ds = enforce_prompt_lengths(ds, prompt_lengths(processor, ds), r)
 
@@ -685,8 +679,6 @@ def build_trainer(
         callbacks=[_metrics_callback(out / METRICS_FILE), *callbacks],
     )
     if r.rollout.backend == "vllm":
-        from proguard.vllm_rollout import adapt_trainer
-
         adapt_trainer(trainer)
     return Setup(trainer, processor, model_path, alignment, ds)
 
@@ -730,8 +722,6 @@ def validate(r: Recipe) -> list:
 
 def dry_run(r: Recipe) -> str:
     """The resolved recipe, a rendered sample prompt per modality, dataset counts and the reward list."""
-    from proguard.config import prompts_per_step
-
     specs = validate(r)
     ds = build_train_dataset(r)
     lines = ["# resolved recipe", recipe_to_yaml(r).rstrip(), ""]
@@ -741,7 +731,7 @@ def dry_run(r: Recipe) -> str:
         f"# batch: {prompts_per_step(r, 1):g} prompts x {r.grpo.num_generations} rollouts per optimizer step "
         "on 1 process (scales with the number of processes unless grpo.prompts_per_step is set)"
     )
-    if r.rollout.backend == "vllm" and importlib.util.find_spec("vllm") is None:
+    if r.rollout.backend == "vllm" and not vllm_installed():
         lines.append(f"# WARNING: {VLLM_MISSING}")
     lines.append("")
     lines.append("# rewards (total = product of gates x weighted sum of the rest)")
@@ -839,7 +829,6 @@ __all__ = [
     "prepare_policy_dir",
     "prompt_lengths",
     "render_messages",
-    "require_vllm",
     "dry_run",
     "validate",
     "resolve_model_path",

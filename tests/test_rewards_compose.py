@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 import proguard.reward_compose as compose
-from proguard.protocol import format_answer
+from proguard.protocol import format_answer, parse_completion
 from proguard.reward_compose import (
     Component,
     CompositeReward,
@@ -156,6 +156,17 @@ def test_metrics_through_log_metric_and_log_extra():
     assert metrics["reward/category/std"] == 0.25
     assert metrics["reward/category/exact/mean"] == 0.5 and metrics["reward/category/parent/mean"] == 1.0
     assert extra["reward/category"][:2] == [1.0, 0.5] and math.isnan(extra["reward/category"][2])
+
+
+def test_format_valid_rate_requires_the_reasoning_block():
+    # Logged from the batch's single parse (reasoning optional): an answer without <think> parses
+    # there, but is not protocol-valid; garbage is neither.
+    reward = build_reward(["binary"])
+    metrics = {}
+    completions = [ans("text", "unsafe", "safe", "C8S1"), ans("text", "unsafe", "safe", "C8S1", reasoning=None), "garbage"]
+    reward(completions=completions, log_metric=metrics.__setitem__, **cols(TEXT_UNSAFE, TEXT_UNSAFE, TEXT_UNSAFE))
+    assert metrics["format/valid_rate"] == pytest.approx(1 / 3)
+    assert parse_completion(completions[1], "text").ok is False  # the strict parse agrees
 
 
 def test_a_component_that_never_applies_logs_nothing():

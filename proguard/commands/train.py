@@ -46,14 +46,14 @@ def run(args: argparse.Namespace) -> int:
     from proguard.train import TrainError, dry_run, train, validate
 
     try:
+        if args.dry_run:  # validates the recipe itself
+            print(dry_run(recipe))
+            return 0
         specs = validate(recipe)
         if args.check:
             for warning in _input_warnings(recipe):
                 print(f"warning: {warning}", file=sys.stderr)
             print(f"{args.recipe}: ok ({len(specs)} rewards: {', '.join(s.name for s in specs)})")
-            return 0
-        if args.dry_run:
-            print(dry_run(recipe))
             return 0
         final = train(recipe, resume=args.resume)
     except (TrainError, RecipeError) as exc:
