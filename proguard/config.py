@@ -13,11 +13,12 @@ Nothing here imports torch, transformers or TRL at module level: ``proguard trai
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from proguard.hints import did_you_mean
 
 TINY_MODEL = "tiny"
 """``model.name_or_path`` value that builds the in-process tiny Qwen2.5-VL (``proguard.testing.tiny_vlm``)."""
@@ -232,9 +233,6 @@ def _where(layers: list[tuple[str, Any]]) -> str:
 def _key_message(exc: Exception) -> str:
     key = getattr(exc, "full_key", None)
     msg = str(getattr(exc, "msg", None) or exc).splitlines()[0]
-    if "not in" in msg and key:  # omegaconf: "Key 'lrr' not in 'G'. Did you mean: 'lr'?"
-        hint = msg.split("Did you mean:", 1)[1].strip() if "Did you mean:" in msg else ""
-        return f"{key}: unknown key" + (f" (did you mean {hint}?)" if hint else "")
     return f"{key}: {msg}" if key else msg
 
 
@@ -246,8 +244,7 @@ def _check_sections(data: Any, schema: type, origin: str, prefix: str) -> None:
     for key, value in data.items():
         f = fields.get(key)
         if f is None:
-            close = difflib.get_close_matches(str(key), list(fields), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = did_you_mean(str(key), fields, n=1)
             raise RecipeError(f"{origin}: {prefix}{key}: unknown key{hint}; keys here: {', '.join(fields)}")
         sub = _dataclass_type(f)
         if sub is None:
@@ -381,8 +378,7 @@ def _check_rewards(rewards: Any, origin: str) -> None:
 
     if isinstance(rewards, str):
         if rewards not in preset_names():
-            close = difflib.get_close_matches(rewards, preset_names(), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = did_you_mean(rewards, preset_names(), n=1)
             raise RecipeError(f"{origin}: rewards: unknown preset {rewards!r}{hint}; presets: {', '.join(preset_names())}")
         return
     try:
@@ -441,8 +437,7 @@ def _check_grpo_extra(extra: Mapping[str, Any], origin: str) -> None:
         if key in sections:
             raise RecipeError(f"{where}: is a grpo key; write grpo.{key} instead")
         if key not in known:
-            close = difflib.get_close_matches(key, sorted(known), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = did_you_mean(key, sorted(known), n=1)
             raise RecipeError(f"{where}: not a trl.GRPOConfig field{hint}")
 
 
