@@ -34,7 +34,7 @@ from proguard.bench.backends import GenerationSettings, TransformersBackend  # n
 from proguard.bench.runner import BenchConfig, run_bench  # noqa: E402
 from proguard.data import BUNDLED_SAMPLES, load_samples  # noqa: E402
 from proguard.tasks import default_tasks  # noqa: E402
-from proguard.testing.tiny_vlm import tiny_vlm_path  # noqa: E402
+from proguard.models.tiny_vlm import tiny_vlm_path  # noqa: E402
 from taxonomy import load_taxonomy  # noqa: E402
 
 

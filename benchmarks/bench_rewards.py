@@ -28,7 +28,7 @@ from collections import Counter
 from typing import Any
 
 from proguard.protocol import format_answer
-from proguard.reward_compose import build_reward, parse_batch, targets_from_columns
+from proguard.scoring.compose import build_reward, parse_batch, targets_from_columns
 from taxonomy import load_taxonomy
 
 RECIPE = [{"name": "format", "gate": True}, {"name": "binary"}, {"name": "category"}]

@@ -92,7 +92,7 @@ def instrument(timers: Timers) -> None:
 def well_formed_answers(columns: dict, n: int) -> list[str]:
     """A protocol-valid answer per row: the true labels, the prompt's ID, or a free-text name on OOD rows."""
     from proguard.protocol import format_answer
-    from proguard.reward_compose import targets_from_columns
+    from proguard.scoring.compose import targets_from_columns
 
     out = []
     for t in targets_from_columns(columns, n):
@@ -117,7 +117,7 @@ def main() -> int:
 
     if args.device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
-    from proguard.config import load_recipe
+    from proguard.train.recipe import load_recipe
     from proguard.train import train
 
     timers = Timers()

@@ -51,7 +51,7 @@ def child(backend: str, steps: int, overrides: list[str], out_dir: str) -> dict:
 
     from transformers import TrainerCallback
 
-    from proguard.config import load_recipe
+    from proguard.train.recipe import load_recipe
     from proguard.train import build_trainer
 
     class StepTimer(TrainerCallback):

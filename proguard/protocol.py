@@ -77,13 +77,17 @@ _TASK = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass
 class PromptConfig:
-    """Choices about how the policy prompt is written."""
+    """Choices about how the policy prompt is written (also the recipe's ``data.prompt`` section)."""
 
-    category_levels: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_CATEGORY_LEVELS))
-    descriptions: bool = True
-    examples: bool = True
+    category_levels: dict[str, str] = field(
+        default_factory=lambda: dict(DEFAULT_CATEGORY_LEVELS),
+        metadata={"help": "per modality, the category level the prompt asks for: subcategory or category "
+                          "(text+image defaults to category, as in ProGuard)"},
+    )
+    descriptions: bool = field(default=True, metadata={"help": "show each category's description in the policy prompt"})
+    examples: bool = field(default=True, metadata={"help": "show example answers in the policy prompt"})
 
     def level(self, modality: str, taxonomy: Taxonomy) -> str:
         """The category level asked for; a taxonomy without subcategories is always top-level."""

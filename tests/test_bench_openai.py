@@ -12,8 +12,8 @@ from PIL import Image
 
 from proguard.bench.backends import GenerationFailed, GenerationSettings, OpenAIBackend, make_backend
 from proguard.protocol import build_messages
-from proguard.testing.openai_stub import OpenAIStub
-from proguard.testing.tiny_vlm import make_test_image
+from doubles.openai_stub import OpenAIStub
+from proguard.models.tiny_vlm import make_test_image
 from taxonomy import load_taxonomy
 
 TAX = load_taxonomy("default")

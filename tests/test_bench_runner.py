@@ -16,7 +16,7 @@ from proguard.bench.cache import CACHE_FILE, CachedGeneration, GenerationCache
 from proguard.bench.runner import BenchConfig, check_tasks, load_task_dataset, run_bench, select_splits
 from proguard.data import BUNDLED_SAMPLES, load_samples
 from proguard.tasks import TaskConfig, build_tasks, default_tasks
-from proguard.testing.bench import ScriptedBackend, perfect_answer
+from doubles.bench import ScriptedBackend, perfect_answer
 from rewards.ood_similarity import OODSimilarity
 from taxonomy import load_taxonomy
 

@@ -12,7 +12,7 @@ from proguard.bench.backends import GenerationSettings, TransformersBackend
 from proguard.bench.runner import BenchConfig, run_bench
 from proguard.data import BUNDLED_SAMPLES, load_samples
 from proguard.tasks import default_tasks
-from proguard.testing.tiny_vlm import tiny_vlm_path
+from proguard.models.tiny_vlm import tiny_vlm_path
 from taxonomy import load_taxonomy
 
 

@@ -37,7 +37,7 @@ from proguard.bench.backends import GenerationSettings, VLLMBackend
 from proguard.bench.runner import BenchConfig, run_bench
 from proguard.data import BUNDLED_SAMPLES, load_samples
 from proguard.tasks import default_tasks
-from proguard.testing.tiny_vlm import tiny_vlm_path
+from proguard.models.tiny_vlm import tiny_vlm_path
 from taxonomy import load_taxonomy
 
 tax = load_taxonomy("default")

@@ -7,14 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from proguard.config import (
-    Recipe,
-    RecipeError,
-    grpo_config_kwargs,
-    gradient_accumulation,
-    load_recipe,
-    prompts_per_step,
-)
+from proguard.train.grpo_args import gradient_accumulation, grpo_config_kwargs, prompts_per_step
+from proguard.train.recipe import Recipe, RecipeError, load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "recipes" / "tiny" / "grpo_cpu.yaml"

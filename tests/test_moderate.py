@@ -11,8 +11,8 @@ from proguard.bench.backends import GenerationSettings
 from proguard.bench.guard import Guard, input_modality
 from proguard.cli import main
 from proguard.protocol import format_answer, system_prompt
-from proguard.testing.openai_stub import OpenAIStub, last_text
-from proguard.testing.tiny_vlm import make_test_image
+from doubles.openai_stub import OpenAIStub, last_text
+from proguard.models.tiny_vlm import make_test_image
 from rewards.types import FormatError, Verdict
 from taxonomy import load_taxonomy
 
@@ -77,7 +77,7 @@ def test_guard_moderate_builds_the_training_prompt_and_parses(tmp_path):
 
 
 def test_guard_with_the_tiny_vlm_returns_format_errors_not_exceptions():
-    from proguard.testing.tiny_vlm import tiny_vlm_path
+    from proguard.models.tiny_vlm import tiny_vlm_path
 
     guard = Guard.from_pretrained(str(tiny_vlm_path()), settings=GenerationSettings(max_new_tokens=8))
     out = guard.moderate_many([{"request": "hello"}, {"image": make_test_image(56)}])

@@ -110,7 +110,7 @@ def test_default_formula_is_the_reference_formula(sims):
 
 @given(st.lists(st.floats(-1.0, 1.0), min_size=6, max_size=6))
 def test_proguard_paper_preset_options_give_the_reference_score(sims):
-    from proguard.reward_specs import load_preset
+    from proguard.scoring.specs import load_preset
 
     (spec,) = [s for s in load_preset("proguard-paper") if s.name == "ood_similarity"]
     reward, targets, _ = stub_reward([sims], **spec.options)

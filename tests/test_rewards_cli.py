@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-import proguard.reward_compose as compose
+import proguard.scoring.compose as compose
 from proguard.cli import main as cli_main
 from proguard.protocol import format_answer
-from proguard.reward_registry import default_registry
+from proguard.scoring.registry import default_registry
 
 
 def ans(modality, request, response, category=None, reasoning="Looking at it."):

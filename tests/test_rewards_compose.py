@@ -9,17 +9,17 @@ from types import SimpleNamespace
 
 import pytest
 
-import proguard.reward_compose as compose
+import proguard.scoring.compose as compose
 from proguard.protocol import format_answer, parse_completion
-from proguard.reward_compose import (
+from proguard.scoring.compose import (
     Component,
     CompositeReward,
     RewardOutputError,
     build_reward,
     targets_from_columns,
 )
-from proguard.reward_registry import check_options, default_registry
-from proguard.reward_specs import RewardSpecError, load_preset, load_reward_specs, parse_specs, preset_names
+from proguard.scoring.registry import check_options, default_registry
+from proguard.scoring.specs import RewardSpecError, load_preset, load_reward_specs, parse_specs, preset_names
 from rewards.api import Scored
 
 

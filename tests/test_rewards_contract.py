@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from proguard.reward_registry import ENTRY_POINT_GROUP, default_registry
+from proguard.scoring.registry import ENTRY_POINT_GROUP, default_registry
 from proguard.testing.reward_contract import ContractViolation, check_reward
 from rewards.ood_similarity import OODSimilarity
 from synonym_bank.index import EmbeddingIndex

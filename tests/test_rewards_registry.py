@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from proguard.reward_compose import build_reward, targets_from_columns
-from proguard.reward_registry import (
+from proguard.scoring.compose import build_reward, targets_from_columns
+from proguard.scoring.registry import (
     ENTRY_POINT_GROUP,
     RewardEntry,
     RewardRegistry,
@@ -97,7 +97,7 @@ def test_dotted_path_errors():
     with pytest.raises(RewardRegistryError, match="no attribute 'CategoryRewrd'.*did you mean 'CategoryReward'"):
         registry.resolve("rewards.category:CategoryRewrd")
     with pytest.raises(RewardRegistryError, match="not a class or function"):
-        registry.resolve("proguard.reward_registry:ENTRY_POINT_GROUP")
+        registry.resolve("proguard.scoring.registry:ENTRY_POINT_GROUP")
     with pytest.raises(RewardRegistryError, match="package.module:Name"):
         registry.resolve("rewards.category:")
 

@@ -9,9 +9,9 @@ import datasets
 import pytest
 
 from proguard.cli import main as cli_main
-import proguard.task_rows
+import proguard.tasks.rows
 from proguard.data import BUNDLED_SAMPLES, Sample, load_samples, samples_to_dataset
-from proguard.leakcheck import PromptScanner
+from proguard.tasks.leakcheck import PromptScanner
 from proguard.protocol import PromptConfig, build_messages
 from proguard.tasks import (
     LeakError,
@@ -261,13 +261,23 @@ def test_bad_options(kwargs, message):
         TaskConfig(**kwargs)
 
 
-def test_config_from_dict():
-    cfg = TaskConfig.from_dict({"holdout": "C1, C2S1", "shuffle_ids": True, "prompt": {"descriptions": False}})
-    assert cfg.holdout == ["C1", "C2S1"] and cfg.prompt.descriptions is False
-    with pytest.raises(TaskError, match=r"recipe data.tasks: unknown key\(s\) \['hide_fracton'\]"):
-        TaskConfig.from_dict({"hide_fracton": 0.2}, origin="recipe data.tasks")
-    with pytest.raises(TaskError, match="recipe: hide_fraction"):
-        TaskConfig.from_dict({"hide_fraction": 2}, origin="recipe")
+def test_recipe_task_section_is_parsed_once_into_typed_options(tmp_path):
+    """data.tasks is typed at load (TaskOptions), combined with data.prompt into one TaskConfig; bad keys name the recipe."""
+    from proguard.tasks.config import TaskOptions
+    from proguard.train.recipe import RecipeError, load_recipe
+
+    r = load_recipe(None, ["data.tasks.holdout=[C1,C2S1]", "data.tasks.shuffle_ids=true", "data.prompt.descriptions=false"])
+    assert isinstance(r.data.tasks, TaskOptions)
+    cfg = r.task_config()
+    assert isinstance(cfg, TaskConfig) and cfg.holdout == ["C1", "C2S1"] and cfg.shuffle_ids
+    assert cfg.prompt is r.prompt_config() and cfg.prompt.descriptions is False
+    assert cfg.prompt.category_levels["text_image"] == "category"  # defaults kept under a partial override
+    with pytest.raises(RecipeError, match=r"command line: data.tasks.hide_fracton"):
+        load_recipe(None, ["data.tasks.hide_fracton=0.2"])
+    with pytest.raises(RecipeError, match="data.tasks.hide_fraction: must be a number in"):
+        load_recipe(None, ["data.tasks.hide_fraction=2"])
+    with pytest.raises(RecipeError, match="data.tasks.prompt"):
+        load_recipe(None, ["data.tasks.prompt.descriptions=false"])
 
 
 def test_categories_not_in_the_taxonomy_name_the_row(bundled):
@@ -387,7 +397,7 @@ def test_leak_check_rescans_prompts_it_did_not_see_written(tax, held_c8):
 
 def test_separate_id_and_text_pieces_write_the_same_tasks(tax, synth, held_c8, monkeypatch):
     # taxonomies with too many (node, position) pairs lay out IDs and line text as separate pieces
-    monkeypatch.setattr(proguard.task_rows, "MAX_MERGED_PIECES", 0)
+    monkeypatch.setattr(proguard.tasks.rows, "MAX_MERGED_PIECES", 0)
     again = build_tasks(synth, tax, TaskConfig(holdout=["C8"], hide_fraction=0.2, shuffle_ids=True, seed=12))
     for name, split in held_c8.items():
         assert again[name].data.table.equals(split.data.table), name
@@ -466,7 +476,7 @@ def test_user_text_of_every_task_equals_the_protocols(tax):
     # The writer joins user texts column-wise (Arrow), not through protocol.user_text: every row must
     # still say exactly what the protocol renders, edge cases included.
     from proguard.protocol import user_text
-    from proguard.testing.tiny_vlm import make_test_image
+    from proguard.models.tiny_vlm import make_test_image
 
     png = make_test_image()
     texts = [

@@ -16,7 +16,7 @@ from transformers import (  # noqa: E402
     Qwen2_5_VLForConditionalGeneration,
 )
 
-from proguard.testing.tiny_vlm import (  # noqa: E402
+from proguard.models.tiny_vlm import (  # noqa: E402
     CHAT_TEMPLATE,
     SPECIAL_TOKENS,
     build_tiny_vlm,
@@ -213,7 +213,7 @@ def test_tiny_vlm_path_caches(tmp_path):
     assert other != first and other.parent == first.parent
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([first.name, other.name])  # no scratch left
     # A fresh process (empty memo) reuses the directory on disk.
-    from proguard.testing import tiny_vlm as mod
+    from proguard.models import tiny_vlm as mod
 
     mod._CACHE.clear()
     assert tiny_vlm_path(tmp_path) == first

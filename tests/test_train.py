@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from proguard.cli import main as cli_main
-from proguard.config import load_recipe
-from proguard.reward_specs import load_preset
+from proguard.train.recipe import load_recipe
+from proguard.scoring.specs import load_preset
 
 TINY_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "tiny" / "grpo_cpu.yaml"
 # Short rollouts and 2 prompts x 2 rollouts per step: a step takes ~2 s on 2 CPU cores.
@@ -84,7 +84,7 @@ def test_final_model_reloads_and_generates(tiny_run):
     """final/ loads with the Auto classes (as vLLM and transformers would) and generates."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from proguard.testing.tiny_vlm import make_test_image
+    from proguard.models.tiny_vlm import make_test_image
 
     final = tiny_run / "final"
     processor = AutoProcessor.from_pretrained(final)

@@ -17,7 +17,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from proguard.config import load_recipe
+from proguard.train.recipe import load_recipe
 from proguard.train import TrainError, train
 
 TINY_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "tiny" / "grpo_cpu.yaml"

@@ -34,9 +34,11 @@ def offline(monkeypatch):
 
     for name in ("AutoProcessor", "AutoConfig", "AutoModelForImageTextToText", "AutoTokenizer"):
         monkeypatch.setattr(getattr(transformers, name), "from_pretrained", refuse)
-    import proguard.train
+    import proguard.train.policy
+    import proguard.train.run
 
-    monkeypatch.setattr(proguard.train, "resolve_model_path", refuse)
+    monkeypatch.setattr(proguard.train.policy, "resolve_model_path", refuse)
+    monkeypatch.setattr(proguard.train.run, "resolve_model_path", refuse)
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: str(p.relative_to(ROOT / "recipes")))

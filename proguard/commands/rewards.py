@@ -31,9 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch to ``list`` or ``score``; a bad recipe, preset or input file exits with its message, no traceback."""
-    from proguard.reward_registry import RewardRegistryError
-    from proguard.reward_score import ScoringInputError
-    from proguard.reward_specs import RewardSpecError
+    from proguard.scoring.registry import RewardRegistryError
+    from proguard.scoring.offline import ScoringInputError
+    from proguard.scoring.specs import RewardSpecError
 
     try:
         return _list(args) if args.rewards_command == "list" else _score(args)
@@ -44,8 +44,8 @@ def run(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from proguard.reward_registry import default_registry
-    from proguard.reward_specs import load_preset, preset_names
+    from proguard.scoring.registry import default_registry
+    from proguard.scoring.specs import load_preset, preset_names
 
     registry = default_registry()
     infos = [registry.describe(n) for n in registry.names()]
@@ -73,8 +73,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from proguard.reward_compose import build_reward
-    from proguard.reward_score import read_scoring_rows, score_rows, summary, write_scored
+    from proguard.scoring.compose import build_reward
+    from proguard.scoring.offline import read_scoring_rows, score_rows, summary, write_scored
     from taxonomy import load_taxonomy
 
     reward = build_reward(args.recipe if args.recipe else (args.preset or "default"))

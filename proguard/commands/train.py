@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Validate, preview or train."""
-    from proguard.config import RecipeError, load_recipe
+    from proguard.train.recipe import RecipeError, load_recipe
 
     try:
         _split_flags(args)
@@ -84,7 +84,7 @@ def _input_warnings(recipe) -> list[str]:
     """Inputs a recipe names that are not on this machine (fine for --check; training needs them)."""
     from pathlib import Path
 
-    from proguard.config import BUNDLED
+    from proguard.train.recipe import BUNDLED
 
     out = []
     if recipe.data.prepared and not Path(recipe.data.prepared).exists():

@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the server command from the recipe and replace this process with it."""
-    from proguard.config import RecipeError, load_recipe
+    from proguard.train.recipe import RecipeError, load_recipe
 
     try:
         recipe = load_recipe(args.recipe, args.overrides)
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    from proguard import vllm_rollout
+    from proguard.train import rollout as vllm_rollout
     from proguard.train import TrainError
 
     if not vllm_rollout.vllm_installed():

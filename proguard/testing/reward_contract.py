@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from proguard.protocol import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, format_answer
-from proguard.reward_compose import Component, CompositeReward, _check_output, parse_batch
+from proguard.scoring.compose import Component, CompositeReward, _check_output, parse_batch
 from rewards.types import MODALITIES, Target
 from taxonomy import Taxonomy, load_taxonomy
 

@@ -165,18 +165,18 @@ class RowWriter:
             raise ValueError(f"taxonomy {base.name!r} has no categories")
         lines = base.render(descriptions=cfg.descriptions).split("\n")
         if len(lines) != idx.n:
-            raise RuntimeError("Taxonomy.render no longer writes one line per node; update proguard.task_rows")
+            raise RuntimeError("Taxonomy.render no longer writes one line per node; update proguard.tasks.rows")
         indent, suffix = [], []
         for i, line in enumerate(lines):  # a line is <indent><ID><suffix>
             at = line.find(idx.ids[i])
             if at < 0 or line[:at].strip():
-                raise RuntimeError(f"unexpected rendered line {line!r}; update proguard.task_rows")
+                raise RuntimeError(f"unexpected rendered line {line!r}; update proguard.tasks.rows")
             indent.append(line[:at])
             suffix.append(line[at + len(idx.ids[i]) :])
         cat_indent = {indent[c] for c in idx.cats} or {""}
         sub_indent = {indent[s] for s in idx.subs} or {"  "}
         if len(cat_indent) > 1 or len(sub_indent) > 1:
-            raise RuntimeError("Taxonomy.render indents nodes of one level differently; update proguard.task_rows")
+            raise RuntimeError("Taxonomy.render indents nodes of one level differently; update proguard.tasks.rows")
         ci, si = cat_indent.pop(), sub_indent.pop()
         n_cats = len(idx.cats)
         self.max_k = max([len(ch) for ch in idx.children.values()] + [1])
@@ -226,7 +226,7 @@ class RowWriter:
                 text = system_prompt(modality, rep, cfg)
                 listing = rep.render(descriptions=cfg.descriptions)
                 if text.count(listing) != 1:
-                    raise RuntimeError("system prompt does not hold the category list once; update proguard.task_rows")
+                    raise RuntimeError("system prompt does not hold the category list once; update proguard.tasks.rows")
                 head, tail = text.split(listing)
                 heads.append(head)
                 tails.append(tail)
@@ -367,7 +367,7 @@ class RowWriter:
                     or self.config.level(modality, real) != level:
                 raise RuntimeError(
                     f"task prompt for sample {self.s['id'][i]!r} ({modality}) differs from protocol.build_messages; "
-                    "the protocol changed: update proguard.task_rows"
+                    "the protocol changed: update proguard.tasks.rows"
                 )
 
 
@@ -392,7 +392,7 @@ def _user_texts(table: pa.Table, modality: np.ndarray) -> pa.Array:
         head, no_reply = before + req_mark + between, user_text(m, req_mark, None)
         if text != head + resp_mark + after or not no_reply.startswith(head) or not no_reply.endswith(after) \
                 or user_text(m, None, resp_mark) != before + between + resp_mark + after:
-            raise RuntimeError(f"protocol.user_text({m!r}) no longer fits its template; update proguard.task_rows")
+            raise RuntimeError(f"protocol.user_text({m!r}) no longer fits its template; update proguard.tasks.rows")
         missing = no_reply[len(head) : len(no_reply) - len(after)]
         parts.append((before, between, after, missing))
         uses.append(True)

@@ -23,7 +23,7 @@ from typing import Any
 
 from proguard.hints import did_you_mean
 
-PRESET_DIR = Path(__file__).parent / "assets" / "reward_presets"
+PRESET_DIR = Path(__file__).resolve().parent.parent / "assets" / "reward_presets"
 SPEC_KEYS = ("name", "weight", "gate", "options")
 
 

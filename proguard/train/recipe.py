@@ -18,10 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from proguard.errors import UsageError
 from proguard.hints import did_you_mean
+from proguard.protocol import PromptConfig
+from proguard.scoring.specs import RewardSpec, RewardSpecError, load_preset, parse_specs, preset_names
+from proguard.tasks.config import TaskConfig, TaskError, TaskOptions
 
 TINY_MODEL = "tiny"
-"""``model.name_or_path`` value that builds the in-process tiny Qwen2.5-VL (``proguard.testing.tiny_vlm``)."""
+"""``model.name_or_path`` value that builds the in-process tiny Qwen2.5-VL (``proguard.models.tiny_vlm``)."""
 BUNDLED = "bundled"
 """``data.samples`` value for the bundled sample set (``proguard.data.BUNDLED_SAMPLES``)."""
 
@@ -31,7 +35,7 @@ DTYPES = ("auto", "bfloat16", "float16", "float32")
 REPORTERS = ("tensorboard", "wandb", "none")
 
 
-class RecipeError(ValueError):
+class RecipeError(UsageError):
     """An invalid recipe; the message names the key and the file (or the command line) it came from."""
 
 
@@ -57,23 +61,14 @@ class ImagesConfig:
 
 
 @dataclass
-class PromptOptions:
-    """``proguard.protocol.PromptConfig`` options (how the policy prompt is written)."""
-
-    descriptions: bool = True
-    examples: bool = True
-    category_levels: dict[str, str] | None = None
-
-
-@dataclass
 class DataConfig:
     """Where the training prompts come from: labelled samples through the task generator, or a prepared dir."""
 
     samples: str = BUNDLED
     taxonomy: str = "default"
     prepared: str | None = None
-    tasks: dict[str, Any] | None = None
-    prompt: PromptOptions = field(default_factory=PromptOptions)
+    tasks: TaskOptions | None = None
+    prompt: PromptConfig = field(default_factory=PromptConfig)
     train_split: str = "train"
     max_samples: int | None = None
 
@@ -181,6 +176,25 @@ class Recipe:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     output_dir: str = "runs/proguard"
 
+    # Typed views of the sections the schema cannot type (``rewards``) or that combine two sections
+    # (tasks + prompt). ``load_recipe`` parses them once, in ``check_recipe``; later calls return the
+    # same objects. The cache lives outside the dataclass fields, so it is never saved or merged.
+    def reward_specs(self) -> list[RewardSpec]:
+        """The ``rewards`` section as typed specs, a preset name resolved to its rows."""
+        if "_reward_specs" not in self.__dict__:
+            self.__dict__["_reward_specs"] = _parse_rewards(self.rewards, "recipe")
+        return self.__dict__["_reward_specs"]
+
+    def prompt_config(self) -> PromptConfig:
+        """How the policy prompt is written (``data.prompt``)."""
+        return self.data.prompt
+
+    def task_config(self) -> TaskConfig | None:
+        """``data.tasks`` with ``data.prompt``: what the task generator runs with (``None``: the default tasks)."""
+        if self.data.tasks is None:
+            return None
+        return TaskConfig.from_options(self.data.tasks, self.data.prompt)
+
 
 # ---------------------------------------------------------------------------------------------
 # Loading
@@ -221,6 +235,8 @@ def load_recipe(path: str | Path | None, overrides: Sequence[str] = ()) -> Recip
         recipe = OmegaConf.to_object(merged)
     except OmegaConfBaseException as exc:
         raise RecipeError(f"{_where(layers)}: {_key_message(exc)}") from None
+    except TaskError as exc:  # TaskOptions validates itself on construction
+        raise RecipeError(f"{_where(layers)}: data.tasks.{exc}") from None
     assert isinstance(recipe, Recipe)
     check_recipe(recipe, origin=_where(layers))
     return recipe
@@ -288,12 +304,10 @@ def check_recipe(r: Recipe, origin: str = "recipe") -> None:
     positive("data.max_samples", r.data.max_samples)
     if r.data.prepared is not None and r.data.tasks is not None:
         fail("data.tasks", "a prepared dataset (data.prepared) already holds its tasks; set only one of the two")
-    if r.data.tasks is not None and "prompt" in r.data.tasks:
-        fail("data.tasks.prompt", "prompt options live in data.prompt (they apply with or without data.tasks)")
     if r.data.prompt.category_levels is not None:
         for modality, level in r.data.prompt.category_levels.items():
             one_of(f"data.prompt.category_levels.{modality}", level, ("subcategory", "category"))
-    _check_rewards(r.rewards, origin)
+    r.__dict__["_reward_specs"] = _parse_rewards(r.rewards, origin)
 
     one_of("rollout.backend", r.rollout.backend, ("hf", "vllm"))
     one_of("rollout.vllm_mode", r.rollout.vllm_mode, ("colocate", "server"))
@@ -372,17 +386,18 @@ def check_recipe(r: Recipe, origin: str = "recipe") -> None:
         fail("output_dir", "empty")
 
 
-def _check_rewards(rewards: Any, origin: str) -> None:
-    """A preset name or a ``[{name, weight, gate, options}]`` list (checked by ``proguard.reward_specs``)."""
-    from proguard.reward_specs import RewardSpecError, parse_specs, preset_names
-
+def _parse_rewards(rewards: Any, origin: str) -> list[RewardSpec]:
+    """A preset name or a ``[{name, weight, gate, options}]`` list, as typed specs (``RecipeError`` if malformed)."""
     if isinstance(rewards, str):
         if rewards not in preset_names():
             hint = did_you_mean(rewards, preset_names(), n=1)
             raise RecipeError(f"{origin}: rewards: unknown preset {rewards!r}{hint}; presets: {', '.join(preset_names())}")
-        return
+        try:
+            return load_preset(rewards)
+        except RewardSpecError as exc:
+            raise RecipeError(f"{origin}: rewards: {exc}") from None
     try:
-        parse_specs(rewards, origin)
+        return parse_specs(rewards, origin)
     except RewardSpecError as exc:
         raise RecipeError(str(exc)) from None
 
@@ -441,109 +456,11 @@ def _check_grpo_extra(extra: Mapping[str, Any], origin: str) -> None:
             raise RecipeError(f"{where}: not a trl.GRPOConfig field{hint}")
 
 
-# ---------------------------------------------------------------------------------------------
-# Mapping onto TRL
-# ---------------------------------------------------------------------------------------------
-def gradient_accumulation(r: Recipe, world_size: int) -> int:
-    """Gradient-accumulation steps for ``world_size`` processes (derived from ``grpo.prompts_per_step`` if set)."""
-    g = r.grpo
-    if g.prompts_per_step is None:
-        assert g.gradient_accumulation_steps is not None
-        return g.gradient_accumulation_steps
-    completions = g.prompts_per_step * g.num_generations
-    per_micro_step = g.per_device_train_batch_size * world_size
-    if completions % per_micro_step:
-        raise RecipeError(
-            f"grpo.prompts_per_step: {g.prompts_per_step} prompts x {g.num_generations} rollouts = {completions} "
-            f"completions per step do not split into micro-batches of per_device_train_batch_size "
-            f"{g.per_device_train_batch_size} x {world_size} process(es)"
-        )
-    return completions // per_micro_step
-
-
-def prompts_per_step(r: Recipe, world_size: int) -> float:
-    """Prompts per optimizer step: per_device x processes x accumulation / rollouts per prompt."""
-    g = r.grpo
-    completions = g.per_device_train_batch_size * world_size * gradient_accumulation(r, world_size)
-    return completions / g.num_generations
-
-
-def grpo_config_kwargs(r: Recipe, *, world_size: int = 1) -> dict[str, Any]:
-    """Keyword arguments for ``trl.GRPOConfig`` (no TRL import; the caller builds the config)."""
-    g = r.grpo
-    init_kwargs: dict[str, Any] = {"dtype": r.model.dtype}
-    if r.model.attn_implementation:
-        init_kwargs["attn_implementation"] = r.model.attn_implementation
-    kwargs: dict[str, Any] = {
-        "output_dir": r.output_dir,
-        "per_device_train_batch_size": g.per_device_train_batch_size,
-        "num_generations": g.num_generations,
-        "gradient_accumulation_steps": gradient_accumulation(r, world_size),
-        "steps_per_generation": g.steps_per_generation,
-        "num_iterations": g.num_iterations,
-        "learning_rate": g.learning_rate,
-        "lr_scheduler_type": g.lr_scheduler_type,
-        "warmup_steps": g.warmup_steps,
-        "weight_decay": g.weight_decay,
-        "max_grad_norm": g.max_grad_norm,
-        "beta": g.beta,
-        "epsilon": g.epsilon,
-        "epsilon_high": g.epsilon_high,
-        "entropy_coef": g.entropy_coef,
-        "loss_type": g.loss_type,
-        "scale_rewards": g.scale_rewards,
-        "mask_truncated_completions": g.mask_truncated_completions,
-        "temperature": g.temperature,
-        "top_p": g.top_p,
-        "top_k": g.top_k,
-        "max_steps": g.max_steps,
-        "num_train_epochs": g.num_train_epochs,
-        "bf16": g.bf16,
-        "gradient_checkpointing": g.gradient_checkpointing,
-        "seed": g.seed,
-        "max_completion_length": r.lengths.max_completion_length,
-        "model_init_kwargs": init_kwargs,
-        "trust_remote_code": r.model.trust_remote_code,
-        # The reward reads the ground-truth columns; TRL must pass them through.
-        "remove_unused_columns": False,
-        "use_vllm": r.rollout.backend == "vllm",
-        "vllm_mode": r.rollout.vllm_mode,
-        "vllm_server_host": r.rollout.server_host,
-        "vllm_server_port": r.rollout.server_port,
-        "vllm_server_base_url": r.rollout.server_base_url,
-        "vllm_server_timeout": r.rollout.server_timeout,
-        "vllm_gpu_memory_utilization": r.rollout.gpu_memory_utilization,
-        "vllm_tensor_parallel_size": r.rollout.tensor_parallel_size,
-        "vllm_enable_sleep_mode": r.rollout.enable_sleep_mode,
-        "vllm_max_model_length": r.lengths.max_prompt_length + r.lengths.max_completion_length,
-        "report_to": [] if r.logging.report_to == ["none"] else list(r.logging.report_to),
-        "logging_steps": r.logging.logging_steps,
-        "run_name": r.logging.run_name,
-        "log_completions": r.logging.log_completions,
-        "save_strategy": "steps",
-        "save_steps": r.checkpoint.save_steps,
-        "save_total_limit": r.checkpoint.save_total_limit,
-        "save_only_model": False,  # resume restores the optimizer, scheduler and RNG states
-        "disable_tqdm": False,
-    }
-    kwargs.update(g.extra)
-    return kwargs
-
-
 def recipe_to_yaml(r: Recipe) -> str:
     """The resolved recipe as YAML (what ``--dry-run`` prints and the run saves)."""
     from omegaconf import OmegaConf
 
     return OmegaConf.to_yaml(OmegaConf.structured(r))
-
-
-def prompt_config(r: Recipe):
-    """The recipe's ``PromptConfig``."""
-    from proguard.protocol import DEFAULT_CATEGORY_LEVELS, PromptConfig
-
-    levels = dict(DEFAULT_CATEGORY_LEVELS)
-    levels.update(r.data.prompt.category_levels or {})
-    return PromptConfig(category_levels=levels, descriptions=r.data.prompt.descriptions, examples=r.data.prompt.examples)
 
 
 __all__ = [
@@ -557,15 +474,10 @@ __all__ = [
     "LoggingConfig",
     "ModelConfig",
     "PeftOptions",
-    "PromptOptions",
     "Recipe",
     "RecipeError",
     "RolloutConfig",
     "check_recipe",
-    "gradient_accumulation",
-    "grpo_config_kwargs",
     "load_recipe",
-    "prompt_config",
-    "prompts_per_step",
     "recipe_to_yaml",
 ]

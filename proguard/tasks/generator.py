@@ -7,7 +7,7 @@ category list, IDs optionally shuffled. ``build_tasks`` returns a ``DatasetDict`
   right answer is a free-text name; the target is the hidden node's name and synonyms);
 - ``eval_id`` and ``train``: the other samples, split by ``eval_fraction``. The held-out nodes are
   hidden from every task of every split, so they appear nowhere except as ``eval_ood`` targets;
-  ``check_split`` (``proguard.leakcheck``) verifies this on every build and raises ``LeakError``.
+  ``check_split`` (``proguard.tasks.leakcheck``) verifies this on every build and raises ``LeakError``.
 
 Training tasks may also hide random categories (``hide_fraction``) and the sample's own category
 (``own_category_hide_prob``), which makes OOD training tasks from in-taxonomy samples. Whenever
@@ -40,9 +40,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import proguard
-from proguard.leakcheck import SCOPES, LeakError, PromptScanner, check_split
 from proguard.protocol import PromptConfig
-from proguard.task_rows import BATCH_ROWS, RowWriter, TaxonomyIndex, task_features
+from proguard.tasks.config import HIDE_LEVELS, SPLITS, TaskConfig, TaskError
+from proguard.tasks.leakcheck import LeakError, PromptScanner, check_split
+from proguard.tasks.rows import BATCH_ROWS, RowWriter, TaxonomyIndex, task_features
 from rewards.types import LABELS, MODALITIES
 from taxonomy import Taxonomy
 
@@ -62,105 +63,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "eval_id", "eval_ood")
-HIDE_LEVELS = ("category", "subcategory")
-BALANCE_MODES = ("none", "down", "up")
-MAX_ERRORS_SHOWN = 20
 _STREAMS = {"split": 1, "balance": 2, "train": 10, "eval_id": 11, "eval_ood": 12}
 """Independent random streams per purpose: changing one option does not reshuffle the others."""
-
-
-class TaskError(ValueError):
-    """Invalid task configuration or sample data; the message names the option, row or ID."""
-
-
-@dataclass
-class TaskConfig:
-    """How tasks are generated; validated on construction (``TaskError`` names the bad option)."""
-
-    holdout: list[str] = field(default_factory=list)
-    """Source node IDs held out of every prompt; their unsafe samples form ``eval_ood``."""
-    hide_fraction: float = 0.0
-    """Training tasks: share of the visible candidates (see ``hide_level``) hidden at random per task."""
-    hide_level: str = "category"
-    """``category``: random hiding removes whole top-level branches; ``subcategory``: leaf nodes."""
-    own_category_hide_prob: float | None = None
-    """Training tasks: probability of hiding the sample's own node (1.0 always, 0.0 never); ``None``:
-    the own node is an ordinary candidate of the random fraction."""
-    shuffle_ids: bool = False
-    """Renumber the visible categories in a random order per task (every split)."""
-    seed: int = 0
-    eval_fraction: float = 0.1
-    """Share of the in-taxonomy samples that go to ``eval_id`` instead of ``train``."""
-    balance_modalities: str = "none"
-    """``train`` only: ``down`` subsamples each modality to the rarest one's count, ``up`` repeats to the
-    commonest one's count; ``none`` keeps the data as it is."""
-    leak_scope: str = "policy"
-    """``policy``: the leak check scans system messages; ``prompt``: training conversations too."""
-    prompt: PromptConfig = field(default_factory=PromptConfig)
-
-    def __post_init__(self) -> None:
-        if isinstance(self.holdout, str):
-            self.holdout = [h for h in (p.strip() for p in self.holdout.split(",")) if h]
-        if not isinstance(self.holdout, (list, tuple)) or not all(isinstance(h, str) and h for h in self.holdout):
-            raise TaskError(f"holdout: must be a list of node IDs, got {self.holdout!r}")
-        self.holdout = list(dict.fromkeys(self.holdout))
-        _fraction("hide_fraction", self.hide_fraction)
-        if self.own_category_hide_prob is not None:
-            _fraction("own_category_hide_prob", self.own_category_hide_prob)
-        _fraction("eval_fraction", self.eval_fraction)
-        if self.eval_fraction >= 1:
-            raise TaskError(f"eval_fraction: must be below 1 (train would be empty), got {self.eval_fraction}")
-        _choice("hide_level", self.hide_level, HIDE_LEVELS)
-        _choice("balance_modalities", self.balance_modalities, BALANCE_MODES)
-        _choice("leak_scope", self.leak_scope, SCOPES)
-        if not isinstance(self.shuffle_ids, bool):
-            raise TaskError(f"shuffle_ids: must be true or false, got {self.shuffle_ids!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise TaskError(f"seed: must be a non-negative integer, got {self.seed!r}")
-        if not isinstance(self.prompt, PromptConfig):
-            raise TaskError(f"prompt: must be a proguard.protocol.PromptConfig, got {type(self.prompt).__name__}")
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], origin: str = "task config") -> TaskConfig:
-        """Build from plain data (a recipe section); unknown keys raise ``TaskError`` naming ``origin``."""
-        if hasattr(data, "_metadata"):  # an omegaconf DictConfig
-            from omegaconf import OmegaConf
-
-            data = OmegaConf.to_container(data, resolve=True)  # type: ignore[assignment]
-        if not isinstance(data, Mapping):
-            raise TaskError(f"{origin}: must be a mapping, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise TaskError(f"{origin}: unknown key(s) {unknown}; known: {', '.join(sorted(known))}")
-        values = dict(data)
-        if isinstance(values.get("prompt"), Mapping):
-            p_known = {f.name for f in fields(PromptConfig)}
-            p_unknown = sorted(set(values["prompt"]) - p_known)
-            if p_unknown:
-                raise TaskError(f"{origin}: prompt: unknown key(s) {p_unknown}; known: {', '.join(sorted(p_known))}")
-            values["prompt"] = PromptConfig(**{k: v for k, v in values["prompt"].items() if v is not None})
-        try:
-            return cls(**values)
-        except TaskError as exc:
-            raise TaskError(f"{origin}: {exc}") from None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data (JSON-ready) of this config."""
-        out = asdict(self)
-        out["prompt"] = {**out["prompt"], "category_levels": dict(self.prompt.category_levels)}
-        return out
-
-
-def _fraction(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise TaskError(f"{name}: must be a number in [0, 1], got {value!r}")
-
-
-def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise TaskError(f"{name}: must be one of {', '.join(allowed)}, got {value!r}")
+MAX_ERRORS_SHOWN = 20
 
 
 @dataclass

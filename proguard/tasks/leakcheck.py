@@ -34,10 +34,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from proguard.task_rows import TaxonomyIndex
+from proguard.tasks.config import SCOPES
+from proguard.tasks.rows import TaxonomyIndex
 from taxonomy import Taxonomy
 
-SCOPES = ("policy", "prompt")
 MAX_EXAMPLES = 5
 
 

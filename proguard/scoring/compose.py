@@ -23,13 +23,13 @@ import json
 import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from proguard.protocol import DEFAULT_CATEGORY_LEVELS, parse_completion
-from proguard.reward_registry import RewardRegistry, default_registry
-from proguard.reward_specs import RewardSpec, load_preset, load_reward_specs, parse_specs, preset_names
+from proguard.scoring.registry import RewardRegistry, default_registry
+from proguard.scoring.specs import RewardSpec, load_preset, load_reward_specs, parse_specs, preset_names
 from rewards.api import Scored
 from rewards.types import LABELS, MODALITIES, TARGET_COLUMNS, Parsed, Target
 from taxonomy import is_node_id
@@ -60,11 +60,15 @@ class Breakdown:
     components: dict[str, list[Score]]
     parts: dict[str, list[Score]]  # keyed "<component>/<part>"
     parsed: list[Parsed]
+    targets: list[Target] = field(default_factory=list)
 
     def metrics(self) -> dict[str, float]:
-        """``reward/<name>/mean|std`` and ``reward/<name>/<part>/mean`` over the applicable samples, and
-        ``format/valid_rate``: the share that follows the protocol exactly, reasoning block included."""
+        """``reward/<name>/mean|std`` and ``reward/<name>/<part>/mean`` over the applicable samples,
+        ``format/valid_rate`` (the share that follows the protocol exactly, reasoning block included)
+        and ``data/ood_share`` (the share of the batch whose category was hidden from the prompt)."""
         out: dict[str, float] = {}
+        if self.targets:
+            out["data/ood_share"] = sum(t.ood for t in self.targets) / len(self.targets)
         if self.parsed:
             # The batch was parsed with the reasoning block optional; requiring it is the same parse
             # plus "a reasoning block was there", so no second parse is needed.
@@ -101,7 +105,7 @@ class CompositeReward:
         name: the function name TRL logs the total under (``rewards/<name>/mean``).
 
     Example:
-        >>> from proguard.reward_compose import build_reward
+        >>> from proguard.scoring.compose import build_reward
         >>> reward = build_reward([{"name": "format", "gate": True}, "binary"])
         >>> ok = "<think>\\nfine\\n</think>\\n<answer>\\nRequest: safe\\nCategory: None\\n</answer>"
         >>> reward(prompts=[None, None], completions=[ok, "safe"], modality=["image"] * 2, request_label=["safe"] * 2)
@@ -172,7 +176,7 @@ class CompositeReward:
                 else:
                     acc += c.weight * s
             totals.append(gate * acc)
-        return Breakdown(totals, components, parts, parsed)
+        return Breakdown(totals, components, parts, parsed, list(targets))
 
 
 def parse_batch(completions: Sequence[Any], targets: Sequence[Target]) -> list[Parsed]:

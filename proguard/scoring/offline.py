@@ -23,7 +23,7 @@ from typing import Any, TextIO
 
 from proguard.data import DataError, read_jsonl
 from proguard.protocol import PromptConfig
-from proguard.reward_compose import Breakdown, CompositeReward, check_target_row, target_from_row
+from proguard.scoring.compose import Breakdown, CompositeReward, check_target_row, target_from_row
 from rewards.types import Target
 from taxonomy import Taxonomy
 

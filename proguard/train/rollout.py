@@ -1,5 +1,11 @@
-"""vLLM rollouts for ``proguard train``: start-up checks, the CPU fixes, and the ``vllm serve`` command of server mode.
+"""The rollout seam of ``proguard train``: who generates the rollouts, and the vLLM specifics.
 
+``rollout_backend(recipe)`` returns one ``RolloutBackend`` per ``rollout.backend`` value; the run
+calls ``check`` before anything loads, ``prepare`` on the ``GRPOConfig`` before the trainer is
+built and ``attach`` on the trainer after, so no other module branches on the backend's name. A new
+backend is a subclass registered in ``ROLLOUT_BACKENDS``.
+
+``rollout.backend: hf`` is transformers ``generate`` inside TRL (nothing to do here).
 ``rollout.backend: vllm`` hands generation to TRL's vLLM integration, in one of two modes:
 
 * ``colocate``: every training process runs its own vLLM engine on its own device (GPU, or CPU with
@@ -22,7 +28,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from proguard.config import Recipe
+from proguard.train.errors import TrainError
+from proguard.train.recipe import Recipe
 
 VLLM_MISSING = (
     "rollout.backend is 'vllm' but vLLM is not installed: install the `vllm` extra: "
@@ -67,10 +74,8 @@ def cuda_available() -> bool:
 def check_vllm(r: Recipe) -> None:
     """Before anything loads: vLLM present, server mode only with CUDA, CPU environment defaults set.
 
-    Raises ``proguard.train.TrainError`` with what to change.
+    Raises ``TrainError`` with what to change.
     """
-    from proguard.train import TrainError
-
     if not vllm_installed():
         raise TrainError(VLLM_MISSING)
     if cuda_available():
@@ -131,6 +136,58 @@ class _CpuWeightSync:
 
 
 # ---------------------------------------------------------------------------------------------
+# The seam
+# ---------------------------------------------------------------------------------------------
+class RolloutBackend:
+    """Transformers ``generate`` inside TRL (``rollout.backend: hf``): nothing to check, prepare or attach."""
+
+    name = "hf"
+
+    def __init__(self, recipe: Recipe):
+        self.recipe = recipe
+
+    def check(self) -> None:
+        """Before anything loads: raise ``TrainError`` if this backend cannot run here."""
+
+    def notes(self) -> list[str]:
+        """Warnings for ``--dry-run`` (which loads nothing and so does not call ``check``)."""
+        return []
+
+    def prepare(self, args: Any, model_config: Any) -> None:
+        """Adjust the ``GRPOConfig`` once the policy's config is known, before the trainer is built."""
+
+    def attach(self, trainer: Any) -> None:
+        """Adapt the built trainer."""
+
+
+class VLLMRollout(RolloutBackend):
+    """TRL's vLLM integration (``rollout.backend: vllm``), colocated or a server, with the CPU fixes."""
+
+    name = "vllm"
+
+    def check(self) -> None:
+        check_vllm(self.recipe)
+
+    def notes(self) -> list[str]:
+        return [] if vllm_installed() else [f"WARNING: {VLLM_MISSING}"]
+
+    def prepare(self, args: Any, model_config: Any) -> None:
+        block_image_tokens(args, model_config)
+
+    def attach(self, trainer: Any) -> None:
+        adapt_trainer(trainer)
+
+
+ROLLOUT_BACKENDS: dict[str, type[RolloutBackend]] = {"hf": RolloutBackend, "vllm": VLLMRollout}
+"""``rollout.backend`` value -> backend class (the recipe check validates against these keys)."""
+
+
+def rollout_backend(recipe: Recipe) -> RolloutBackend:
+    """The recipe's rollout backend."""
+    return ROLLOUT_BACKENDS[recipe.rollout.backend](recipe)
+
+
+# ---------------------------------------------------------------------------------------------
 # Server mode
 # ---------------------------------------------------------------------------------------------
 def serve_command(
@@ -185,7 +242,7 @@ def serve_env(base: dict[str, str] | None = None) -> dict[str, str]:
 
 def serve_policy(r: Recipe) -> str:
     """The policy directory the server loads: the trainer's, with the recipe's pixel budget written out."""
-    from proguard.train import load_processor, prepare_policy_dir, resolve_model_path
+    from proguard.train.policy import load_processor, prepare_policy_dir, resolve_model_path
 
     model_path = resolve_model_path(r)
     if r.images.max_pixels or r.images.min_pixels:
@@ -202,6 +259,10 @@ def exec_server(command: list[str], env: dict[str, str]) -> None:
 
 __all__ = [
     "CPU_ENV_DEFAULTS",
+    "ROLLOUT_BACKENDS",
+    "RolloutBackend",
+    "VLLMRollout",
+    "rollout_backend",
     "SERVER_NEEDS_CUDA",
     "VLLM_MISSING",
     "adapt_trainer",

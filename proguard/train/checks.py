@@ -1,0 +1,149 @@
+"""Start-up checks before any weights load: image-token alignment and prompt lengths.
+
+Silent prompt/image misalignment is the most reported failure of VLM GRPO in TRL, so the first
+image row is tokenised both ways TRL does and compared with what the policy's vision tower makes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from proguard.train.dataset import _prompts_and_images, row_names
+from proguard.train.errors import TrainError
+from proguard.train.recipe import Recipe
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """The image-token check on one sample prompt."""
+
+    row: int
+    prompt_tokens: int
+    forward_tokens: int
+    vision_features: int
+
+
+def check_image_token_alignment(processor, model_config, ds) -> Alignment | None:
+    """Assert the prompt's image tokens equal the vision features the policy makes for its image.
+
+    Tokenizes the first image row twice, as TRL does (``apply_chat_template`` for generation, the
+    processor on the rendered text for the training forward pass), and compares both image-token
+    counts with ``prod(image_grid_thw) / merge_size**2`` computed with the *policy's* merge size and
+    image-token ID. ``None`` when the data has no image rows. Raises ``TrainError`` on a mismatch:
+    silent prompt/image misalignment is the most reported failure of VLM GRPO in TRL.
+    """
+    from trl.data_utils import prepare_multimodal_messages
+
+    index = next((i for i, (_, cell) in enumerate(_prompts_and_images(ds)) if cell is not None), None)
+    if index is None:
+        return None
+    row = ds[index]
+    messages = prepare_multimodal_messages(row["prompt"], images=[row["image"]])
+    gen = processor.apply_chat_template(
+        conversation=[messages], add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+    )
+    text = processor.apply_chat_template([messages], add_generation_prompt=True, tokenize=False)
+    fwd = processor(images=[[row["image"]]], text=text, padding=True, return_tensors="pt")
+
+    image_token_id = getattr(model_config, "image_token_id", None)
+    vision = getattr(model_config, "vision_config", None)
+    merge = getattr(vision, "spatial_merge_size", None)
+    grid = fwd.get("image_grid_thw")
+    if image_token_id is None or merge is None or grid is None:
+        raise TrainError(
+            f"cannot check image-token alignment for {type(model_config).__name__}: it needs image_token_id, "
+            "vision_config.spatial_merge_size and the processor's image_grid_thw (Qwen2-VL family). "
+            "proguard trains Qwen2.5-VL / Qwen3-VL class policies."
+        )
+    tokenizer = processor.tokenizer
+    proc_token = getattr(processor, "image_token", None)
+    if proc_token is not None and tokenizer.convert_tokens_to_ids(proc_token) != image_token_id:
+        raise TrainError(
+            f"image-token mismatch: the processor marks images with {proc_token!r} "
+            f"(id {tokenizer.convert_tokens_to_ids(proc_token)}) but the policy's image_token_id is {image_token_id}; "
+            "the processor and the model come from different checkpoints"
+        )
+    ip_merge = getattr(processor.image_processor, "merge_size", merge)
+    features = int(sum(int(math.prod(g.tolist())) for g in grid)) // int(merge) ** 2
+    n_gen = int((gen["input_ids"] == image_token_id).sum())
+    n_fwd = int((fwd["input_ids"] == image_token_id).sum())
+    if ip_merge != merge or not n_gen == n_fwd == features:
+        raise TrainError(
+            f"image-token misalignment on training row {index + 1}: the generation prompt has {n_gen} image tokens, "
+            f"the training forward pass {n_fwd}, and the policy's vision tower makes {features} features "
+            f"(image_grid_thw {grid.tolist()} / spatial_merge_size {merge}^2; image processor merge_size {ip_merge}). "
+            "Check that the chat template renders one image placeholder per image and that the processor belongs "
+            "to the model checkpoint."
+        )
+    return Alignment(index, n_gen, n_fwd, features)
+
+
+def prompt_lengths(processor, ds, batch_size: int = 256) -> list[int]:
+    """Tokens per training prompt as the policy sees it: text tokens plus each image's expanded tokens."""
+    tokenizer = processor.tokenizer
+    image_token = getattr(processor, "image_token", None)
+    image_token_id = tokenizer.convert_tokens_to_ids(image_token) if image_token else None
+    lengths: list[int] = []
+    prompts: list = []
+    images: list = []
+
+    def flush() -> None:
+        texts = processor.apply_chat_template(prompts, add_generation_prompt=True, tokenize=False)
+        for ids, cell in zip(tokenizer(texts, add_special_tokens=False)["input_ids"], images, strict=True):
+            n = len(ids)
+            if cell is not None and image_token_id is not None:
+                n += _image_tokens(processor, cell) - ids.count(image_token_id)
+            lengths.append(n)
+        prompts.clear()
+        images.clear()
+
+    for prompt, cell in _prompts_and_images(ds):
+        prompts.append(prompt)
+        images.append(cell)
+        if len(prompts) == batch_size:
+            flush()
+    if prompts:
+        flush()
+    return lengths
+
+
+def _image_tokens(processor, cell: dict) -> int:
+    """Image tokens the processor expands one image to, from its size (no pixel processing)."""
+    import io
+
+    from PIL import Image
+
+    ip = processor.image_processor
+    merge = int(getattr(ip, "merge_size", 1))
+    source = io.BytesIO(cell["bytes"]) if cell.get("bytes") else cell["path"]
+    with Image.open(source) as im:
+        if hasattr(ip, "get_number_of_image_patches"):
+            return ip.get_number_of_image_patches(im.height, im.width, {}) // merge**2
+        grid = ip(images=[im.convert("RGB")], return_tensors="pt")["image_grid_thw"]
+    return int(grid.prod(-1).sum()) // merge**2
+
+
+def enforce_prompt_lengths(ds, lengths: list[int], r: Recipe, origin: str = "training data"):
+    """Rows whose prompt exceeds ``lengths.max_prompt_length``: an error, or dropped and reported."""
+    limit = r.lengths.max_prompt_length
+    over = [i for i, n in enumerate(lengths) if n > limit]
+    if not over:
+        return ds
+    names = row_names(ds)
+    shown = ", ".join(f"{names[i]}: {lengths[i]} tokens" for i in over[:5])
+    msg = (
+        f"{origin}: {len(over)} of {len(ds)} prompts are longer than lengths.max_prompt_length={limit}: {shown}"
+        + (" ..." if len(over) > 5 else "")
+    )
+    if r.lengths.overlong_prompts == "error":
+        raise TrainError(
+            msg + ". Raise lengths.max_prompt_length, lower images.max_pixels, shorten the prompt "
+            "(data.prompt.descriptions=false), or set lengths.overlong_prompts=drop"
+        )
+    print(f"[proguard] dropping {msg}", flush=True)
+    keep = sorted(set(range(len(ds))) - set(over))
+    if not keep:
+        raise TrainError(msg + "; nothing left to train on")
+    return ds.select(keep)
+

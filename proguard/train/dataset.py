@@ -1,0 +1,142 @@
+"""The training prompts of a recipe: a prepared task dataset, or the task generator run over labelled samples.
+
+``build_train_dataset`` returns a ``datasets.Dataset`` of conversational prompts plus the reward's
+ground-truth columns, checked row by row (``check_dataset``); ``dataset_summary`` and
+``render_messages`` are what ``--dry-run`` prints.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from proguard.train.errors import TrainError
+from proguard.train.recipe import BUNDLED, Recipe
+
+
+def build_train_dataset(r: Recipe):
+    """The training prompts: a prepared task dataset, or the task generator run over labelled samples."""
+    import datasets
+
+    from proguard.data import BUNDLED_SAMPLES, load_samples
+    from taxonomy import load_taxonomy
+
+    if r.data.prepared:
+        path = Path(r.data.prepared)
+        if not path.exists():
+            raise TrainError(f"data.prepared: {path}: no such directory")
+        loaded = datasets.load_from_disk(str(path))
+        origin = str(path)
+        if isinstance(loaded, datasets.DatasetDict):
+            if r.data.train_split not in loaded:
+                raise TrainError(f"data.train_split: {path} has splits {', '.join(loaded)}, not {r.data.train_split!r}")
+            ds = loaded[r.data.train_split]
+            origin = f"{path} [{r.data.train_split}]"
+        else:
+            ds = loaded
+    else:
+        from proguard.tasks import generator as tasks
+
+        taxonomy = load_taxonomy(r.data.taxonomy)
+        samples_path = BUNDLED_SAMPLES if r.data.samples == BUNDLED else Path(r.data.samples)
+        samples = load_samples(samples_path, taxonomy)
+        origin = str(samples_path)
+        if r.data.tasks is None:
+            ds = tasks.default_tasks(samples, taxonomy, r.prompt_config())
+        else:
+            splits = tasks.build_tasks(samples, taxonomy, r.task_config())
+            if r.data.train_split not in splits:
+                raise TrainError(f"data.train_split: the task generator made {', '.join(splits)}, not {r.data.train_split!r}")
+            ds = splits[r.data.train_split]
+            origin = f"{origin} [{r.data.train_split}]"
+    if r.data.max_samples is not None and len(ds) > r.data.max_samples:
+        ds = ds.select(range(r.data.max_samples))
+    check_dataset(ds, origin)
+    return ds
+
+
+def check_dataset(ds, origin: str) -> None:
+    """Every row has a conversational prompt, the reward's columns, and one image per image placeholder."""
+    from rewards.types import TARGET_COLUMNS
+
+    required = ["prompt", "modality", "request_label"]
+    missing = [c for c in required if c not in ds.column_names]
+    if missing:
+        raise TrainError(
+            f"{origin}: missing column(s) {', '.join(missing)}; a task dataset carries prompt, image and "
+            f"{', '.join(TARGET_COLUMNS)}"
+        )
+    if len(ds) == 0:
+        raise TrainError(f"{origin}: no training rows")
+    names = row_names(ds)
+    problems = []
+    for i, (prompt, image) in enumerate(_prompts_and_images(ds)):
+        if not isinstance(prompt, list) or not all(isinstance(m, dict) and "role" in m for m in prompt):
+            problems.append(f"{names[i]}: prompt: must be a list of chat messages")
+            continue
+        placeholders = sum(
+            1
+            for m in prompt
+            if isinstance(m.get("content"), list)
+            for part in m["content"]
+            if isinstance(part, dict) and part.get("type") == "image"
+        )
+        n_images = int(image is not None)
+        if placeholders != n_images:
+            problems.append(f"{names[i]}: prompt has {placeholders} image placeholder(s) but the row has {n_images} image(s)")
+        if len(problems) >= 20:
+            break
+    if problems:
+        raise TrainError(f"{origin}: bad row(s):\n" + "\n".join(problems))
+
+
+def row_names(ds) -> list[str]:
+    """How errors name each row: its task or sample ID when the dataset has one, else its number."""
+    for column in ("task_id", "id", "sample_id"):
+        if column in ds.column_names:
+            return [f"row {i + 1} ({v})" for i, v in enumerate(ds[column])]
+    return [f"row {i + 1}" for i in range(len(ds))]
+
+
+def _prompts_and_images(ds, batch_size: int = 1024):
+    """``(prompt, undecoded image cell or None)`` per row, read in batches (task sets can be large)."""
+    has_image = "image" in ds.column_names
+    view = ds.cast_column("image", _undecoded_image()) if has_image else ds
+    view = view.select_columns(["prompt", "image"] if has_image else ["prompt"])
+    for batch in view.iter(batch_size=batch_size):
+        images = batch["image"] if has_image else [None] * len(batch["prompt"])
+        yield from zip(batch["prompt"], images, strict=True)
+
+
+def _undecoded_image():
+    import datasets
+
+    return datasets.Image(decode=False)
+
+
+def dataset_summary(ds) -> dict[str, Any]:
+    """Row counts by modality, unsafe and OOD (what ``--dry-run`` prints)."""
+    out: dict[str, Any] = {"rows": len(ds), "by_modality": dict(sorted(Counter(ds["modality"]).items()))}
+    labels = ds["request_label"]
+    responses = ds["response_label"] if "response_label" in ds.column_names else [None] * len(ds)
+    out["unsafe"] = sum(1 for a, b in zip(labels, responses, strict=True) if "unsafe" in (a, b))
+    if "ood" in ds.column_names:
+        out["ood"] = sum(1 for v in ds["ood"] if v)
+    return out
+
+
+def render_messages(messages: Sequence[dict]) -> str:
+    """A chat prompt as readable text, images shown as ``<image>``."""
+    lines = []
+    for m in messages:
+        lines.append(f"===== {m['role']} =====")
+        content = m["content"]
+        if isinstance(content, str):
+            lines.append(content)
+            continue
+        for part in content:
+            lines.append("<image>" if part.get("type") == "image" else str(part.get("text", "")))
+    return "\n".join(lines)
+

@@ -1,0 +1,101 @@
+"""The policy checkpoint and its processor: resolve ``model.name_or_path``, load the processor, prepare the policy dir."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from proguard.train.errors import TrainError
+from proguard.train.recipe import TINY_MODEL, Recipe
+
+REWARD_NAME = "proguard"
+"""TRL logs the composite reward's total as ``rewards/proguard/mean``."""
+# Files a processor writes with save_pretrained; a prepared policy dir gets fresh ones, never links.
+_PROCESSOR_FILES = (
+    "preprocessor_config.json",
+    "processor_config.json",
+    "video_preprocessor_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "merges.txt",
+    "chat_template.json",
+    "chat_template.jinja",
+)
+
+
+def resolve_model_path(r: Recipe) -> str:
+    """A local path or hub id of the policy; ``tiny`` builds (once, cached) the in-process tiny VLM."""
+    if r.model.name_or_path == TINY_MODEL:
+        from proguard.models.tiny_vlm import tiny_vlm_path
+
+        return str(tiny_vlm_path())
+    return r.model.name_or_path
+
+
+def load_processor(model_path: str, r: Recipe):
+    """The policy's processor, left-padded as TRL needs, with the recipe's image pixel budget."""
+    from transformers import AutoProcessor, ProcessorMixin
+
+    processor = AutoProcessor.from_pretrained(
+        model_path, padding_side="left", truncation_side="left", trust_remote_code=r.model.trust_remote_code
+    )
+    if not isinstance(processor, ProcessorMixin):
+        raise TrainError(
+            f"model.name_or_path: {r.model.name_or_path}: its processor is a {type(processor).__name__}, not a "
+            "vision-language processor; proguard trains vision-language policies (Qwen2.5-VL / Qwen3-VL class)"
+        )
+    if r.images.max_pixels or r.images.min_pixels:
+        ip = processor.image_processor
+        size = dict(getattr(ip, "size", None) or {})
+        if "longest_edge" not in size:
+            raise TrainError(
+                f"images.max_pixels: the image processor {type(ip).__name__} has no pixel budget "
+                "(size.longest_edge); leave images.max_pixels/min_pixels null for this model"
+            )
+        if r.images.max_pixels:
+            size["longest_edge"] = r.images.max_pixels
+        if r.images.min_pixels:
+            size["shortest_edge"] = r.images.min_pixels
+        if size["shortest_edge"] > size["longest_edge"]:
+            raise TrainError(
+                f"images: min_pixels {size['shortest_edge']} > max_pixels {size['longest_edge']} after merging with "
+                "the checkpoint's image processor settings"
+            )
+        ip.size = size
+    return processor
+
+
+def prepare_policy_dir(model_path: str, processor, out_dir: Path) -> Path:
+    """A checkpoint dir whose processor files carry the recipe's pixel budget; weights are symlinked.
+
+    vLLM builds its own processor from the model directory, so a pixel budget set only in memory
+    would give it different image-token counts than the trainer. Everything that loads the policy
+    (the trainer, colocated vLLM, a ``trl vllm-serve`` pointed here) reads this one directory.
+    """
+    src = Path(model_path)
+    if not src.is_dir():
+        from huggingface_hub import snapshot_download
+
+        src = Path(snapshot_download(model_path))
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        processor.save_pretrained(scratch)
+        written = {p.name for p in scratch.iterdir()}
+        for item in src.iterdir():
+            if item.name in _PROCESSOR_FILES or item.name in written or item.name.startswith("."):
+                continue
+            (scratch / item.name).symlink_to(item.resolve())
+        (scratch / "proguard_policy_source.txt").write_text(f"{src.resolve()}\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.rename(scratch, out_dir)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return out_dir
+
