@@ -8,6 +8,9 @@ objects. An unknown key, a value of the wrong type or a failed cross-field check
 rarely used ``GRPOConfig`` fields go in ``grpo.extra`` and are checked against its field names.
 Nothing here imports torch, transformers or TRL at module level: ``proguard train --check`` and
 ``--dry-run`` stay fast.
+
+Longer than most modules on purpose: every field carries its help text next to it (the one place it
+is written; ``explain`` and ``proguard train --explain KEY`` print it), which is about half the file.
 """
 
 from __future__ import annotations
