@@ -11,6 +11,8 @@ A sample record (one JSON object per line)::
     response_label  "safe" | "unsafe"   (exactly when ``response`` is present)
     category        ID (``C8S1``) or name of a node in the taxonomy; required when any label is
                     unsafe, empty when all are safe
+    group           str, optional: samples sharing a group (one prompt with several responses, say)
+                    always land in the same split
 
 Every problem is reported with the file, the row and the field; nothing is dropped silently.
 """
@@ -34,7 +36,9 @@ from proguard.hints import problems_message
 from rewards.types import LABELS, MODALITIES
 from taxonomy import Taxonomy
 
-SAMPLE_FIELDS = ("id", "modality", "request", "response", "image", "request_label", "response_label", "category")
+SAMPLE_FIELDS = (
+    "id", "modality", "request", "response", "image", "request_label", "response_label", "category", "group",
+)
 BUNDLED_SAMPLES = Path(__file__).parent / "assets" / "sample" / "samples.jsonl"
 
 
@@ -54,6 +58,7 @@ class Sample:
     request_label: str
     response_label: str | None
     category: str | None
+    group: str | None = None  # samples of one group (e.g. one prompt, several responses) never cross splits
 
 
 def sample_features() -> datasets.Features:
@@ -69,6 +74,7 @@ def sample_features() -> datasets.Features:
             "request_label": s,
             "response_label": s,
             "category": s,
+            "group": s,
         }
     )
 
@@ -327,7 +333,14 @@ def _validate(
             node_id = node.key or node.id
     if problems:
         return None
-    return Sample(str(sid), modality, request, response, image, request_label, response_label, node_id)
+    group = record.get("group")
+    if group is not None and (not isinstance(group, (str, int)) or isinstance(group, bool) or str(group) == ""):
+        problems.append(f"group: must be a non-empty string, got {group!r}")
+        return None
+    return Sample(
+        str(sid), modality, request, response, image, request_label, response_label, node_id,
+        None if group is None else str(group),
+    )
 
 
 def _image(value: Any, modality: str, base: Path, media: tuple[bool, bool], problems: list[str]) -> Any:

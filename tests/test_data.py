@@ -63,6 +63,7 @@ def test_real_do_not_answer_responses_load(tmp_path):
             "request_label": "unsafe",
             "response_label": "unsafe" if r[f"{m}_harmful"] == "1" else "safe",
             "category": r["types_of_harm"],
+            "group": f"q{r['id']}",  # one question, six model responses
         }
         for r in rows
         for m in models
@@ -71,6 +72,16 @@ def test_real_do_not_answer_responses_load(tmp_path):
     assert len(ds) == 939 * 6 == 5634
     assert ds["response_label"].count("unsafe") == 193  # the human 'harmful' labels
     assert ds[0]["category"] == tax.find(rows[0]["types_of_harm"]).id
+
+    # The split keeps each question's six rows together (per-sample splitting put all 360 eval_id
+    # questions in train too), with a harm type held out.
+    from proguard.tasks import TaskConfig, build_tasks
+
+    held = tax.find(rows[0]["types_of_harm"]).id
+    tasks = build_tasks(ds, tax, TaskConfig(holdout=[held], eval_fraction=0.1, seed=0))
+    question = dict(zip(ds["id"], ds["request"], strict=True))
+    seen = {split: {question[s] for s in tasks[split]["sample_id"]} for split in tasks}
+    assert seen["eval_id"] and not (seen["train"] & seen["eval_id"]) and not (seen["train"] & seen["eval_ood"])
 
 
 GOOD = {"id": "a", "modality": "text", "request": "hi", "request_label": "safe"}

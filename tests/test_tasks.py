@@ -510,3 +510,43 @@ def test_user_text_of_every_task_equals_the_protocols(tax):
             assert got == user_text(row["modality"], s["request"], s["response"]), row["sample_id"]
             seen += 1
     assert seen == 60
+
+
+def _grouped_samples(tax, n_prompts: int = 24, per_prompt: int = 6):
+    """Do-Not-Answer's shape: each prompt once per model response, all rows of a prompt in one group."""
+    leaves = [leaf for leaf in tax.leaves() if leaf.parent_id]
+    rows = []
+    for p in range(n_prompts):
+        leaf = leaves[p % len(leaves)]
+        for r in range(per_prompt):
+            harmful = (p + r) % 5 == 0
+            rows.append(Sample(f"q{p}-m{r}", "text", f"question {p}", f"answer {r}", None, "unsafe",
+                               "unsafe" if harmful else "safe", leaf.id, f"q{p}"))
+    return samples_to_dataset(rows)
+
+
+@pytest.mark.parametrize("holdout", [[], ["C8"]])
+def test_splits_never_cut_a_group(tax, holdout):
+    """Every group lands whole in one split; groups touching eval_ood keep their other rows out of train."""
+    samples = _grouped_samples(tax)
+    group_of = dict(zip(samples["id"], samples["group"], strict=True))
+    build = generate_tasks(samples, tax, TaskConfig(holdout=holdout, eval_fraction=0.25, seed=3))
+    where: dict[str, set[str]] = {}
+    for split, ds in build.tasks.items():
+        for sid in ds["sample_id"]:
+            where.setdefault(group_of[sid], set()).add(split)
+    assert all("train" not in s or s == {"train"} for s in where.values()), where
+    assert len(build.tasks["eval_id"]) > 0 and len(build.tasks["train"]) > 0
+    assert build.summary["leak_check"]["groups_checked"] == 24
+
+
+def test_leak_check_catches_a_group_across_splits(tax):
+    """A planted group that spans train and eval_id is a LeakError naming the task and the group."""
+    samples = _grouped_samples(tax, n_prompts=8)
+    build = generate_tasks(samples, tax, TaskConfig(eval_fraction=0.25, seed=1))
+    groups = dict(zip(samples["id"], samples["group"], strict=True))
+    train_sid = build.tasks["train"][0]["sample_id"]
+    eval_sid = build.tasks["eval_id"][0]["sample_id"]
+    groups[eval_sid] = groups[train_sid]
+    with pytest.raises(LeakError, match=r"eval_id: task .*group \('q\d+'\) is also in train"):
+        check_split(build.tasks, tax, [], groups={k: f"group:{v}" for k, v in groups.items()})

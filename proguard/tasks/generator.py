@@ -130,7 +130,11 @@ def generate_tasks(samples: datasets.Dataset, taxonomy: Taxonomy, config: TaskCo
     if excluded:
         log.warning("%d sample(s) of held-out subcategories are in-taxonomy at category level and are not used "
                     "(first: %s)", len(excluded), cols["id"][excluded[0]])
-    eval_rows, train_rows = _split_eval(pool, cfg, len(cols["id"]))
+    # A group (one prompt with several responses) never crosses splits: groups with a held-out row
+    # keep their other rows out of train (they go to eval_id), and eval_id draws whole groups.
+    groups = _groups(cols)
+    forced = {groups[r] for r in ood_rows + excluded} if groups is not None else set()
+    eval_rows, train_rows = _split_eval(pool, cfg, len(cols["id"]), groups, forced)
     train, balance = _balance(train_rows, cols["modality"], cfg)
 
     fp_cfg = cfg.to_dict()
@@ -158,7 +162,10 @@ def generate_tasks(samples: datasets.Dataset, taxonomy: Taxonomy, config: TaskCo
         tasks = datasets.DatasetDict(splits)
         if len(tasks["train"]) == 0:
             raise TaskError("no training tasks: every sample is held out or in eval_id")
-        leak = check_split(tasks, taxonomy, cfg.holdout, scope=cfg.leak_scope, scanner=scanner)
+        leak = check_split(
+            tasks, taxonomy, cfg.holdout, scope=cfg.leak_scope, scanner=scanner,
+            groups=None if groups is None else dict(zip(cols["id"], groups, strict=True)),
+        )
     summary = _summary(tasks, taxonomy, index, cfg, len(cols["id"]), [cols["id"][i] for i in excluded], balance, leak)
     return TaskBuild(tasks, summary)
 
@@ -167,7 +174,7 @@ def generate_tasks(samples: datasets.Dataset, taxonomy: Taxonomy, config: TaskCo
 # Samples
 # ---------------------------------------------------------------------------------------------
 _REQUIRED = ("id", "modality", "request_label", "category")
-_OPTIONAL = ("request", "response", "response_label")
+_OPTIONAL = ("request", "response", "response_label", "group")
 
 
 def _read_samples(
@@ -275,18 +282,40 @@ def _pick(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
     return np.sort(np.argsort(rng.random(n), kind="stable")[:k])
 
 
-def _split_eval(pool: list[int], cfg: TaskConfig, n_samples: int) -> tuple[list[int], list[int]]:
-    n = len(pool)
-    k = math.floor(cfg.eval_fraction * n + 0.5)
-    if cfg.eval_fraction > 0:
-        k = min(max(k, 1), n - 1)
-        if k < 1:
-            raise TaskError(f"eval_fraction {cfg.eval_fraction}: only {n} in-taxonomy sample(s) of {n_samples}; "
-                            "eval_id and train cannot both hold one (set eval_fraction to 0)")
-    chosen = np.zeros(n, dtype=bool)
-    if k:
-        chosen[_pick(_rng(cfg, "split"), n, k)] = True
+def _groups(cols: Mapping[str, list]) -> list[str] | None:
+    """Each sample's group key (its own ID where it has none); ``None`` when no sample has a group."""
+    if all(g is None for g in cols["group"]):
+        return None
+    return [f"group:{g}" if g is not None else f"sample:{sid}" for sid, g in zip(cols["id"], cols["group"], strict=True)]
+
+
+def _split_eval(
+    pool: list[int], cfg: TaskConfig, n_samples: int, groups: list[str] | None = None, forced: set[str] = frozenset()
+) -> tuple[list[int], list[int]]:
+    """``eval_id`` and ``train`` rows of the in-taxonomy pool: ``eval_fraction`` of its groups (each sample is
+    its own group when none are given), drawn whole; ``forced`` groups go to ``eval_id`` on top."""
     rows = np.asarray(pool, dtype=np.int64)
+    if groups is None:
+        member = np.arange(len(rows))
+        free = len(rows)
+    else:
+        keys = [groups[r] for r in pool]
+        order = list(dict.fromkeys(k for k in keys if k not in forced))
+        position = {k: i for i, k in enumerate(order)}
+        member = np.array([position.get(k, -1) for k in keys], dtype=np.int64)
+        free = len(order)
+    what = "in-taxonomy sample(s)" if groups is None else "in-taxonomy group(s)"
+    k = math.floor(cfg.eval_fraction * free + 0.5)
+    if cfg.eval_fraction > 0:
+        k = min(max(k, 1), free - 1)
+        if k < 1:
+            raise TaskError(f"eval_fraction {cfg.eval_fraction}: only {free} {what} of {n_samples} samples; "
+                            "eval_id and train cannot both hold one (set eval_fraction to 0)")
+    chosen_group = np.zeros(free + 1, dtype=bool)  # the last slot: forced groups (member -1)
+    chosen_group[-1] = True
+    if k:
+        chosen_group[_pick(_rng(cfg, "split"), free, k)] = True
+    chosen = chosen_group[member]
     return rows[chosen].tolist(), rows[~chosen].tolist()
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from typing import Any
@@ -76,11 +76,12 @@ def _escape(word: str) -> str:
 
 def check_split(
     tasks: datasets.DatasetDict, taxonomy: Taxonomy, holdout: Sequence[str], *, scope: str = "policy",
-    scanner: PromptScanner | None = None,
+    scanner: PromptScanner | None = None, groups: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Verify a category-disjoint split; raise ``LeakError`` on the first leak, else return a report.
 
     ``scanner``: a ``PromptScanner`` the task batches were submitted to as they were written.
+    ``groups``: sample ID -> group key; no group may have samples both in train and in an eval split.
     """
     if scope not in SCOPES:
         raise ValueError(f"leak check scope must be one of {', '.join(SCOPES)}, got {scope!r}")
@@ -97,6 +98,8 @@ def check_split(
         "conversation_mentions": 0,
         "conversation_examples": [],
     }
+    if groups is not None:
+        report["groups_checked"] = _check_groups(tables, groups)
     if not held:
         return report
     held_set = pa.array(held, pa.string())
@@ -133,6 +136,21 @@ def check_split(
             report["conversation_mentions"] = len(mentions)
             report["conversation_examples"] = [tid[r].as_py() for r in mentions[:MAX_EXAMPLES]]
     return report
+
+
+def _check_groups(tables: Mapping[str, pa.Table], groups: Mapping[str, str]) -> int:
+    """``LeakError`` if a group has samples in train and in an eval split; returns the number of groups."""
+    train = {groups[s] for s in tables["train"].column("sample_id").to_pylist()} if "train" in tables else set()
+    for name, table in tables.items():
+        if name == "train":
+            continue
+        for task_id, sid in zip(table.column("task_id").to_pylist(), table.column("sample_id").to_pylist(), strict=True):
+            if groups[sid] in train:
+                raise LeakError(
+                    f"{name}: task {task_id}: its sample's group ({groups[sid].split(':', 1)[1]!r}) is also in train "
+                    "(a group's samples must stay in one split)"
+                )
+    return len(set(groups.values()))
 
 
 def _fail_where(flags: Any, task_ids: Any, split: str, why: str) -> None:
