@@ -141,8 +141,12 @@ def test_list_shows_rewards_options_and_presets(capsys):
     for line in ("  category  (rewards.category:CategoryReward, package proguard)",
                  "    - partial: float (default 0.5)",
                  "    - require_think: bool (default True)",
-                 "  proguard-paper: format (gate), binary, category,"):
+                 "  proguard-paper\n    - format (gate; options: require_think=True)",
+                 "    - category (weight 1; options: partial=0.5, wrong_id=0.5)"):
         assert line in text
+    # The presets' difference is visible: each one's rows with weights, gates and options.
+    default, paper = text.split("\n  default\n")[1].split("\n  proguard-paper\n")
+    assert default != paper
     assert cli_main(["rewards", "list", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     names = {r["name"]: r for r in data["rewards"]}

@@ -65,10 +65,13 @@ def _list(args: argparse.Namespace) -> int:
             ann = f": {o.annotation}" if o.annotation else ""
             default = "required" if o.required else f"default {o.default!r}"
             print(f"    - {o.name}{ann} ({default})")
-    print("\nPresets (proguard rewards score --preset NAME):")
+    print("\nPresets (total = product of gates x weighted sum; proguard rewards score --preset NAME):")
     for name, specs in presets.items():
-        terms = ", ".join(f"{s['name']}{' (gate)' if s['gate'] else ''}" for s in specs)
-        print(f"  {name}: {terms}")
+        print(f"\n  {name}")
+        for s in specs:
+            role = "gate" if s["gate"] else f"weight {s['weight']:g}"
+            options = ", ".join(f"{k}={v!r}" for k, v in s["options"].items()) or "defaults"
+            print(f"    - {s['name']} ({role}; options: {options})")
     return 0
 
 
