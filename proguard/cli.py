@@ -11,13 +11,19 @@ import argparse
 import importlib
 import sys
 
+DESCRIPTION = (
+    "Train and evaluate proactive safety guards: GRPO on TRL with pluggable rewards, held-out-category "
+    "tasks, benchmarks and moderation. Start with `proguard train recipes/tiny/grpo_cpu.yaml`; "
+    "`proguard COMMAND --help` for each command."
+)
+
 COMMANDS = ["demo", "bench", "moderate", "rewards", "synonyms", "tasks", "train", "vllm-serve"]
 """Sub-commands, in the order ``--help`` lists them; each is ``proguard/commands/<name>.py``."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser with every sub-command."""
-    parser = argparse.ArgumentParser(prog="proguard", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="proguard", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         module = importlib.import_module(f"proguard.commands.{name.replace('-', '_')}")

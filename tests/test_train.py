@@ -56,6 +56,11 @@ def test_checkpoints_and_recipe_are_written(tiny_run):
     assert json.loads((tiny_run / "checkpoint-3" / "trainer_state.json").read_text())["global_step"] == STEPS
     saved = load_recipe(tiny_run / "recipe.yaml")  # the resolved recipe reloads through the schema
     assert saved.grpo.max_steps == STEPS and saved.lengths.max_completion_length == 8
+    # The model cards name the real base model and carry the recipe, never "a fine-tuned version of [None]".
+    for card in (tiny_run / "README.md", tiny_run / "final" / "README.md"):
+        text = card.read_text()
+        assert "[None]" not in text and "in-process tiny Qwen2.5-VL" in text
+        assert "`format`: gate" in text and f"max_steps: {STEPS}" in text
 
 
 def test_metrics_cover_every_reward_component(tiny_run):

@@ -141,6 +141,7 @@ def build_trainer(
         callbacks=[metrics_callback(out / METRICS_FILE), *callbacks],
     )
     rollout.attach(trainer)
+    trainer.proguard_recipe = r  # the model cards of checkpoints name the recipe and base model
     return Setup(trainer, processor, model_path, alignment, ds)
 
 
@@ -239,11 +240,11 @@ def train(r: Recipe, *, resume: bool = False, callbacks: Sequence[Any] = (), **o
                 flush=True,
             )
     trainer.train(resume_from_checkpoint=str(checkpoint) if resume else None)
-    return save_final(trainer, setup.processor, out / FINAL_DIR, merge_lora=r.peft.enabled)
+    return save_final(trainer, setup.processor, out / FINAL_DIR, merge_lora=r.peft.enabled, recipe=r)
 
 
-def save_final(trainer, processor, final_dir: Path, *, merge_lora: bool = False) -> Path:
-    """Model (LoRA merged), processor, tokenizer and generation config, loadable by transformers and vLLM."""
+def save_final(trainer, processor, final_dir: Path, *, merge_lora: bool = False, recipe: Recipe | None = None) -> Path:
+    """Model (LoRA merged), processor, tokenizer, generation config and model card, loadable by transformers and vLLM."""
     if merge_lora:
         model = trainer.accelerator.unwrap_model(trainer.model)
         if trainer.is_deepspeed_enabled and trainer.accelerator.state.deepspeed_plugin.zero_stage == 3:
@@ -259,6 +260,10 @@ def save_final(trainer, processor, final_dir: Path, *, merge_lora: bool = False)
         model = trainer.accelerator.unwrap_model(trainer.model)
         if getattr(model, "generation_config", None) is not None:
             model.generation_config.save_pretrained(final_dir)
+        if recipe is not None:
+            from proguard.train.model_card import write_model_card
+
+            write_model_card(final_dir, recipe)
     trainer.accelerator.wait_for_everyone()
     return final_dir
 

@@ -44,6 +44,17 @@ def guard_trainer_class():
                 out = (*out[:6], [im if im is not None else [] for im in images], out[7])
             return out
 
+        def create_model_card(self, model_name=None, dataset_name=None, tags=None):
+            # TRL's card names no base model for a local or tiny policy ("fine-tuned version of [None]"):
+            # with a recipe attached, write proguard's card (base model, data, rewards, the recipe).
+            recipe = getattr(self, "proguard_recipe", None)
+            if recipe is None:
+                return super().create_model_card(model_name, dataset_name, tags)
+            if self.is_world_process_zero():
+                from proguard.train.model_card import write_model_card
+
+                write_model_card(self.args.output_dir, recipe)
+
         def _get_train_sampler(self, dataset=None):
             return EpochSeededSampler(super()._get_train_sampler(dataset))
 
