@@ -14,3 +14,27 @@ REFERENCE_DIR = Path(
 )
 PROGUARD_TAXONOMY = REFERENCE_DIR / "proguard_taxonomy.yaml"
 DO_NOT_ANSWER = REFERENCE_DIR / "donotanswer"
+
+
+_COPIES: dict[Path, Path] = {}
+
+
+def private_copy(path: Path) -> Path:
+    """A copy of one reference file or folder in a fresh temp dir, made once per test session.
+
+    Tests read reference data through this, never in place: a documented command (``proguard synonyms
+    build --taxonomy ../shared/reference/...``) may have written files beside it, and the suite must
+    not depend on what the user ran before.
+    """
+    import shutil
+    import tempfile
+
+    path = Path(path)
+    if path not in _COPIES:
+        target = Path(tempfile.mkdtemp(prefix="proguard-reference-")) / path.name
+        if path.is_dir():
+            shutil.copytree(path, target)
+        else:
+            shutil.copy2(path, target)
+        _COPIES[path] = target
+    return _COPIES[path]

@@ -10,7 +10,7 @@ from PIL import Image
 
 from proguard.data import BUNDLED_SAMPLES, DataError, load_samples
 from taxonomy import load_taxonomy, taxonomy_from_data
-from reference_data import DO_NOT_ANSWER
+from reference_data import DO_NOT_ANSWER, private_copy
 
 TAX = load_taxonomy("default")
 DNA = DO_NOT_ANSWER
@@ -45,7 +45,7 @@ def test_parquet_and_dataset_dir_load_the_same_rows(tmp_path):
 
 @pytest.mark.skipif(not DNA.exists(), reason=f"reference data absent: {DNA}")
 def test_real_do_not_answer_responses_load(tmp_path):
-    with open(DNA / "do_not_answer_full_with_responses.csv", newline="", encoding="utf-8") as fh:
+    with open(private_copy(DNA) / "do_not_answer_full_with_responses.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     tree: dict[str, list[str]] = {}
     for r in rows:

@@ -10,7 +10,7 @@ from proguard.cli import main
 from synonym_bank.bank import BankError, SynonymBank, default_paths, load_bank
 from synonym_bank.lexical import WordNetUnavailable, head_word, load_wordnet, propose
 from taxonomy import dump_taxonomy, load_taxonomy
-from reference_data import PROGUARD_TAXONOMY
+from reference_data import PROGUARD_TAXONOMY, private_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = PROGUARD_TAXONOMY
@@ -38,7 +38,7 @@ def test_from_taxonomy_has_every_node_with_name_first():
 
 @needs_reference
 def test_proguard_taxonomy_bank_loads_with_its_five_synonyms():
-    bank = load_bank(REFERENCE)
+    bank = load_bank(private_copy(REFERENCE))
     assert len(bank) == 39
     assert all(len(e.phrases()) == 6 for e in bank)
     assert bank.get("C8S1").name == "Weapons"
@@ -191,7 +191,7 @@ def test_cli_build_with_wordnet_then_curated_overrides_win(wordnet, tmp_path, mo
     file next to the taxonomy removes and replaces them on load."""
     monkeypatch.setenv("PROGUARD_CACHE_DIR", str(tmp_path / "cache"))  # WordNet is staged here, once
     tax_path = tmp_path / "proguard.yaml"
-    tax_path.write_bytes(REFERENCE.read_bytes())
+    tax_path.write_bytes(private_copy(REFERENCE).read_bytes())
     assert main(["synonyms", "build", "--taxonomy", str(tax_path)]) == 0
     assert "skipping WordNet" not in capsys.readouterr().err
     built = SynonymBank.load(tax_path.with_name("proguard.synonyms.yaml"))

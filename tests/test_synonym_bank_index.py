@@ -13,7 +13,7 @@ from synonym_bank.bank import SynonymBank, load_bank
 from synonym_bank.index import EmbeddingIndex, EmbeddingModelError
 from synonym_bank.quality import check_bank
 from taxonomy import dump_taxonomy, load_taxonomy, taxonomy_from_data
-from reference_data import PROGUARD_TAXONOMY
+from reference_data import PROGUARD_TAXONOMY, private_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = PROGUARD_TAXONOMY
@@ -127,7 +127,7 @@ def test_quality_report_skips_parent_and_child_unless_asked(index):
 
 @needs_reference
 def test_proguard_bank_quality_report_runs(index):
-    report = check_bank(load_bank(REFERENCE), index)
+    report = check_bank(load_bank(private_copy(REFERENCE)), index)
     assert len(report.nodes) == 39 and all(len(n.phrases) == 6 for n in report.nodes)
     assert all(p.margin is not None for n in report.nodes for p in n.phrases)
     data = report.to_dict()

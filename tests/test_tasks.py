@@ -26,7 +26,7 @@ from proguard.tasks import (
 from rewards.types import TARGET_COLUMNS, Target
 from taxonomy import load_taxonomy, parent_id_of, parse_id
 from task_helpers import assert_task_matches_protocol, samples_by_id, synthetic_samples, visible_taxonomy
-from reference_data import PROGUARD_TAXONOMY
+from reference_data import PROGUARD_TAXONOMY, private_copy
 
 datasets.disable_progress_bars()
 
@@ -423,7 +423,7 @@ def test_leak_check_runs_on_every_build_and_fails_loudly(tmp_path, tax):
 
 @pytest.mark.skipif(not PROGUARD_TAXONOMY.is_file(), reason=f"reference taxonomy not found at {PROGUARD_TAXONOMY}")
 def test_category_disjoint_split_on_the_proguard_taxonomy(capsys):
-    tax = load_taxonomy(PROGUARD_TAXONOMY)
+    tax = load_taxonomy(private_copy(PROGUARD_TAXONOMY))
     samples = synthetic_samples(tax, per_leaf=1, safe=6, seed=3)
     holdout = [tax.categories[1].id, tax.categories[6].children[0].id]
     build = generate_tasks(samples, tax, TaskConfig(holdout=holdout, hide_fraction=0.3, own_category_hide_prob=0.2,

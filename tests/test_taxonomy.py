@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reference_data import PROGUARD_TAXONOMY
+from reference_data import PROGUARD_TAXONOMY, private_copy
 from taxonomy import (
     Taxonomy,
     TaxonomyError,
@@ -22,7 +22,7 @@ needs_reference = pytest.mark.skipif(not REFERENCE.exists(), reason=f"reference 
 
 @needs_reference
 def test_proguard_taxonomy_import_counts_ids_synonyms():
-    tax = load_taxonomy(REFERENCE)
+    tax = load_taxonomy(private_copy(REFERENCE))
     assert len(tax.categories) == 11
     assert sum(len(c.children) for c in tax.categories) == 28
     assert all(len(n.synonyms) == 5 for n in tax.nodes())
@@ -54,7 +54,7 @@ def test_bundled_taxonomies_load():
 
 @needs_reference
 def test_default_covers_proguard_risk_areas_in_own_words():
-    ours, theirs = load_taxonomy("default"), load_taxonomy(REFERENCE)
+    ours, theirs = load_taxonomy("default"), load_taxonomy(private_copy(REFERENCE))
     assert [len(c.children) for c in ours.categories] == [len(c.children) for c in theirs.categories]
     their_text = {n.description for n in theirs.nodes()}
     assert not their_text & {n.description for n in ours.nodes()}, "default taxonomy must use its own wording"
