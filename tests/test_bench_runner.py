@@ -232,3 +232,22 @@ def test_plots_of_a_single_category_still_fit_their_labels(tmp_path):
     for path in (conf, bars):
         with Image.open(path) as im:
             assert im.width >= 550 and im.height >= 200, (path.name, im.size)
+
+
+def test_rewards_score_rescores_a_bench_run_as_written(tmp_path, ood_tasks, scorer):
+    """`proguard rewards score --input RUN/predictions.jsonl` reads bench's own rows (truth nested, IDs shuffled)."""
+    from proguard.cli import main as cli_main
+
+    backend = ScriptedBackend.from_tasks(ood_tasks, perfect_answer)
+    run_bench(ood_tasks, backend, tmp_path, QUIET, ood_scorer=scorer, taxonomy=TAX)
+    out = tmp_path / "scored.jsonl"
+    recipe = tmp_path / "rewards.yaml"
+    recipe.write_text("rewards:\n  - {name: format, gate: true}\n  - {name: binary}\n  - {name: category}\n")
+    assert cli_main(["rewards", "score", "--recipe", str(recipe), "--input", str(tmp_path / "predictions.jsonl"),
+                     "--output", str(out)]) == 0
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(rows) == len(ood_tasks)
+    # A perfect guard: every format gate passes, and with shuffled IDs the category still scores in full.
+    assert all(r["format_error"] is None and r["reward_components"]["format"] == 1.0 for r in rows)
+    in_tax = [r for r in rows if r["truth"]["category"] and not r["truth"]["ood"]]
+    assert in_tax and all(r["reward_components"]["category"] == 1.0 for r in in_tax)

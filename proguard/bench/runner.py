@@ -358,6 +358,8 @@ def write_predictions(path: Path, records: Sequence[Record], failures: Sequence[
                     "category_level": t.category_level,
                     "ood": t.ood,
                     "ood_name": t.ood_name,
+                    "ood_synonyms": list(t.ood_synonyms),
+                    "id_map": dict(t.id_map) if t.id_map else None,
                 },
                 "completion": r.completion,
                 "generation_failed": r.task_id in failed,

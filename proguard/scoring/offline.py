@@ -8,6 +8,10 @@ without ``ood_name`` takes the name and synonyms of its category from the taxono
 ``category_level`` takes the level the default prompt asks for. Every problem is reported as
 ``file: row N: field: what``.
 
+Bench's own ``predictions.jsonl`` is read as written: its ground truth sits under ``truth``
+(``request``, ``response``, ``category``, ``category_level``, ``ood``, ``ood_name``, ``ood_synonyms``,
+``id_map``), so ``proguard rewards score --input RUN/predictions.jsonl`` re-scores a benchmark run.
+
 Output rows are the input rows plus ``reward`` (the total), ``reward_components``,
 ``reward_parts`` and ``format_error`` (the parser's code, or ``null``).
 """
@@ -64,6 +68,26 @@ def _resolve_category(row: dict[str, Any], taxonomy: Taxonomy, problems: list[st
         row.setdefault("ood_synonyms", list(node.synonyms))
 
 
+# bench's predictions.jsonl: truth key -> the scoring row's column
+_TRUTH_COLUMNS = {
+    "request": "request_label", "response": "response_label", "category": "category",
+    "category_level": "category_level", "ood": "ood", "ood_name": "ood_name", "ood_synonyms": "ood_synonyms",
+    "id_map": "id_map",
+}
+
+
+def _flatten_truth(record: dict[str, Any]) -> dict[str, Any]:
+    """A scoring row from a record; a bench prediction's ``truth`` object becomes the ground-truth columns."""
+    truth = record.get("truth")
+    if not isinstance(truth, dict):
+        return dict(record)
+    row = {k: v for k, v in record.items() if k != "truth"}
+    for key, column in _TRUTH_COLUMNS.items():
+        if key in truth and truth[key] is not None:
+            row.setdefault(column, truth[key])
+    return row
+
+
 def read_scoring_rows(path: str | Path, taxonomy: Taxonomy) -> ScoringRows:
     """Read and validate a JSONL file of completions; raises ``ScoringInputError`` listing every problem."""
     path = Path(path)
@@ -81,7 +105,7 @@ def read_scoring_rows(path: str | Path, taxonomy: Taxonomy) -> ScoringRows:
             problems.append("completion: missing (the completion text to score)")
         elif not isinstance(record["completion"], (str, list)):
             problems.append(f"completion: must be a string or a list of chat messages, got {type(record['completion']).__name__}")
-        row = dict(record)
+        row = _flatten_truth(record)
         _resolve_category(row, taxonomy, problems)
         if not problems:
             problems.extend(check_target_row(row))
