@@ -184,3 +184,12 @@ def test_every_recipe_key_has_help_and_explain_prints_it(capsys):
     assert "data.tasks.holdout" in capsys.readouterr().out
     assert cli_main(["train", "--explain", "grpo.bta"]) == 2
     assert "did you mean 'beta'" in capsys.readouterr().err
+
+
+def test_prepared_tasks_on_the_command_line_replace_the_recipes_task_generator():
+    """`proguard train recipes/tiny/grpo_cpu.yaml data.prepared=DIR` works as documented (no data.tasks=null)."""
+    r = load_recipe(TINY, ["data.prepared=/tmp/tasks"])
+    assert r.data.prepared == "/tmp/tasks" and r.data.tasks is None and r.task_config() is None
+    assert load_recipe(TINY).data.tasks is not None  # the file alone still generates tasks
+    with pytest.raises(RecipeError, match="set only one of the two"):
+        load_recipe(TINY, ["data.prepared=/tmp/tasks", "data.tasks.seed=1"])  # one layer naming both

@@ -347,7 +347,16 @@ def load_recipe(path: str | Path | None, overrides: Sequence[str] = ()) -> Recip
 
     merged = schema
     for origin, layer in layers:
-        _check_sections(OmegaConf.to_container(layer, resolve=False), Recipe, origin, prefix="")
+        container = OmegaConf.to_container(layer, resolve=False)
+        _check_sections(container, Recipe, origin, prefix="")
+        # data.prepared and data.tasks are two sources of the training prompts: a later layer naming
+        # one replaces the other from an earlier layer (`... data.prepared=tasks/` just works on a
+        # recipe that generates tasks); one layer naming both is an error (check_recipe).
+        data = container.get("data") if isinstance(container, Mapping) else None
+        if isinstance(data, Mapping):
+            for key, other in (("prepared", "tasks"), ("tasks", "prepared")):
+                if data.get(key) is not None and other not in data:
+                    merged = OmegaConf.merge(merged, {"data": {other: None}})
         try:
             merged = OmegaConf.merge(merged, layer)
         except OmegaConfBaseException as exc:
