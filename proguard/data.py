@@ -27,6 +27,7 @@ from typing import Any
 import datasets
 from PIL import Image as PILImage
 
+from proguard.errors import UsageError
 from rewards.types import LABELS, MODALITIES
 from taxonomy import Taxonomy
 
@@ -35,7 +36,7 @@ BUNDLED_SAMPLES = Path(__file__).parent / "assets" / "sample" / "samples.jsonl"
 MAX_ERRORS_SHOWN = 20
 
 
-class DataError(ValueError):
+class DataError(UsageError):
     """Invalid sample data; the message lists each problem as ``file: row N: field: what``."""
 
 

@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from proguard.bench.errors import BenchError
+
 Messages = list[dict[str, Any]]
 Prompt = tuple[Messages, Any]  # (chat messages, PIL image or None)
 
@@ -44,11 +46,11 @@ class GenerationSettings:
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be a positive integer, got {self.max_new_tokens!r}")
+            raise BenchError(f"max_new_tokens must be a positive integer, got {self.max_new_tokens!r}")
         if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature!r}")
+            raise BenchError(f"temperature must be >= 0, got {self.temperature!r}")
         if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p!r}")
+            raise BenchError(f"top_p must be in (0, 1], got {self.top_p!r}")
 
 
 @dataclass(frozen=True)
@@ -107,9 +109,9 @@ def make_backend(
         return VLLMBackend(model, settings, **options)
     if kind == "openai":
         if not base_url:
-            raise ValueError("the openai backend needs a base URL (e.g. http://127.0.0.1:8000/v1)")
+            raise BenchError("the openai backend needs a base URL (e.g. http://127.0.0.1:8000/v1)")
         return OpenAIBackend(base_url, model, settings, api_key=api_key, **options)
-    raise ValueError(f"unknown backend {kind!r}; expected one of {', '.join(BACKENDS)}")
+    raise BenchError(f"unknown backend {kind!r}; expected one of {', '.join(BACKENDS)}")
 
 
 def model_fingerprint(model: str) -> str | None:
@@ -151,7 +153,7 @@ def _check_batch(batch: Sequence[Prompt]) -> None:
             if isinstance(p, dict) and p.get("type") == "image"
         )
         if wants != (image is not None):
-            raise ValueError(f"prompt {i}: has {wants} image part(s) but {'an' if image is not None else 'no'} image")
+            raise BenchError(f"prompt {i}: has {wants} image part(s) but {'an' if image is not None else 'no'} image")
 
 
 def _rgb(image: Any) -> Any:
@@ -251,7 +253,7 @@ class TransformersBackend:
         is_multimodal = hasattr(processor, "image_processor")
         images = [_rgb(img) for _, img in batch if img is not None]
         if images and not is_multimodal:
-            raise ValueError(f"{self.model_path}: the model has no image processor, but the batch holds images")
+            raise BenchError(f"{self.model_path}: the model has no image processor, but the batch holds images")
         texts = [_chat_text(processor, m) for m, _ in batch]
         if is_multimodal:
             inputs = processor(text=texts, images=images or None, padding=True, return_tensors="pt")
@@ -358,9 +360,9 @@ class OpenAIBackend:
     ) -> None:
         parsed = urllib.parse.urlparse(base_url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise ValueError(f"base URL must look like http://host:port/v1, got {base_url!r}")
+            raise BenchError(f"base URL must look like http://host:port/v1, got {base_url!r}")
         if timeout <= 0 or max_retries < 0 or backoff_s < 0 or concurrency < 1:
-            raise ValueError("timeout must be > 0, max_retries and backoff_s >= 0, concurrency >= 1")
+            raise BenchError("timeout must be > 0, max_retries and backoff_s >= 0, concurrency >= 1")
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.settings = settings or GenerationSettings()

@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from proguard.bench.errors import BenchError
+
 CACHE_FILE = "generations.jsonl"
 
 
@@ -83,7 +85,7 @@ class GenerationCache:
                 if n == len(lines):  # the last line of an interrupted write: drop it, it is regenerated
                     warnings.warn(f"{self.path}: line {n}: ignoring a truncated cache line", stacklevel=2)
                     continue
-                raise ValueError(f"{self.path}: line {n}: not a cache record ({type(exc).__name__}: {exc})") from None
+                raise BenchError(f"{self.path}: line {n}: not a cache record ({type(exc).__name__}: {exc})") from None
             out[entry.task_id] = entry
         return out
 

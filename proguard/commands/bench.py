@@ -60,7 +60,9 @@ def parse_options(items: list[str], flag: str) -> dict:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise SystemExit(f"{flag} {item!r}: expected KEY=VALUE")
+            from proguard.errors import UsageError
+
+            raise UsageError(f"{flag} {item!r}: expected KEY=VALUE")
         try:
             out[key.strip()] = json.loads(value)
         except json.JSONDecodeError:

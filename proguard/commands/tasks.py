@@ -47,14 +47,16 @@ def run(args: argparse.Namespace) -> int:
     """Load, generate, save, print the summary."""
     import shutil
 
-    from proguard.data import DataError, load_samples
+    from proguard.data import load_samples
     from proguard.protocol import PromptConfig
-    from proguard.tasks import LeakError, TaskConfig, TaskError, format_summary, generate_tasks
-    from taxonomy import TaxonomyError, load_taxonomy
+    from proguard.tasks import LeakError, TaskConfig, format_summary, generate_tasks
+    from taxonomy import load_taxonomy
 
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise SystemExit(f"proguard tasks: {out} exists and is not empty (use --overwrite to replace it)")
+        from proguard.errors import UsageError
+
+        raise UsageError(f"{out} exists and is not empty (use --overwrite to replace it)")
     try:
         config = TaskConfig(
             holdout=args.holdout,
@@ -72,9 +74,7 @@ def run(args: argparse.Namespace) -> int:
         samples = load_samples(args.data, taxonomy)
         build = generate_tasks(samples, taxonomy, config)
     except LeakError as exc:
-        raise SystemExit(f"proguard tasks: nothing written: {exc}") from None
-    except (DataError, TaskError, TaxonomyError) as exc:  # bad input: its message names the file, row or option
-        raise SystemExit(f"proguard tasks: {exc}") from None
+        raise LeakError(f"nothing written: {exc}") from None
     if out.exists():
         shutil.rmtree(out)
     build.tasks.save_to_disk(str(out))

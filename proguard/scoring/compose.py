@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from proguard.errors import RunError
 from proguard.protocol import DEFAULT_CATEGORY_LEVELS, parse_completion
 from proguard.scoring.registry import RewardRegistry, default_registry
 from proguard.scoring.specs import RewardSpec, load_preset, load_reward_specs, parse_specs, preset_names
@@ -38,7 +39,7 @@ Score = float | None
 REQUIRED_COLUMNS = ("modality", "request_label")
 
 
-class RewardOutputError(ValueError):
+class RewardOutputError(RunError, ValueError):
     """A reward module returned something other than one finite float (or ``None``) per completion."""
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from proguard.data import DataError, read_jsonl
+from proguard.errors import UsageError
 from proguard.protocol import PromptConfig
 from proguard.scoring.compose import Breakdown, CompositeReward, check_target_row, target_from_row
 from rewards.types import Target
@@ -30,7 +31,7 @@ from taxonomy import Taxonomy
 MAX_ERRORS_SHOWN = 20
 
 
-class ScoringInputError(ValueError):
+class ScoringInputError(UsageError):
     """Invalid rows in a file to score; the message lists ``file: row N: field: what`` per problem."""
 
 

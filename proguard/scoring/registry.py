@@ -21,12 +21,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from proguard.errors import UsageError
 from proguard.hints import did_you_mean
 
 ENTRY_POINT_GROUP = "proguard.rewards"
 
 
-class RewardRegistryError(ValueError):
+class RewardRegistryError(UsageError):
     """A reward name, path or option could not be resolved; the message says which and why."""
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from proguard.errors import RunError
+from proguard.errors import RunError, UsageError
 
 
 class TrainError(RunError):
     """Training cannot start or continue; the message says why and what to change."""
+
+
+class TrainInputError(UsageError, TrainError):
+    """A training input is wrong (a recipe value, the output directory, a checkpoint to resume): exit 2."""
