@@ -237,7 +237,9 @@ def _parse_answer(body: str, modality: str, reasoning: str | None, max_category_
     expected = ["Request", "Category"] if modality == "image" else ["Request", "Response", "Category"]
     fields: dict[str, str] = {}
     order: list[str] = []
-    for raw in body.splitlines():
+    # Only \n and \r\n end a line: str.splitlines() also splits on \x0b \x0c \x1c-\x1e \x85
+    # \u2028 \u2029, which would let "Request: safe\u2028Category: C1" pass as two lines.
+    for raw in body.replace("\r\n", "\n").split("\n"):
         line = raw.strip()
         if not line:
             continue
