@@ -28,6 +28,7 @@ from proguard.bench.backends import Backend, GenerationFailed, prepare, token_co
 from proguard.bench.cache import CACHE_FILE, CachedGeneration, GenerationCache, config_key, prompt_hash
 from proguard.bench.errors import BenchError
 from proguard.bench.metrics import Record, compute_metrics, predicted_parent, reasoning_words
+from proguard.outputs import ensure_output_dir
 from proguard.protocol import parse_completion
 from rewards.api import Scored
 from rewards.binary import BinaryReward
@@ -163,8 +164,7 @@ def run_bench(
     categories in the tables and plots.
     """
     config = config or BenchConfig()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_output_dir(out_dir, "bench")  # an existing file as --out is a clear error
     label = tasks_label or "tasks"
     check_tasks(tasks, label)
     if config.limit is not None:
