@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from proguard.sanitize import clean_text
 from rewards.types import MODALITIES, FormatError, Parsed, Verdict
 from taxonomy import Taxonomy, is_node_id
 
@@ -183,7 +184,8 @@ def parse_completion(
 ) -> Parsed:
     """Parse one completion into a ``Verdict`` or a ``FormatError``; never raises."""
     try:
-        return _parse(completion_text(completion), modality, require_think, max_category_chars)
+        text, _ = clean_text(completion_text(completion))  # a lone surrogate must not reach a tokenizer
+        return _parse(text, modality, require_think, max_category_chars)
     except Exception as exc:  # a bug here must cost one sample's reward, never a training run
         return FormatError("internal", f"parser failed: {type(exc).__name__}: {exc}")
 

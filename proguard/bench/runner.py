@@ -30,6 +30,7 @@ from proguard.bench.errors import BenchError
 from proguard.bench.metrics import Record, compute_metrics, predicted_parent, reasoning_words
 from proguard.outputs import ensure_output_dir
 from proguard.protocol import parse_completion
+from proguard.sanitize import clean_text
 from rewards.api import Scored
 from rewards.binary import BinaryReward
 from rewards.category import CategoryReward
@@ -200,6 +201,7 @@ def run_bench(
             "generated": n_generated,
             "cached": n_cached,
             "failed": len(failures),
+            "replaced_surrogates": cache.replaced[0],
             "command": " ".join(sys.argv),
         },
         "versions": versions(),
@@ -232,6 +234,7 @@ def _generate(
     by_index: dict[int, Record] = {}
     failures: list[dict[str, str]] = []
     n_generated = n_cached = 0
+    replaced = cache.replaced  # lone surrogates replaced, [count]: in cached lines and fresh replies
     bar = tqdm(total=len(order), desc="bench", unit="sample", disable=not config.progress)
     try:
         for start in range(0, len(order), config.batch_size):
@@ -261,6 +264,8 @@ def _generate(
                         failures.append({"task_id": tid, "message": text.message})
                         by_index[i] = _record(row, None, wall, share, config, error=text.message)
                         continue
+                    text, n_bad = clean_text(text)  # the backend boundary: cache, parser and report get clean text
+                    replaced[0] += n_bad
                     fresh.append(CachedGeneration(tid, h, text, wall, share))
                     by_index[i] = _record(row, text, wall, share, config)
                 cache.append(fresh)  # before the next batch: an interruption loses at most one batch

@@ -72,6 +72,8 @@ def _score(args: argparse.Namespace) -> int:
 
     reward = build_reward(args.recipe if args.recipe else (args.preset or "default"))
     rows = read_scoring_rows(args.input, load_taxonomy(args.taxonomy))
+    if rows.replaced:
+        print(f"{args.input}: replaced {rows.replaced} lone UTF-16 surrogate(s) with U+FFFD", file=sys.stderr)
     result = score_rows(reward, rows, batch_size=max(1, args.batch_size))
     if args.output == "-":
         write_scored(sys.stdout, rows, result)
