@@ -202,6 +202,7 @@ def run_bench(
             "cached": n_cached,
             "failed": len(failures),
             "replaced_surrogates": cache.replaced[0],
+            "truncated_replies": int(getattr(backend, "truncations", 0)),
             "command": " ".join(sys.argv),
         },
         "versions": versions(),
