@@ -3,6 +3,11 @@
 Each command module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``,
 keeps heavy imports inside ``run`` so ``proguard --help`` stays fast, and holds no logic of its
 own beyond argument handling: the work lives in the library.
+
+Errors are turned into one line here, once for every command: the project's own errors
+(``proguard.errors``) become ``proguard <cmd>: error: <message>`` on stderr and their exit code
+(2: bad input, 1: the run failed); ``--debug`` shows the traceback instead. Anything else is a bug
+and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -20,10 +25,20 @@ DESCRIPTION = (
 COMMANDS = ["demo", "bench", "moderate", "rewards", "synonyms", "tasks", "train", "vllm-serve"]
 """Sub-commands, in the order ``--help`` lists them; each is ``proguard/commands/<name>.py``."""
 
+# The lower layers (taxonomy, synonym_bank) cannot import proguard.errors: their errors are mapped
+# here by class name and module, usage (2) or run failure (1).
+FOREIGN_ERRORS = {
+    ("taxonomy.model", "TaxonomyError"): 2,
+    ("synonym_bank.bank", "BankError"): 2,
+    ("synonym_bank.lexical", "WordNetUnavailable"): 1,
+    ("synonym_bank.index", "EmbeddingModelError"): 1,
+}
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser with every sub-command."""
     parser = argparse.ArgumentParser(prog="proguard", description=DESCRIPTION)
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         module = importlib.import_module(f"proguard.commands.{name.replace('-', '_')}")
@@ -33,10 +48,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def exit_code(exc: BaseException) -> int | None:
+    """The exit code of one of the project's errors, or ``None`` for anything else (a bug)."""
+    from proguard.errors import ProguardError
+
+    if isinstance(exc, ProguardError):
+        return exc.exit_code
+    for cls in type(exc).__mro__:
+        code = FOREIGN_ERRORS.get((cls.__module__, cls.__name__))
+        if code is not None:
+            return code
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``proguard`` script."""
     args = build_parser().parse_args(argv)
-    return int(args._run(args) or 0)
+    try:
+        return int(args._run(args) or 0)
+    except Exception as exc:
+        code = exit_code(exc)
+        if code is None or args.debug:
+            raise
+        message = str(exc).strip() or type(exc).__name__
+        print(f"proguard {args.command}: error: {message}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

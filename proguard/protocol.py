@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from proguard.sanitize import clean_text
 from rewards.types import MODALITIES, FormatError, Parsed, Verdict
 from taxonomy import Taxonomy, is_node_id
 
@@ -183,7 +184,8 @@ def parse_completion(
 ) -> Parsed:
     """Parse one completion into a ``Verdict`` or a ``FormatError``; never raises."""
     try:
-        return _parse(completion_text(completion), modality, require_think, max_category_chars)
+        text, _ = clean_text(completion_text(completion))  # a lone surrogate must not reach a tokenizer
+        return _parse(text, modality, require_think, max_category_chars)
     except Exception as exc:  # a bug here must cost one sample's reward, never a training run
         return FormatError("internal", f"parser failed: {type(exc).__name__}: {exc}")
 
@@ -237,7 +239,9 @@ def _parse_answer(body: str, modality: str, reasoning: str | None, max_category_
     expected = ["Request", "Category"] if modality == "image" else ["Request", "Response", "Category"]
     fields: dict[str, str] = {}
     order: list[str] = []
-    for raw in body.splitlines():
+    # Only \n and \r\n end a line: str.splitlines() also splits on \x0b \x0c \x1c-\x1e \x85
+    # \u2028 \u2029, which would let "Request: safe\u2028Category: C1" pass as two lines.
+    for raw in body.replace("\r\n", "\n").split("\n"):
         line = raw.strip()
         if not line:
             continue

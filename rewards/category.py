@@ -5,7 +5,9 @@ labels are all safe gets no category term, and an OOD sample is left to ``ood_si
 ``None``). A predicted ID is the prompt's ID: it is mapped back through the sample's ID map
 (``Target.source_id``) before comparing, so a shuffled prompt scores correctly, and an ID the prompt
 did not list is wrong. Where the prompt asked only for the top-level category
-(``category_level == "category"``, text+image in ProGuard) the top levels are compared.
+(``category_level == "category"``, text+image in ProGuard) the top levels are compared; a
+subcategory ID counts as its parent only if it exists (the sample's ID map lists it), so an invented
+``C2S99`` under a listed ``C2`` is a wrong ID.
 
 ==========================================  ===========
 answer                                      score
@@ -75,8 +77,11 @@ class CategoryReward:
         pred = t.source_id(p.category)
         if t.category_level == "category":
             pred_parent = parent_id_of(p.category)
-            if pred is None and pred_parent is not None:
-                pred = t.source_id(pred_parent)  # a subcategory ID whose parent the prompt listed
+            if pred is None and pred_parent is not None and not _lists_children(t, pred_parent):
+                # a subcategory ID under a listed parent, where the prompt's map lists no subcategory
+                # of it (a map of top levels only): the parent is what was asked for. Where the map
+                # does list that parent's subcategories, an ID it lacks (``C2S99``) does not exist.
+                pred = t.source_id(pred_parent)
             if pred is not None and (parent_id_of(pred) or pred) == true_top:
                 return 1.0, 1.0, 1.0
             return self.wrong_id, 0.0, 0.0
@@ -87,3 +92,8 @@ class CategoryReward:
         if (parent_id_of(pred) or pred) == true_top:
             return self.partial, 0.0, 1.0
         return self.wrong_id, 0.0, 0.0
+
+
+def _lists_children(t: Target, prompt_parent: str) -> bool:
+    """Whether the sample's ID map shows any subcategory under the prompt-side ID ``prompt_parent``."""
+    return any(parent_id_of(shown) == prompt_parent for shown in t.id_map.values() if shown)

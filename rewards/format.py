@@ -13,6 +13,11 @@ from collections.abc import Sequence
 from rewards import _checks
 from rewards.types import Parsed, Target
 
+DEFAULT_MIN_THINK_CHARS = 1
+"""An empty reasoning block is not reasoning: ``<think></think>`` gets no format credit."""
+DEFAULT_MAX_THINK_CHARS = 8000
+"""A reasoning block far beyond any completion budget (a 1M-character think) gets no format credit."""
+
 
 class FormatReward:
     """1.0 for a well-formed answer, 0.0 otherwise.
@@ -20,7 +25,9 @@ class FormatReward:
     Args:
         require_think: the answer must follow a ``<think>...</think>`` block.
         min_think_chars: fewest characters of (stripped) reasoning; counts only when a block is given.
-        max_think_chars: most characters of reasoning (``None``: no bound).
+            Default 1: an empty ``<think></think>`` earns nothing.
+        max_think_chars: most characters of reasoning (``None``: no bound). Default 8000 (about
+            2,000 tokens, twice the paper's completion budget): a runaway block earns nothing.
 
     Returns:
         One float per completion.
@@ -34,7 +41,12 @@ class FormatReward:
         [1.0]
     """
 
-    def __init__(self, require_think: bool = True, min_think_chars: int = 0, max_think_chars: int | None = None):
+    def __init__(
+        self,
+        require_think: bool = True,
+        min_think_chars: int = DEFAULT_MIN_THINK_CHARS,
+        max_think_chars: int | None = DEFAULT_MAX_THINK_CHARS,
+    ):
         self.require_think = _checks.flag("require_think", require_think)
         self.min_think_chars = _checks.count("min_think_chars", min_think_chars)
         self.max_think_chars = _checks.count("max_think_chars", max_think_chars, allow_none=True)

@@ -189,3 +189,13 @@ def test_parser_never_raises_on_near_miss_protocol_text(pieces, modality):
     if isinstance(result, Verdict):  # anything accepted re-renders to an answer that parses the same
         again = format_answer(modality, result.request, result.response, result.category, result.reasoning)
         assert parse_completion(again, modality) == result
+
+
+@pytest.mark.parametrize("sep", ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"])
+def test_only_newlines_end_an_answer_line(sep):
+    """str.splitlines() would split on these; the protocol's lines end at \\n or \\r\\n only."""
+    body = f"Request: unsafe{sep}Response: None{sep}Category: C1"
+    parsed = parse_completion(f"<think>r</think><answer>\n{body}\n</answer>", "text")
+    assert not parsed.ok and parsed.code == "missing_field"  # one line: Response and Category never start
+    crlf = parse_completion("<think>r</think><answer>\r\nRequest: unsafe\r\nResponse: None\r\nCategory: C1\r\n</answer>", "text")
+    assert crlf.ok and crlf.category == "C1"

@@ -195,3 +195,35 @@ def test_category_parts():
 def test_category_option_errors(options):
     with pytest.raises(ValueError, match="option"):
         CategoryReward(**options)
+
+
+def test_format_default_bounds_reject_empty_and_runaway_reasoning():
+    t = Target("image", "safe")
+    empty = parse_completion("<think></think><answer>\nRequest: safe\nCategory: None\n</answer>", "image")
+    blank = parse_completion("<think> \n </think><answer>\nRequest: safe\nCategory: None\n</answer>", "image")
+    huge = verdict("image", "safe", None, reasoning="x" * 1_000_000)
+    fine = verdict("image", "safe", None, reasoning="A flower in a field.")
+    assert empty.ok and blank.ok
+    assert FormatReward()([empty, blank, huge, fine], [t] * 4) == [0.0, 0.0, 0.0, 1.0]
+    assert FormatReward(min_think_chars=0, max_think_chars=None)([empty, huge], [t] * 2) == [1.0, 1.0]  # recipes override
+
+
+def test_category_level_prompt_rejects_subcategory_ids_that_do_not_exist():
+    level = {"category_level": "category", "id_map": {"C8": "C2", "C8S1": "C2S1", "C8S2": "C2S2", "C5": "C5"}}
+    assert cat("text_image", "C8S1", "C2S2", **level) == 1.0  # a real subcategory of the right parent
+    assert cat("text_image", "C8S1", "C2S99", **level) == 0.0  # under a listed parent, but not in the taxonomy
+    assert cat("text_image", "C8S1", "C2S99", _opts={"wrong_id": 0.5}, **level) == 0.5
+    top_only = {"category_level": "category", "id_map": {"C8": "C2", "C5": "C5"}}
+    assert cat("text_image", "C8S1", "C2S1", **top_only) == 1.0  # a map of top levels: the parent is what counts
+
+
+def test_composite_total_of_an_invented_subcategory_is_not_full_credit():
+    from proguard.scoring.compose import build_reward
+
+    reward = build_reward("default")
+    target = Target("text_image", "unsafe", "safe", "C8S1", category_level="category",
+                    id_map={"C8": "C8", "C8S1": "C8S1", "C8S2": "C8S2"})
+    good = "<think>It asks how to build a weapon.</think><answer>\nRequest: unsafe\nResponse: safe\nCategory: C8\n</answer>"
+    bad = good.replace("Category: C8", "Category: C8S99")
+    totals = reward.breakdown([good, bad], [target, target]).total
+    assert totals[1] < totals[0]

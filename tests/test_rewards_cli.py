@@ -117,22 +117,21 @@ def test_score_with_a_preset_and_ood_rows(tmp_path, monkeypatch, capsys, preset,
     assert f"CompositeReward({preset}:" in capsys.readouterr().out
 
 
-def test_score_reports_every_bad_row_without_a_traceback(tmp_path, inputs):
+def test_score_reports_every_bad_row_without_a_traceback(tmp_path, inputs, capsys):
     _, recipe = inputs
     bad = write_jsonl(tmp_path / "bad.jsonl", [
         {"completion": "x", "modality": "video", "request_label": "safe"},
         {"modality": "text", "request_label": "safe", "response_label": "safe"},
         {"completion": "x", "modality": "text", "request_label": "unsafe", "category": "Knitting"},
     ])
-    with pytest.raises(SystemExit) as err:
-        cli_main(["rewards", "score", "--recipe", str(recipe), "--input", str(bad)])
-    msg = str(err.value)
-    assert msg.startswith("proguard rewards score: 3 problem(s) in")
+    assert cli_main(["rewards", "score", "--recipe", str(recipe), "--input", str(bad)]) == 2
+    msg = capsys.readouterr().err
+    assert msg.startswith("proguard rewards: error: 3 problem(s) in")
     assert f"{bad}: row 1: modality: must be one of text, image, text_image" in msg
     assert f"{bad}: row 2: completion: missing" in msg
     assert f"{bad}: row 3: category: 'Knitting' is not an ID or name" in msg
-    with pytest.raises(SystemExit, match="unknown reward preset 'nope'"):
-        cli_main(["rewards", "score", "--preset", "nope", "--input", str(bad)])
+    assert cli_main(["rewards", "score", "--preset", "nope", "--input", str(bad)]) == 2
+    assert "unknown reward preset 'nope'" in capsys.readouterr().err
 
 
 def test_list_shows_rewards_options_and_presets(capsys):

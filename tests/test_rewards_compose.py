@@ -20,6 +20,7 @@ from proguard.scoring.compose import (
 )
 from proguard.scoring.registry import check_options, default_registry
 from proguard.scoring.specs import RewardSpecError, load_preset, load_reward_specs, parse_specs, preset_names
+from rewards.ood_similarity import OODSimilarity
 from rewards.api import Scored
 
 
@@ -388,14 +389,13 @@ class _GeometryEncoder:
         return torch.tensor([self.vectors[t] for t in texts], dtype=torch.float32)
 
 
-class _GeometryOOD:
+class _GeometryOOD(OODSimilarity):
     """The real ood_similarity module, built with the preset's options, on the stub encoder."""
 
-    def __new__(cls, **options):
-        from rewards.ood_similarity import OODSimilarity
+    def __init__(self, **options):
         from synonym_bank.index import EmbeddingIndex
 
-        return OODSimilarity(index=EmbeddingIndex(device="cpu", encoder=_GeometryEncoder()), **options)
+        super().__init__(index=EmbeddingIndex(device="cpu", encoder=_GeometryEncoder()), **options)
 
 
 def _ood_row(base, name):

@@ -210,3 +210,52 @@ def test_documented_plugin_installed_with_pip(installed_doc_plugin, tmp_path, ca
         {"modality": ["image"] * 2, "request_label": ["safe"] * 2}, 2)).parsed, [None, None]) == [1.0, 0.5]
     assert cli_main(["rewards", "list"]) == 0
     assert "  brevity  (my_rewards:Brevity, package my-rewards)\n" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name, options", [
+    ("subprocess:Popen", {"args": "touch {marker}", "shell": True}),
+    ("os:system", {}),
+    ("shutil:move", {}),
+    ("builtins:print", {}),
+])
+def test_dotted_names_are_checked_against_the_contract_before_they_run(name, options, tmp_path):
+    """Neither the build nor --check constructs or calls a non-reward; both refuse it the same way."""
+    from proguard.train.errors import TrainInputError
+    from proguard.train.recipe import load_recipe
+    from proguard.train.run import validate
+
+    marker = tmp_path / "ran"
+    options = {k: (v.format(marker=marker) if isinstance(v, str) else v) for k, v in options.items()}
+    spec = [{"name": name, "options": options}] if options else [{"name": name}]
+    with pytest.raises(RewardRegistryError, match=r"not a reward module|not a class or function"):
+        build_reward(spec)
+    recipe = load_recipe(None, [f"rewards=[{{name: '{name}'}}]"])
+    with pytest.raises(TrainInputError, match=r"rewards\[0\]: .*(not a reward module|not a class or function)"):
+        validate(recipe)
+    assert not marker.exists()
+
+
+def test_the_contract_check_refuses_non_rewards_and_accepts_the_reward_shapes():
+    from proguard.scoring.registry import check_reward_contract
+
+    class NotCallable:
+        def __init__(self, x=1):
+            pass
+
+    class WrongArity:
+        def __call__(self, parsed):
+            return []
+
+    class Good:
+        def __call__(self, parsed, targets):
+            return []
+
+    def good_fn(parsed, targets):
+        return []
+
+    for bad, why in [(NotCallable, "not callable"), (WrongArity, "does not take"), (42, "not a class or function"),
+                     (lambda parsed: [], "does not take")]:
+        with pytest.raises(RewardRegistryError, match=why):
+            check_reward_contract("x", bad)
+    for ok in (Good, good_fn, Good(), CategoryReward):
+        check_reward_contract("x", ok)

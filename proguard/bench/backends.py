@@ -16,6 +16,7 @@ import http.client
 import importlib.util
 import io
 import json
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -25,6 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+
+from proguard.bench.errors import BenchError
 
 Messages = list[dict[str, Any]]
 Prompt = tuple[Messages, Any]  # (chat messages, PIL image or None)
@@ -44,11 +47,11 @@ class GenerationSettings:
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be a positive integer, got {self.max_new_tokens!r}")
+            raise BenchError(f"max_new_tokens must be a positive integer, got {self.max_new_tokens!r}")
         if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature!r}")
+            raise BenchError(f"temperature must be >= 0, got {self.temperature!r}")
         if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p!r}")
+            raise BenchError(f"top_p must be in (0, 1], got {self.top_p!r}")
 
 
 @dataclass(frozen=True)
@@ -107,9 +110,9 @@ def make_backend(
         return VLLMBackend(model, settings, **options)
     if kind == "openai":
         if not base_url:
-            raise ValueError("the openai backend needs a base URL (e.g. http://127.0.0.1:8000/v1)")
+            raise BenchError("the openai backend needs a base URL (e.g. http://127.0.0.1:8000/v1)")
         return OpenAIBackend(base_url, model, settings, api_key=api_key, **options)
-    raise ValueError(f"unknown backend {kind!r}; expected one of {', '.join(BACKENDS)}")
+    raise BenchError(f"unknown backend {kind!r}; expected one of {', '.join(BACKENDS)}")
 
 
 def model_fingerprint(model: str) -> str | None:
@@ -151,7 +154,7 @@ def _check_batch(batch: Sequence[Prompt]) -> None:
             if isinstance(p, dict) and p.get("type") == "image"
         )
         if wants != (image is not None):
-            raise ValueError(f"prompt {i}: has {wants} image part(s) but {'an' if image is not None else 'no'} image")
+            raise BenchError(f"prompt {i}: has {wants} image part(s) but {'an' if image is not None else 'no'} image")
 
 
 def _rgb(image: Any) -> Any:
@@ -251,7 +254,7 @@ class TransformersBackend:
         is_multimodal = hasattr(processor, "image_processor")
         images = [_rgb(img) for _, img in batch if img is not None]
         if images and not is_multimodal:
-            raise ValueError(f"{self.model_path}: the model has no image processor, but the batch holds images")
+            raise BenchError(f"{self.model_path}: the model has no image processor, but the batch holds images")
         texts = [_chat_text(processor, m) for m, _ in batch]
         if is_multimodal:
             inputs = processor(text=texts, images=images or None, padding=True, return_tensors="pt")
@@ -331,6 +334,10 @@ class VLLMBackend:
 # ---------------------------------------------------------------------------------------------
 # OpenAI-compatible HTTP endpoint (standard library only)
 # ---------------------------------------------------------------------------------------------
+MAX_REPLY_BYTES = 4_000_000
+"""Largest reply body read (a 1024-token answer with its JSON is a few kB; this leaves room for long ones)."""
+CHARS_PER_TOKEN = 16
+"""Reply text is cut at ``max_new_tokens`` x this many characters: no tokenizer's tokens are longer on average."""
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -342,6 +349,13 @@ class OpenAIBackend:
     HTTP 429 and 5xx are retried with exponential backoff (``backoff_s * 2**attempt``); a prompt
     that still fails comes back as ``GenerationFailed`` so the run goes on. Requests of a batch
     run ``concurrency`` at a time.
+
+    A reply whose ``content`` is null or not a string is a failure (never cached as ``""``), unless
+    ``use_reasoning_content`` is set and the message's ``reasoning_content`` holds the text (servers
+    with a reasoning parser move the ``<think>`` block there). Replies are bounded: a body over
+    ``max_reply_bytes`` is not read further and fails; content longer than ``max_new_tokens`` x
+    ``chars_per_token`` characters (a server ignoring ``max_tokens``) is cut there. Both count in
+    ``truncations``.
     """
 
     def __init__(
@@ -355,12 +369,20 @@ class OpenAIBackend:
         max_retries: int = 3,
         backoff_s: float = 1.0,
         concurrency: int = 8,
+        use_reasoning_content: bool = False,
+        max_reply_bytes: int = MAX_REPLY_BYTES,
+        chars_per_token: int = CHARS_PER_TOKEN,
     ) -> None:
         parsed = urllib.parse.urlparse(base_url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise ValueError(f"base URL must look like http://host:port/v1, got {base_url!r}")
-        if timeout <= 0 or max_retries < 0 or backoff_s < 0 or concurrency < 1:
-            raise ValueError("timeout must be > 0, max_retries and backoff_s >= 0, concurrency >= 1")
+            raise BenchError(f"base URL must look like http://host:port/v1, got {base_url!r}")
+        if not timeout > 0 or max_retries < 0 or not backoff_s >= 0 or concurrency < 1:
+            raise BenchError(
+                f"--timeout must be > 0, --max-retries >= 0 and --concurrency >= 1 (got timeout={timeout}, "
+                f"max_retries={max_retries}, concurrency={concurrency}; backoff_s={backoff_s} must be >= 0)"
+            )
+        if max_reply_bytes < 1 or chars_per_token < 1:
+            raise BenchError("max_reply_bytes and chars_per_token must be >= 1")
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.settings = settings or GenerationSettings()
@@ -369,12 +391,20 @@ class OpenAIBackend:
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.concurrency = concurrency
+        self.use_reasoning_content = bool(use_reasoning_content)
+        self.max_reply_bytes = max_reply_bytes
+        self.max_reply_chars = self.settings.max_new_tokens * chars_per_token
+        self.truncations = 0  # replies cut at max_reply_chars or dropped at max_reply_bytes
+        self._count_lock = threading.Lock()
         handlers = [urllib.request.ProxyHandler({})] if parsed.hostname in _LOOPBACK else []
         self._opener = urllib.request.build_opener(*handlers)  # a local server is never reached via a proxy
 
     def describe(self) -> dict[str, Any]:
         """Backend, endpoint, served model name and sampling settings (never the API key)."""
-        return {"backend": "openai", "base_url": self.base_url, "model": self.model, "settings": asdict(self.settings)}
+        out = {"backend": "openai", "base_url": self.base_url, "model": self.model, "settings": asdict(self.settings)}
+        if self.use_reasoning_content:  # changes what a reply's text is; absent otherwise (old caches stay valid)
+            out["use_reasoning_content"] = True
+        return out
 
     def generate(self, batch: Sequence[Prompt]) -> list[str | GenerationFailed]:
         """One chat-completion request per prompt; failures after retries are returned, not raised."""
@@ -411,7 +441,7 @@ class OpenAIBackend:
             req = urllib.request.Request(url, data=data, headers=headers, method="POST")
             try:
                 with self._opener.open(req, timeout=self.timeout) as resp:
-                    payload = resp.read()
+                    payload = resp.read(self.max_reply_bytes + 1)  # never more than the cap in memory
             except urllib.error.HTTPError as exc:
                 detail = _clip(exc.read().decode("utf-8", "replace"))
                 last = f"HTTP {exc.code} from {url}: {detail}"
@@ -422,12 +452,34 @@ class OpenAIBackend:
                 reason = getattr(exc, "reason", exc)
                 last = f"{type(reason).__name__} from {url}: {reason}"
                 continue
+            if len(payload) > self.max_reply_bytes:
+                self._count_truncation()
+                return GenerationFailed(f"reply from {url} is larger than {self.max_reply_bytes} bytes (not read further)")
             try:
-                content = json.loads(payload)["choices"][0]["message"]["content"]
-            except (ValueError, KeyError, IndexError, TypeError) as exc:
+                message = json.loads(payload)["choices"][0]["message"]
+                content = message.get("content")
+            except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
                 return GenerationFailed(f"unexpected response from {url} ({type(exc).__name__}): {_clip(payload)}")
-            return content if isinstance(content, str) else ""
+            if self.use_reasoning_content and (content is None or content == ""):
+                reasoning = message.get("reasoning_content")
+                if isinstance(reasoning, str) and reasoning:
+                    content = reasoning
+            moved = bool(message.get("reasoning_content")) and not self.use_reasoning_content
+            if not isinstance(content, str) or (content == "" and moved):
+                # an empty content beside a reasoning_content is a server setting, not the guard's answer
+                hint = "; pass --use-reasoning-content if the server puts the answer there" if moved else ""
+                what = "empty content" if content == "" else f"content {type(content).__name__}, not text"
+                return GenerationFailed(f"reply from {url} has {what}{hint}")
+            if len(content) > self.max_reply_chars:
+                self._count_truncation()
+                content = content[: self.max_reply_chars]
+            return content
         return GenerationFailed(f"failed after {self.max_retries + 1} attempt(s): {last}")
+
+
+    def _count_truncation(self) -> None:
+        with self._count_lock:
+            self.truncations += 1
 
 
 def _openai_message(message: dict[str, Any], image: Any) -> dict[str, Any]:

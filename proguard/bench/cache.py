@@ -19,6 +19,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from proguard.bench.errors import BenchError
+from proguard.sanitize import clean_text
+
 CACHE_FILE = "generations.jsonl"
 
 
@@ -58,24 +61,38 @@ class GenerationCache:
     def __init__(self, path: str | Path, key: str) -> None:
         self.path = Path(path)
         self.key = key
+        self.replaced = [0]  # lone surrogates replaced with U+FFFD (proguard.sanitize), counted by the run
 
     def load(self) -> dict[str, CachedGeneration]:
         """Cached completions for this key, by task ID (a later line wins)."""
         if not self.path.exists():
             return {}
-        lines = self.path.read_text(encoding="utf-8").splitlines()
+        if self.path.is_dir():
+            raise BenchError(f"{self.path}: is a directory, not a generation cache file")
+        # split on \n only: a completion may hold \u2028 or \x1c, which json.dumps leaves unescaped
+        # with ensure_ascii=False and str.splitlines() would take as line ends
+        raw = self.path.read_bytes().split(b"\n")
+        if raw and raw[-1] == b"":
+            raw.pop()
+        lines = raw
         out: dict[str, CachedGeneration] = {}
         for n, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
-                rec = json.loads(line)
+                rec = json.loads(line.decode("utf-8"))
+                if not isinstance(rec, dict):
+                    raise TypeError(f"a JSON {type(rec).__name__}, not an object")
                 if rec["key"] != self.key:
                     continue
+                if not isinstance(rec["text"], str):
+                    raise TypeError(f"text is {type(rec['text']).__name__}, not a string")
+                text, n_bad = clean_text(rec["text"])
+                self.replaced[0] += n_bad
                 entry = CachedGeneration(
                     task_id=str(rec["task_id"]),
                     prompt_hash=str(rec["prompt_hash"]),
-                    text=str(rec["text"]),
+                    text=text,
                     latency_s=float(rec["latency_s"]),
                     time_share_s=float(rec["time_share_s"]),
                 )
@@ -83,13 +100,17 @@ class GenerationCache:
                 if n == len(lines):  # the last line of an interrupted write: drop it, it is regenerated
                     warnings.warn(f"{self.path}: line {n}: ignoring a truncated cache line", stacklevel=2)
                     continue
-                raise ValueError(f"{self.path}: line {n}: not a cache record ({type(exc).__name__}: {exc})") from None
+                raise BenchError(
+                    f"{self.path}: line {n}: not a cache record ({type(exc).__name__}: {_clip(str(exc))}); delete "
+                    "that line (or the file) and rerun: its completions are generated again"
+                ) from None
             out[entry.task_id] = entry
         return out
 
     def append(self, entries: Iterable[CachedGeneration]) -> None:
         """Write completions and push them to disk, so a crash after this call loses none of them."""
-        text = "".join(json.dumps({"key": self.key, **asdict(e)}, ensure_ascii=False) + "\n" for e in entries)
+        records = [clean_text({"key": self.key, **asdict(e)})[0] for e in entries]  # never a UnicodeEncodeError
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
         if not text:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -112,3 +133,7 @@ def _drop_partial_last_line(path: Path) -> None:
             return
         fh.seek(0)
         fh.truncate(fh.read().rfind(b"\n") + 1)  # rare (after a crash): reading it all is fine
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from proguard.bench.backends import Backend, GenerationFailed, GenerationSettings, make_backend
+from proguard.bench.errors import BenchError
 from proguard.protocol import PromptConfig, build_messages, parse_completion
 from rewards.types import FormatError, Parsed
 from taxonomy import Taxonomy, load_taxonomy
@@ -45,23 +46,23 @@ def load_image(image: Any) -> Any:
     if isinstance(image, (str, Path)):
         path = Path(image)
         if not path.is_file():
-            raise ValueError(f"image: file not found: {path}")
+            raise BenchError(f"image: file not found: {path}")
         try:
             with Image.open(path) as im:
                 return im.convert("RGB")
         except Exception as exc:
-            raise ValueError(f"image: {path}: unreadable ({type(exc).__name__}: {exc})") from None
-    raise ValueError(f"image: must be a path, bytes or a PIL image, got {type(image).__name__}")
+            raise BenchError(f"image: {path}: unreadable ({type(exc).__name__}: {exc})") from None
+    raise BenchError(f"image: must be a path, bytes or a PIL image, got {type(image).__name__}")
 
 
 def input_modality(request: str | None, response: str | None, image: Any) -> str:
     """``text``, ``image`` or ``text_image`` for an input; ``ValueError`` for an incomplete one."""
     if response and not request:
-        raise ValueError("a response needs the request it answers (give request= too)")
+        raise BenchError("a response needs the request it answers (give request= too)")
     if image is not None:
         return "text_image" if request else "image"
     if not request:
-        raise ValueError("nothing to moderate: give a request (and optionally a response), an image, or both")
+        raise BenchError("nothing to moderate: give a request (and optionally a response), an image, or both")
     return "text"
 
 
@@ -110,14 +111,14 @@ class Guard:
         for n, item in enumerate(items, start=1):
             unknown = sorted(set(item) - {"id", "request", "response", "image"})
             if unknown:
-                raise ValueError(f"input {n}: unknown field(s) {', '.join(unknown)} (known: id, request, response, image)")
+                raise BenchError(f"input {n}: unknown field(s) {', '.join(unknown)} (known: id, request, response, image)")
             request = item.get("request") or None
             response = item.get("response") or None
             try:
                 image = load_image(item.get("image"))
                 modality = input_modality(request, response, image)
             except ValueError as exc:
-                raise ValueError(f"input {n}: {exc}") from None
+                raise BenchError(f"input {n}: {exc}") from None
             messages = build_messages(modality, request, response, self.taxonomy, self.prompt_config)
             prompts.append((modality, messages, image))
         out: list[Moderation] = []

@@ -26,8 +26,11 @@ from typing import Any
 from proguard.bench import report
 from proguard.bench.backends import Backend, GenerationFailed, prepare, token_counter
 from proguard.bench.cache import CACHE_FILE, CachedGeneration, GenerationCache, config_key, prompt_hash
+from proguard.bench.errors import BenchError
 from proguard.bench.metrics import Record, compute_metrics, predicted_parent, reasoning_words
+from proguard.outputs import ensure_output_dir
 from proguard.protocol import parse_completion
+from proguard.sanitize import clean_text
 from rewards.api import Scored
 from rewards.binary import BinaryReward
 from rewards.category import CategoryReward
@@ -57,11 +60,11 @@ class BenchConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+            raise BenchError(f"batch_size must be a positive integer, got {self.batch_size!r}")
         if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
-            raise ValueError(f"limit must be a positive integer or None, got {self.limit!r}")
+            raise BenchError(f"limit must be a positive integer or None, got {self.limit!r}")
         if not 0.0 <= self.similarity_threshold <= 1.0:
-            raise ValueError(f"similarity_threshold must lie in [0, 1], got {self.similarity_threshold!r}")
+            raise BenchError(f"similarity_threshold must lie in [0, 1], got {self.similarity_threshold!r}")
 
 
 @dataclass
@@ -90,14 +93,14 @@ def check_tasks(tasks: Any, origin: str = "tasks") -> None:
     """Raise ``ValueError`` naming the missing columns or a duplicated task ID."""
     missing = [c for c in REQUIRED_COLUMNS if c not in tasks.column_names]
     if missing:
-        raise ValueError(
+        raise BenchError(
             f"{origin}: not a task dataset, missing column(s) {', '.join(missing)} "
             f"(task datasets come from proguard.tasks.build_tasks or default_tasks)"
         )
     seen: dict[str, int] = {}
     for row, tid in enumerate(tasks["task_id"], start=1):
         if tid in seen:
-            raise ValueError(f"{origin}: row {row}: task_id: {tid!r} duplicates row {seen[tid]}")
+            raise BenchError(f"{origin}: row {row}: task_id: {tid!r} duplicates row {seen[tid]}")
         seen[tid] = row
 
 
@@ -111,22 +114,22 @@ def select_splits(tasks: Any, split: str | None, origin: str = "tasks") -> Any:
 
     if not isinstance(tasks, datasets.DatasetDict):
         if split not in (None, "all"):
-            raise ValueError(f"{origin}: holds a single dataset, not splits; drop --split {split}")
+            raise BenchError(f"{origin}: holds a single dataset, not splits; drop --split {split}")
         return tasks
     if split is None:
         names = [s for s in EVAL_SPLITS if s in tasks]
         if not names:
-            raise ValueError(f"{origin}: no eval_id/eval_ood split; choose one with --split ({', '.join(tasks)})")
+            raise BenchError(f"{origin}: no eval_id/eval_ood split; choose one with --split ({', '.join(tasks)})")
     elif split == "all":
         names = list(tasks)
     else:
         names = [s.strip() for s in split.split(",") if s.strip()]
     unknown = [s for s in names if s not in tasks]
     if unknown or not names:
-        raise ValueError(f"{origin}: unknown split(s) {unknown or [split]}; available: {', '.join(tasks)}, all")
+        raise BenchError(f"{origin}: unknown split(s) {unknown or [split]}; available: {', '.join(tasks)}, all")
     parts = [tasks[s] for s in names if len(tasks[s])]
     if not parts:
-        raise ValueError(f"{origin}: split(s) {', '.join(names)} hold no tasks")
+        raise BenchError(f"{origin}: split(s) {', '.join(names)} hold no tasks")
     return parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
 
 
@@ -137,10 +140,10 @@ def load_task_dataset(path: str | Path, split: str | None = None) -> Any:
 
     p = Path(path)
     if not p.exists():
-        raise ValueError(f"{p}: no such file or directory")
+        raise BenchError(f"{p}: no such file or directory")
     if p.is_file():
         if p.suffix != ".parquet":
-            raise ValueError(f"{p}: a task dataset is a saved datasets directory or a .parquet file")
+            raise BenchError(f"{p}: a task dataset is a saved datasets directory or a .parquet file")
         return select_splits(datasets.Dataset.from_parquet(str(p)), split, str(p))
     return select_splits(datasets.load_from_disk(str(p)), split, str(p))
 
@@ -162,8 +165,7 @@ def run_bench(
     categories in the tables and plots.
     """
     config = config or BenchConfig()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_output_dir(out_dir, "bench")  # an existing file as --out is a clear error
     label = tasks_label or "tasks"
     check_tasks(tasks, label)
     if config.limit is not None:
@@ -199,6 +201,8 @@ def run_bench(
             "generated": n_generated,
             "cached": n_cached,
             "failed": len(failures),
+            "replaced_surrogates": cache.replaced[0],
+            "truncated_replies": int(getattr(backend, "truncations", 0)),
             "command": " ".join(sys.argv),
         },
         "versions": versions(),
@@ -231,6 +235,7 @@ def _generate(
     by_index: dict[int, Record] = {}
     failures: list[dict[str, str]] = []
     n_generated = n_cached = 0
+    replaced = cache.replaced  # lone surrogates replaced, [count]: in cached lines and fresh replies
     bar = tqdm(total=len(order), desc="bench", unit="sample", disable=not config.progress)
     try:
         for start in range(0, len(order), config.batch_size):
@@ -260,6 +265,8 @@ def _generate(
                         failures.append({"task_id": tid, "message": text.message})
                         by_index[i] = _record(row, None, wall, share, config, error=text.message)
                         continue
+                    text, n_bad = clean_text(text)  # the backend boundary: cache, parser and report get clean text
+                    replaced[0] += n_bad
                     fresh.append(CachedGeneration(tid, h, text, wall, share))
                     by_index[i] = _record(row, text, wall, share, config)
                 cache.append(fresh)  # before the next batch: an interruption loses at most one batch

@@ -21,6 +21,12 @@ def add_backend_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--timeout", type=float, default=120.0, help="openai: seconds per request (default 120)")
     g.add_argument("--max-retries", type=int, default=3, help="openai: retries after a timeout, 429 or 5xx (default 3)")
     g.add_argument("--concurrency", type=int, default=8, help="openai: requests in flight per batch (default 8)")
+    g.add_argument("--use-reasoning-content", action="store_true",
+                   help="openai: when a reply's content is empty, take its reasoning_content (servers with a "
+                   "reasoning parser put the <think> block there); default: such a reply is a failure")
+    g.add_argument("--max-reply-bytes", type=int, default=None,
+                   help="openai: largest reply body read; bigger replies fail (default 4,000,000). Reply text is "
+                   "also cut at max-new-tokens x 16 characters; both count as truncations")
     g.add_argument("--device", default="auto", help="transformers: cpu, cuda, cuda:1... (default: cuda if available)")
     g.add_argument("--dtype", default="auto", help="transformers: float32, bfloat16... (default: bf16 on GPU, fp32 on CPU)")
     g.add_argument("--vllm-option", action="append", default=[], metavar="KEY=VALUE",
@@ -45,7 +51,10 @@ def backend_from_args(args: argparse.Namespace):
     if args.backend == "transformers":
         options = {"device": args.device, "dtype": args.dtype}
     elif args.backend == "openai":
-        options = {"timeout": args.timeout, "max_retries": args.max_retries, "concurrency": args.concurrency}
+        options = {"timeout": args.timeout, "max_retries": args.max_retries, "concurrency": args.concurrency,
+                   "use_reasoning_content": args.use_reasoning_content}
+        if args.max_reply_bytes is not None:
+            options["max_reply_bytes"] = args.max_reply_bytes
     elif args.backend == "vllm":
         options = parse_options(args.vllm_option, "--vllm-option")
     api_key = os.environ.get(args.api_key_env) if args.api_key_env else None
@@ -60,7 +69,9 @@ def parse_options(items: list[str], flag: str) -> dict:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise SystemExit(f"{flag} {item!r}: expected KEY=VALUE")
+            from proguard.errors import UsageError
+
+            raise UsageError(f"{flag} {item!r}: expected KEY=VALUE")
         try:
             out[key.strip()] = json.loads(value)
         except json.JSONDecodeError:
@@ -89,6 +100,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o = p.add_argument_group("run")
     o.add_argument("--out", required=True, help="output directory (holds the generation cache: rerun to resume)")
     o.add_argument("--batch-size", type=int, default=8)
+    o.add_argument("--allow-failures", default="0", metavar="N|F%",
+                   help="samples that may fail after their retries before the run exits 1: a count (3) or a share "
+                   "of the samples (5%%); default 0: any failure is a failed run (results are written either way)")
     o.add_argument("--similarity-threshold", type=float, default=0.7,
                    help="OOD description: similarity counted as a match (default 0.7, the reward's max_threshold)")
     o.add_argument("--similarity-model", default=None,
@@ -102,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
     from proguard.bench.runner import BenchConfig, default_ood_scorer, load_task_dataset, run_bench, select_splits
     from taxonomy import load_taxonomy
 
+    allowed_failures(args.allow_failures, 0)  # malformed options fail before any work
+    backend = backend_from_args(args)
     taxonomy = load_taxonomy(args.taxonomy)
     if args.tasks:
         tasks = load_task_dataset(args.tasks, args.split)
@@ -130,11 +146,13 @@ def run(args: argparse.Namespace) -> int:
     scorer = None
     if args.similarity_model and any(tasks["ood"]):
         scorer = default_ood_scorer(model=args.similarity_model)
-    result = run_bench(tasks, backend_from_args(args), args.out, config, ood_scorer=scorer, taxonomy=taxonomy,
+    result = run_bench(tasks, backend, args.out, config, ood_scorer=scorer, taxonomy=taxonomy,
                        tasks_label=label)
     m = result.metrics
     fmt = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
-    print(f"samples {m['n']} ({result.generated} generated, {result.cached} cached, {len(result.failures)} failed)")
+    truncated = int(getattr(backend, "truncations", 0))
+    print(f"samples {m['n']} ({result.generated} generated, {result.cached} cached, {len(result.failures)} failed"
+          + (f", {truncated} replies truncated at the size cap" if truncated else "") + ")")
     print(f"request F1 {fmt(m['binary']['request'].get('all', {}).get('f1'))}  "
           f"response F1 {fmt(m['binary']['response'].get('all', {}).get('f1'))}  "
           f"category exact {fmt(m['category']['exact'])} parent {fmt(m['category']['parent'])}")
@@ -143,4 +161,32 @@ def run(args: argparse.Namespace) -> int:
           f"format-valid {fmt(m['format']['valid_rate'])}  "
           f"throughput {fmt(m['timing']['throughput_samples_per_s'])} samples/s")
     print(f"wrote {result.results_path} and {result.report_path}")
+    failed = len(result.failures)
+    if failed > allowed_failures(args.allow_failures, m["n"]):
+        from proguard.bench.errors import BenchFailedError
+
+        first = result.failures[0]["message"]
+        raise BenchFailedError(
+            f"{failed} of {m['n']} samples failed after retries (first: {first}); the metrics count them as "
+            f"wrong answers. Fix the backend, rerun (answered samples are cached), or accept with --allow-failures"
+        )
     return 0
+
+
+def allowed_failures(value: str, n: int) -> float:
+    """``--allow-failures``: a count (``3``) or a share of ``n`` samples (``5%``)."""
+    from proguard.errors import UsageError
+
+    text = str(value).strip()
+    try:
+        if text.endswith("%"):
+            share = float(text[:-1])
+            if not 0 <= share <= 100:
+                raise ValueError
+            return n * share / 100
+        count = int(text)
+        if count < 0:
+            raise ValueError
+        return count
+    except ValueError:
+        raise UsageError(f"--allow-failures {value!r}: expected a count (3) or a percentage (5%)") from None

@@ -28,7 +28,9 @@ def run(args: argparse.Namespace) -> int:
     ds = load_samples(args.data or BUNDLED_SAMPLES, tax)
     matches = [r for r in ds if r["id"] == args.sample]
     if not matches:
-        raise SystemExit(f"no sample with id {args.sample!r}; ids: {', '.join(ds['id'][:10])}, ...")
+        from proguard.errors import UsageError
+
+        raise UsageError(f"no sample with id {args.sample!r}; ids: {', '.join(ds['id'][:10])}, ...")
     row = matches[0]
     messages = build_messages(row["modality"], row["request"], row["response"], tax)
     for m in messages:

@@ -29,7 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def read_inputs(path: Path) -> list[dict]:
     """Inputs from a JSONL file; image paths are made relative to the file; errors name the line."""
-    from proguard.data import DataError, read_jsonl_objects
+    from proguard.data import read_jsonl_objects
+    from proguard.errors import UsageError
 
     items = []
     try:
@@ -38,20 +39,21 @@ def read_inputs(path: Path) -> list[dict]:
                 item["image"] = str(path.parent / item["image"])
             item.setdefault("id", str(n))
             items.append(item)
-    except (DataError, OSError) as exc:
-        raise SystemExit(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if not items:
-        raise SystemExit(f"{path}: no inputs")
+        raise UsageError(f"{path}: no inputs")
     return items
 
 
 def run(args: argparse.Namespace) -> int:
     """Print one JSON verdict per input; exit 1 when any answer was malformed."""
     from proguard.bench.guard import Guard
+    from proguard.errors import UsageError
 
     single = any(v is not None for v in (args.request, args.response, args.image))
     if single == bool(args.input):
-        raise SystemExit("give either --request/--response/--image or --input FILE")
+        raise UsageError("give either --request/--response/--image or --input FILE")
     items = read_inputs(Path(args.input)) if args.input else [
         {"request": args.request, "response": args.response, "image": args.image}
     ]
@@ -60,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         results = guard.moderate_many(items)
     except ValueError as exc:  # a bad input (missing image, response without request) names the input
-        raise SystemExit(f"{args.input or 'input'}: {exc}") from None
+        raise UsageError(f"{args.input or 'input'}: {exc}") from None
     all_ok = True
     for item, res in zip(items, results, strict=True):
         out = guard.to_json(res.parsed)

@@ -30,15 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Dispatch to ``list`` or ``score``; a bad recipe, preset or input file exits with its message, no traceback."""
-    from proguard.scoring.registry import RewardRegistryError
-    from proguard.scoring.offline import ScoringInputError
-    from proguard.scoring.specs import RewardSpecError
-
-    try:
-        return _list(args) if args.rewards_command == "list" else _score(args)
-    except (RewardRegistryError, RewardSpecError, ScoringInputError) as exc:
-        raise SystemExit(f"proguard rewards {args.rewards_command}: {exc}") from None
+    """Dispatch to ``list`` or ``score``; a bad recipe, preset or input file raises a ``UsageError`` naming it."""
+    return _list(args) if args.rewards_command == "list" else _score(args)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -82,6 +75,8 @@ def _score(args: argparse.Namespace) -> int:
 
     reward = build_reward(args.recipe if args.recipe else (args.preset or "default"))
     rows = read_scoring_rows(args.input, load_taxonomy(args.taxonomy))
+    if rows.replaced:
+        print(f"{args.input}: replaced {rows.replaced} lone UTF-16 surrogate(s) with U+FFFD", file=sys.stderr)
     result = score_rows(reward, rows, batch_size=max(1, args.batch_size))
     if args.output == "-":
         write_scored(sys.stdout, rows, result)

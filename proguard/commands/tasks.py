@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+OUTPUT_KIND = "tasks"
+"""The marker kind of a tasks output directory (``proguard.outputs``): only such a directory is overwritten."""
 HELP = "Generate train / eval_id / eval_ood task splits with held-out categories (see docs/tasks.md)."
 
 
@@ -40,23 +42,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--leak-scope", choices=("policy", "prompt"), default="policy",
                    help="leak check: system prompts only (policy) or training conversations too (prompt)")
     p.add_argument("--no-descriptions", action="store_true", help="list categories without their descriptions")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output directory (only one that proguard tasks wrote; never one holding the inputs)")
     p.add_argument("--allow-outside-data", action="store_true",
                    help="accept media paths that resolve outside the data file's folder (absolute, ../, links)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Load, generate, save, print the summary."""
-    import shutil
-
-    from proguard.data import DataError, load_samples
+    from proguard.data import load_samples
+    from proguard.outputs import check_output_dir, replace_output_dir
     from proguard.protocol import PromptConfig
-    from proguard.tasks import LeakError, TaskConfig, TaskError, format_summary, generate_tasks
-    from taxonomy import TaxonomyError, load_taxonomy
+    from proguard.tasks import LeakError, TaskConfig, format_summary, generate_tasks
+    from taxonomy import load_taxonomy
 
     out = Path(args.out)
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise SystemExit(f"proguard tasks: {out} exists and is not empty (use --overwrite to replace it)")
+    # the inputs are never inside what --overwrite may remove
+    protect = [p for p in (Path(args.data), Path(args.taxonomy)) if p.exists()]
+    check_output_dir(out, OUTPUT_KIND, overwrite=args.overwrite, protect=protect)
     try:
         config = TaskConfig(
             holdout=args.holdout,
@@ -74,14 +77,14 @@ def run(args: argparse.Namespace) -> int:
         samples = load_samples(args.data, taxonomy, allow_outside_data=args.allow_outside_data)
         build = generate_tasks(samples, taxonomy, config)
     except LeakError as exc:
-        raise SystemExit(f"proguard tasks: nothing written: {exc}") from None
-    except (DataError, TaskError, TaxonomyError) as exc:  # bad input: its message names the file, row or option
-        raise SystemExit(f"proguard tasks: {exc}") from None
-    if out.exists():
-        shutil.rmtree(out)
-    build.tasks.save_to_disk(str(out))
+        raise LeakError(f"nothing written: {exc}") from None
     summary = {"data": str(args.data), "taxonomy_source": str(args.taxonomy), **build.summary}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+
+    def write(scratch: Path) -> None:
+        build.tasks.save_to_disk(str(scratch))
+        (scratch / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+
+    replace_output_dir(out, OUTPUT_KIND, write, overwrite=args.overwrite, protect=protect)
     print(format_summary(build.summary))
     print(f"wrote {out} (splits: {', '.join(build.tasks)}) and {out / 'summary.json'}")
     return 0

@@ -33,66 +33,52 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Validate, preview or train."""
-    from proguard.train.recipe import RecipeError, explain, load_recipe
+    from proguard.errors import UsageError
+    from proguard.train.recipe import explain, load_recipe
 
     if args.explain is not None:
         key = args.explain or (args.recipe if args.recipe and "." in args.recipe and not args.recipe.endswith(
             (".yaml", ".yml")) else "")
-        try:
-            print(explain(key))
-        except RecipeError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+        print(explain(key))
         return 0
     if args.recipe is None:
-        print("error: a recipe is required (e.g. recipes/tiny/grpo_cpu.yaml); --explain KEY needs none", file=sys.stderr)
-        return 2
-    try:
-        _split_flags(args)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        recipe = load_recipe(args.recipe, args.overrides)
-    except RecipeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError("a recipe is required (e.g. recipes/tiny/grpo_cpu.yaml); --explain KEY needs none")
+    _split_flags(args)
+    recipe = load_recipe(args.recipe, args.overrides)
 
-    from proguard.train import TrainError, dry_run, train, validate
+    from proguard.train import dry_run, train, validate
 
-    try:
-        if args.dry_run:  # validates the recipe itself
-            print(dry_run(recipe))
-            return 0
-        specs = validate(recipe)
-        if args.check:
-            for warning in _input_warnings(recipe):
-                print(f"warning: {warning}", file=sys.stderr)
-            print(f"{args.recipe}: ok ({len(specs)} rewards: {', '.join(s.name for s in specs)})")
-            return 0
-        final = train(recipe, resume=args.resume)
-    except (TrainError, RecipeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    if args.dry_run:  # validates the recipe itself
+        print(dry_run(recipe))
+        return 0
+    specs = validate(recipe)
+    if args.check:
+        for warning in _input_warnings(recipe):
+            print(f"warning: {warning}", file=sys.stderr)
+        print(f"{args.recipe}: ok ({len(specs)} rewards: {', '.join(s.name for s in specs)})")
+        return 0
+    final = train(recipe, resume=args.resume)
     print(json.dumps({"final_model": str(final)}))
     return 0
 
 
 def _split_flags(args: argparse.Namespace) -> None:
     """Move ``--check``/``--dry-run``/``--resume`` given after the overrides onto ``args``."""
+    from proguard.errors import UsageError
+
     modes = {"--check": "check", "--dry-run": "dry_run", "--resume": "resume"}
     overrides = []
     for item in args.overrides:
         if item in modes:
             setattr(args, modes[item], True)
         elif item.startswith("-"):
-            raise ValueError(f"unknown option {item!r}; options: {', '.join(modes)} (overrides are key=value)")
+            raise UsageError(f"unknown option {item!r}; options: {', '.join(modes)} (overrides are key=value)")
         else:
             overrides.append(item)
     args.overrides = overrides
     chosen = [flag for flag, attr in modes.items() if getattr(args, attr)]
     if len(chosen) > 1:
-        raise ValueError(f"{' and '.join(chosen)} cannot be combined")
+        raise UsageError(f"{' and '.join(chosen)} cannot be combined")
 
 
 def _input_warnings(recipe) -> list[str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 
 HELP = "Start the vLLM server a recipe's rollout.vllm_mode=server training talks to (trl vllm-serve)."
 
@@ -30,29 +29,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the server command from the recipe and replace this process with it."""
-    from proguard.train.recipe import RecipeError, load_recipe
+    from proguard.train.errors import TrainSetupError
+    from proguard.train.recipe import load_recipe
 
-    try:
-        recipe = load_recipe(args.recipe, args.overrides)
-    except RecipeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    recipe = load_recipe(args.recipe, args.overrides)
 
     from proguard.train import rollout as vllm_rollout
-    from proguard.train import TrainError
 
     if not vllm_rollout.vllm_installed():
-        print(
-            "error: proguard vllm-serve needs vLLM: install the `vllm` extra: pip install 'proguard[vllm]' "
-            "(or train with rollout.backend=hf, which needs no server)",
-            file=sys.stderr,
+        raise TrainSetupError(
+            "needs vLLM: install the `vllm` extra: pip install 'proguard[vllm]' "
+            "(or train with rollout.backend=hf, which needs no server)"
         )
-        return 2
-    try:
-        model_path = vllm_rollout.serve_policy(recipe)
-    except TrainError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    model_path = vllm_rollout.serve_policy(recipe)
     command = vllm_rollout.serve_command(
         recipe, model_path, host=args.host, port=args.port, extra_args=shlex.split(args.vllm_args)
     )

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from proguard.errors import RunError
 from proguard.data import sample_problems
 from proguard.hints import problems_message
 from proguard.protocol import DEFAULT_CATEGORY_LEVELS, parse_completion
@@ -40,7 +41,7 @@ Score = float | None
 REQUIRED_COLUMNS = ("modality", "request_label")
 
 
-class RewardOutputError(ValueError):
+class RewardOutputError(RunError, ValueError):
     """A reward module returned something other than one finite float (or ``None``) per completion."""
 
 

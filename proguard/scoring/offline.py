@@ -26,15 +26,17 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from proguard.data import DataError, read_jsonl
+from proguard.errors import UsageError
 from proguard.hints import problems_message
 from proguard.protocol import PromptConfig
+from proguard.sanitize import clean_text
 from proguard.scoring.compose import Breakdown, CompositeReward, check_target_row, target_from_row
 from rewards.types import Target
 from taxonomy import Taxonomy
 
 
 
-class ScoringInputError(ValueError):
+class ScoringInputError(UsageError):
     """Invalid rows in a file to score; the message lists ``file: row N: field: what`` per problem."""
 
 
@@ -45,6 +47,7 @@ class ScoringRows:
     records: list[dict[str, Any]]
     completions: list[Any]
     targets: list[Target]
+    replaced: int = 0  # lone surrogates replaced by U+FFFD (proguard.sanitize) in the rows kept
 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
@@ -95,8 +98,10 @@ def read_scoring_rows(path: str | Path, taxonomy: Taxonomy) -> ScoringRows:
         raise ScoringInputError(f"{path}: no such file")
     prompt = PromptConfig()
     errors: list[str] = []
-    out = ScoringRows([], [], [])
+    out = ScoringRows([], [], [], 0)
     for n, record in _read_jsonl(path):
+        record, replaced = clean_text(record)  # a lone surrogate would break the tokenizer and the output file
+        out.replaced += replaced
         if not isinstance(record, dict):
             errors.append(f"{path}: row {n}: expected a JSON object, got {type(record).__name__}")
             continue

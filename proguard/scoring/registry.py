@@ -17,16 +17,18 @@ import functools
 import importlib
 import importlib.metadata
 import inspect
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from proguard.errors import UsageError
 from proguard.hints import did_you_mean
 
 ENTRY_POINT_GROUP = "proguard.rewards"
 
 
-class RewardRegistryError(ValueError):
+class RewardRegistryError(UsageError):
     """A reward name, path or option could not be resolved; the message says which and why."""
 
 
@@ -149,10 +151,15 @@ class RewardRegistry:
         return self._entries[name]
 
     def resolve(self, name: str) -> Any:
-        """The class or function behind a registered name or a dotted path ``package.module:Name``."""
-        if ":" in name:
-            return load_dotted(name)
-        return self.entry(name).load()
+        """The class or function behind a registered name or a dotted path ``package.module:Name``.
+
+        The object is checked against the reward contract (``check_reward_contract``) before anyone
+        constructs or calls it: ``--check`` and the build resolve through here, so they agree, and a
+        dotted name such as ``subprocess:Popen`` is refused without running it.
+        """
+        obj = load_dotted(name) if ":" in name else self.entry(name).load()
+        check_reward_contract(name, obj)
+        return obj
 
     def build(self, name: str, options: Mapping[str, Any] | None = None) -> Callable[..., Any]:
         """A ready reward module: a class is instantiated with ``options``; a function is used as is."""
@@ -177,11 +184,46 @@ class RewardRegistry:
             self.entry(name)  # raises the unknown-name error
         entry = self._entries[name]
         try:
-            obj = self.entry(name).load()
+            obj = self.resolve(name)
         except RewardRegistryError as exc:
             return RewardInfo(name, entry.target, entry.origin, "", (), error=str(exc))
         doc = inspect.getdoc(obj) or ""
         return RewardInfo(name, entry.target, entry.origin, doc.splitlines()[0] if doc else "", options_of(obj))
+
+
+def check_reward_contract(name: str, obj: Any) -> None:
+    """Refuse ``obj`` unless it is a reward class (instances called as ``(parsed, targets)``) or a
+    Python function taking ``(parsed, targets)``; nothing is constructed or called here.
+
+    Objects of the Python standard library (``subprocess:Popen``, ``os:system``, ``shutil:move``) are
+    refused whatever their signature: none of them is a reward, and building or calling one runs
+    its side effects with the recipe's options as arguments.
+    """
+    where = f"{getattr(obj, '__module__', None) or '?'}:{getattr(obj, '__qualname__', type(obj).__name__)}"
+    top = (getattr(obj, "__module__", None) or "").partition(".")[0]
+    if top in sys.stdlib_module_names or top == "builtins":
+        raise RewardRegistryError(f"reward {name!r}: {where} is part of the Python standard library, not a reward module")
+    contract = "a reward is a class whose instances are called as (parsed, targets), or a function (parsed, targets)"
+    if inspect.isclass(obj):
+        if not any("__call__" in vars(k) for k in obj.__mro__ if k is not object):
+            raise RewardRegistryError(f"reward {name!r}: {where} is a class whose instances are not callable; {contract}")
+        call, args = inspect.getattr_static(obj, "__call__"), (None, None, None)  # self, parsed, targets
+        if isinstance(call, staticmethod):
+            call, args = call.__func__, (None, None)
+    elif inspect.isfunction(obj):
+        call, args = obj, (None, None)
+    elif callable(obj) and inspect.isfunction(getattr(type(obj), "__call__", None)):  # an in-process instance
+        call, args = type(obj).__call__, (None, None, None)
+    else:
+        raise RewardRegistryError(f"reward {name!r}: {where} is a {type(obj).__name__}, not a class or function; {contract}")
+    if not inspect.isfunction(call):
+        raise RewardRegistryError(f"reward {name!r}: {where}: its __call__ is not a Python function; {contract}")
+    try:
+        inspect.signature(call).bind(*args)
+    except TypeError:
+        raise RewardRegistryError(
+            f"reward {name!r}: {where}{inspect.signature(call)} does not take (parsed, targets); {contract}"
+        ) from None
 
 
 def options_of(factory: Any) -> tuple[OptionInfo, ...]:

@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from proguard.errors import UsageError
 from proguard.hints import did_you_mean
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "assets" / "reward_presets"
 SPEC_KEYS = ("name", "weight", "gate", "options")
 
 
-class RewardSpecError(ValueError):
+class RewardSpecError(UsageError):
     """A ``rewards:`` list is malformed; the message names the file, the row and the field."""
 
 

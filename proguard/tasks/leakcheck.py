@@ -34,6 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from proguard.errors import UsageError
 from proguard.tasks.config import SCOPES
 from proguard.tasks.rows import TaxonomyIndex
 from taxonomy import Taxonomy
@@ -41,7 +42,7 @@ from taxonomy import Taxonomy
 MAX_EXAMPLES = 5
 
 
-class LeakError(ValueError):
+class LeakError(UsageError):
     """A held-out category is visible where it must not be; the message names the task and the text."""
 
 

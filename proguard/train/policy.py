@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
+from proguard.outputs import replace_output_dir
 from proguard.train.errors import TrainError
 from proguard.train.recipe import TINY_MODEL, Recipe
 
 REWARD_NAME = "proguard"
 """TRL logs the composite reward's total as ``rewards/proguard/mean``."""
+POLICY_DIR_KIND = "policy-init"
+POLICY_SOURCE_FILE = "proguard_policy_source.txt"
 # Files a processor writes with save_pretrained; a prepared policy dir gets fresh ones, never links.
 _PROCESSOR_FILES = (
     "preprocessor_config.json",
@@ -82,20 +82,18 @@ def prepare_policy_dir(model_path: str, processor, out_dir: Path) -> Path:
         from huggingface_hub import snapshot_download
 
         src = Path(snapshot_download(model_path))
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    def write(scratch: Path) -> None:
         processor.save_pretrained(scratch)
         written = {p.name for p in scratch.iterdir()}
         for item in src.iterdir():
             if item.name in _PROCESSOR_FILES or item.name in written or item.name.startswith("."):
                 continue
             (scratch / item.name).symlink_to(item.resolve())
-        (scratch / "proguard_policy_source.txt").write_text(f"{src.resolve()}\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.rename(scratch, out_dir)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        (scratch / POLICY_SOURCE_FILE).write_text(f"{src.resolve()}\n")
+
+    # replaced only if an earlier run wrote it (its marker, or the source file older versions wrote),
+    # and never when it holds the source checkpoint itself
+    replace_output_dir(out_dir, POLICY_DIR_KIND, write, overwrite=True, protect=[src],
+                       legacy_markers=[POLICY_SOURCE_FILE])
     return out_dir
 

@@ -322,7 +322,7 @@ class Recipe:
 # ---------------------------------------------------------------------------------------------
 def load_recipe(path: str | Path | None, overrides: Sequence[str] = ()) -> Recipe:
     """Schema defaults <- the YAML file <- ``key=value`` overrides, typed and checked."""
-    from omegaconf import OmegaConf
+    from omegaconf import DictConfig, OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     schema = OmegaConf.structured(Recipe)
@@ -335,6 +335,8 @@ def load_recipe(path: str | Path | None, overrides: Sequence[str] = ()) -> Recip
             raw = OmegaConf.load(path)
         except Exception as exc:  # yaml's parser errors carry the line; keep their message
             raise RecipeError(f"{path}: not valid YAML: {exc}") from None
+        if not isinstance(raw, DictConfig):
+            raise RecipeError(f"{path}: a recipe is a mapping of sections (model:, data:, grpo: ...), got a list")
         layers.append((str(path), raw))
     if overrides:
         bad = [o for o in overrides if "=" not in o or o.startswith("=")]
@@ -422,6 +424,7 @@ def check_recipe(r: Recipe, origin: str = "recipe") -> None:
         if value is not None and (value < 0 or (value == 0 and not zero_ok)):
             fail(key, f"must be {'>= 0' if zero_ok else '> 0'}, got {value!r}")
 
+    check_finite(r, origin)
     if not r.model.name_or_path.strip():
         fail("model.name_or_path", "empty; a checkpoint path, a hub id or 'tiny'")
     one_of("model.dtype", r.model.dtype, DTYPES)
@@ -514,6 +517,27 @@ def check_recipe(r: Recipe, origin: str = "recipe") -> None:
     positive("checkpoint.save_total_limit", r.checkpoint.save_total_limit)
     if not r.output_dir.strip():
         fail("output_dir", "empty")
+
+
+def check_finite(value: Any, origin: str = "recipe", key: str = "") -> None:
+    """One rule for every number of the recipe, whatever the section: NaN and infinity are errors.
+
+    Walks dataclass fields, mappings (``grpo.extra``, reward options) and lists generically, so a key
+    added later is covered without being listed here (``nan < 0`` is false: range checks miss it).
+    """
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RecipeError(f"{origin}: {key or 'value'}: must be a finite number, got {value!r}")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            check_finite(getattr(value, f.name), origin, f"{key}.{f.name}" if key else f.name)
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            check_finite(v, origin, f"{key}.{k}" if key else str(k))
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            check_finite(v, origin, f"{key}[{i}]")
 
 
 def _parse_rewards(rewards: Any, origin: str) -> list[RewardSpec]:
@@ -662,6 +686,7 @@ __all__ = [
     "Recipe",
     "RecipeError",
     "RolloutConfig",
+    "check_finite",
     "check_recipe",
     "explain",
     "load_recipe",

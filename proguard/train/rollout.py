@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from proguard.train.errors import TrainError
+from proguard.train.errors import TrainError, TrainSetupError
 from proguard.train.recipe import Recipe
 
 VLLM_MISSING = (
@@ -77,11 +77,11 @@ def check_vllm(r: Recipe) -> None:
     Raises ``TrainError`` with what to change.
     """
     if not vllm_installed():
-        raise TrainError(VLLM_MISSING)
+        raise TrainSetupError(VLLM_MISSING)
     if cuda_available():
         return
     if r.rollout.vllm_mode == "server":
-        raise TrainError(SERVER_NEEDS_CUDA)
+        raise TrainSetupError(SERVER_NEEDS_CUDA)
     for key, value in CPU_ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from proguard.train.checks import Alignment, check_image_token_alignment, enforce_prompt_lengths, prompt_lengths
 from proguard.train.dataset import build_train_dataset, dataset_summary, render_messages, row_names
-from proguard.train.errors import TrainError
+from proguard.train.errors import TrainError, TrainInputError
 from proguard.train.grpo_args import grpo_config_kwargs, prompts_per_step
 from proguard.train.policy import load_processor, prepare_policy_dir, resolve_model_path
 from proguard.train.recipe import Recipe, recipe_to_yaml
@@ -162,14 +162,14 @@ def validate(r: Recipe) -> list:
         try:
             load_taxonomy(r.data.taxonomy)
         except TaxonomyError as exc:
-            raise TrainError(f"data.taxonomy: {exc}") from None
+            raise TrainInputError(f"data.taxonomy: {exc}") from None
     specs = r.reward_specs()
     registry = default_registry()
     for i, spec in enumerate(specs):
         try:
             check_options(spec.name, registry.resolve(spec.name), spec.options)
         except RewardRegistryError as exc:
-            raise TrainError(f"rewards[{i}]: {exc}") from None
+            raise TrainInputError(f"rewards[{i}]: {exc}") from None
     return specs
 
 
@@ -221,9 +221,9 @@ def train(r: Recipe, *, resume: bool = False, callbacks: Sequence[Any] = (), **o
     out = Path(r.output_dir)
     checkpoint = latest_checkpoint(out)
     if resume and checkpoint is None:
-        raise TrainError(f"--resume: no checkpoint-N directory in {out} to resume from")
+        raise TrainInputError(f"--resume: no checkpoint-N directory in {out} to resume from")
     if not resume and checkpoint is not None:
-        raise TrainError(
+        raise TrainInputError(
             f"output_dir {out} already holds {checkpoint.name}; pass --resume to continue that run, "
             "or choose another output_dir"
         )

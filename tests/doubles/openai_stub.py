@@ -5,7 +5,8 @@
 
 Behaviour per request is chosen by a marker in the last message's text: ``slow-once`` (the first
 request sleeps past a short client timeout), ``500-once``, ``500-always``, ``400``; anything else is
-answered at once with ``answer`` (a string, or a callable of the request body). Setting ``healthy``
+answered at once with ``answer`` (a string, or a callable of the request body; a dict answer is
+sent as the whole message, e.g. ``{"content": None}``). Setting ``healthy``
 turns every scripted failure off. Requests are recorded (``requests``) and counted per marker
 (``hits``). Only the loopback interface is ever bound.
 """
@@ -15,7 +16,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -25,7 +25,7 @@ MARKERS = ("slow-once", "500-once", "500-always", "400")
 class OpenAIStub:
     """A chat-completions server whose behaviour per prompt is scripted by a marker in the user text."""
 
-    def __init__(self, answer: str | Callable[[dict[str, Any]], str], sleep_s: float = 1.0) -> None:
+    def __init__(self, answer: Any, sleep_s: float = 1.0) -> None:
         self.sleep_s = sleep_s
         self.answer = answer
         self.healthy = False  # set True to turn every scripted failure off
@@ -52,7 +52,9 @@ class OpenAIStub:
                     elif marker == "400":
                         return self._send(400, {"error": "bad request"})
                 content = stub.answer(body) if callable(stub.answer) else stub.answer
-                self._send(200, {"choices": [{"message": {"role": "assistant", "content": content}}]})
+                # a dict answer is the whole message (content None, reasoning_content...), anything else its content
+                message = content if isinstance(content, dict) else {"role": "assistant", "content": content}
+                self._send(200, {"choices": [{"message": message}]})
 
             def _send(self, code: int, payload: dict[str, Any]) -> None:
                 data = json.dumps(payload).encode()
