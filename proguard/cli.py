@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["demo", "bench", "moderate", "rewards", "synonyms", "tasks", "train", "vllm-serve"]
+COMMANDS = ["demo", "bench", "moderate", "rewards", "suites", "synonyms", "tasks", "train", "vllm-serve"]
 """Sub-commands, in the order ``--help`` lists them; each is ``proguard/commands/<name>.py``."""
 
 
@@ -29,8 +29,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``proguard`` script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    sub = _subcommand(argv)
+    if sub is not None:  # e.g. ``proguard bench compare``: a command line of its own
+        module, rest = sub
+        p = argparse.ArgumentParser(prog=f"proguard {argv[0]} {argv[1]}", description=module.HELP)
+        module.add_arguments(p)
+        args = p.parse_args(rest)
+        return int(module.run(args) or 0)
     args = build_parser().parse_args(argv)
     return int(args._run(args) or 0)
+
+
+def _subcommand(argv: list[str]):
+    """``(module, remaining argv)`` when ``argv`` starts with a command and one of its ``SUBCOMMANDS``."""
+    if len(argv) < 2 or argv[0] not in COMMANDS:
+        return None
+    parent = importlib.import_module(f"proguard.commands.{argv[0].replace('-', '_')}")
+    target = getattr(parent, "SUBCOMMANDS", {}).get(argv[1])
+    return (importlib.import_module(target), argv[2:]) if target else None
 
 
 if __name__ == "__main__":
