@@ -11,6 +11,8 @@ A sample record (one JSON object per line)::
     response_label  "safe" | "unsafe"   (exactly when ``response`` is present)
     category        ID (``C8S1``) or name of a node in the taxonomy; required when any label is
                     unsafe, empty when all are safe
+    group           str (optional): samples that share a prompt share a group (Do-Not-Answer asks each
+                    question six times, once per model response); a split must not cut a group
 
 Every problem is reported with the file, the row and the field; nothing is dropped silently.
 """
@@ -30,7 +32,7 @@ from PIL import Image as PILImage
 from rewards.types import LABELS, MODALITIES
 from taxonomy import Taxonomy
 
-SAMPLE_FIELDS = ("id", "modality", "request", "response", "image", "request_label", "response_label", "category")
+SAMPLE_FIELDS = ("id", "modality", "request", "response", "image", "request_label", "response_label", "category", "group")
 BUNDLED_SAMPLES = Path(__file__).parent / "assets" / "sample" / "samples.jsonl"
 MAX_ERRORS_SHOWN = 20
 
@@ -51,6 +53,7 @@ class Sample:
     request_label: str
     response_label: str | None
     category: str | None
+    group: str | None = None  # same prompt = same group; None: the sample is its own group
 
 
 def sample_features() -> datasets.Features:
@@ -66,6 +69,7 @@ def sample_features() -> datasets.Features:
             "request_label": s,
             "response_label": s,
             "category": s,
+            "group": s,
         }
     )
 
@@ -210,6 +214,7 @@ def _validate(record: dict, taxonomy: Taxonomy, base: Path, check_images: bool, 
 
     image = _image(record.get("image"), modality, base, check_images, problems)
 
+    group = _str_field(record, "group", problems)
     category = record.get("category") or None
     unsafe = request_label == "unsafe" or response_label == "unsafe"
     node_id = None
@@ -225,7 +230,7 @@ def _validate(record: dict, taxonomy: Taxonomy, base: Path, check_images: bool, 
         problems.append("category: required when a label is unsafe")
     if problems:
         return None
-    return Sample(str(sid), modality, request, response, image, request_label, response_label, node_id)
+    return Sample(str(sid), modality, request, response, image, request_label, response_label, node_id, group)
 
 
 def _image(value: Any, modality: str, base: Path, check: bool, problems: list[str]) -> Any:

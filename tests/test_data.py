@@ -143,3 +143,20 @@ def test_image_bytes_are_accepted(tmp_path):
     ds.to_parquet(str(tmp_path / "b.parquet"))
     loaded = load_samples(tmp_path / "b.parquet", TAX)
     assert loaded[0]["image"].getpixel((0, 0)) == (255, 0, 0)
+
+
+def test_optional_group_field_is_kept_and_checked(tmp_path):
+    from proguard.data import DataError, load_samples
+    from taxonomy import load_taxonomy
+
+    tax = load_taxonomy("default")
+    rows = [{"id": f"q1-{m}", "modality": "text", "request": "Q?", "response": "A.", "request_label": "unsafe",
+             "response_label": "safe", "category": "C8S1", "group": "q1"} for m in ("a", "b")]
+    path = tmp_path / "s.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    ds = load_samples(path, tax)
+    assert ds["group"] == ["q1", "q1"]
+    rows[1]["group"] = 7
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    with pytest.raises(DataError, match=r"row 2: group: must be a string"):
+        load_samples(path, tax)
