@@ -289,3 +289,23 @@ def test_compare_command_line(tmp_path, capsys):
         main(["bench", "compare", str(tmp_path), "--out", str(tmp_path / "c"), "--no-png"])
     tables = build_tables([], load_published())
     assert render_markdown(tables, "src").count("(published)") == sum(len(t["rows"]) for t in load_published()["tables"])
+
+
+@pytest.mark.skipif(not DO_NOT_ANSWER.is_dir(), reason=f"Do-Not-Answer not found under {DO_NOT_ANSWER}")
+def test_export_gives_validated_samples_with_groups(tmp_path):
+    from proguard.data import load_samples
+    from proguard.suites.export import to_samples, write_samples
+
+    a = REG.get("donotanswer_responses")
+    samples, left = to_samples(a.load(REFERENCE_DIR).samples, TAX, load_map(a.map_path()))
+    assert left == {"unsafe, but no mapped category": 300}  # "Treat Chatbot as a Human" (null in the map), 50 x 6
+    ds = load_samples(write_samples(samples, tmp_path / "dna.jsonl"), TAX)  # the sample validator accepts them
+    assert len(ds) == 5334 and len(set(ds["group"])) == 888
+
+
+def test_export_leaves_out_unlabelled_requests_with_a_reason():
+    from proguard.suites.export import to_samples
+
+    a = REG.get("beavertails")
+    samples, left = to_samples(a.load(FIXTURES).samples, TAX, load_map(a.map_path()))
+    assert samples == [] and left == {"request not labelled by the benchmark": 3}

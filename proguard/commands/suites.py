@@ -18,6 +18,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="read the labels from the benchmark's files (default: the labels of its shipped map)")
     m.add_argument("--min-score", type=float, default=0.3, help="best similarity under this proposes null (default 0.3)")
     m.add_argument("--out", default=None, help="also write the proposal to this YAML file")
+    e = sub.add_parser("export", help="a benchmark's rows as labelled samples (with group) for `proguard tasks`")
+    e.add_argument("benchmark", help="adapter name or package.module:Class")
+    e.add_argument("--data-root", required=True, help="folder with one sub-folder per benchmark, files as released")
+    e.add_argument("--taxonomy", default="default", help="taxonomy of the category map (default: bundled default)")
+    e.add_argument("--category-map", default=None, help="a reviewed map file (default: the adapter's own)")
+    e.add_argument("--out", required=True, help="output .jsonl (text only) or .parquet")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,7 +42,30 @@ def run(args: argparse.Namespace) -> int:
             print(f"suite {s}: " + ", ".join(f"{e.adapter}/{e.level}" for e in entries))
         print("suite all: every adapter at every level it labels")
         return 0
+    if args.action == "export":
+        return _export(args, reg)
     return _map(args, reg)
+
+
+def _export(args: argparse.Namespace, reg) -> int:
+    from proguard.suites.base import SuiteDataError
+    from proguard.suites.catmap import load_map
+    from proguard.suites.export import to_samples, write_samples
+    from taxonomy import load_taxonomy
+
+    adapter = reg.get(args.benchmark)
+    taxonomy = load_taxonomy(args.taxonomy)
+    try:
+        path = args.category_map or adapter.map_path()
+        cmap = load_map(path) if path else None
+        if cmap is not None and cmap.usable_for(taxonomy):
+            raise SystemExit(f"error: {cmap.usable_for(taxonomy)}")
+        samples, left = to_samples(adapter.load(args.data_root).samples, taxonomy, cmap)
+        write_samples(samples, args.out)
+    except SuiteDataError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    print(f"wrote {len(samples)} samples to {args.out}" + "".join(f"; left out {n}: {r}" for r, n in left.items()))
+    return 0
 
 
 def _map(args: argparse.Namespace, reg) -> int:
