@@ -309,3 +309,16 @@ def test_export_leaves_out_unlabelled_requests_with_a_reason():
     a = REG.get("beavertails")
     samples, left = to_samples(a.load(FIXTURES).samples, TAX, load_map(a.map_path()))
     assert samples == [] and left == {"request not labelled by the benchmark": 3}
+
+
+def test_suite_prompts_are_the_protocols_own():
+    from proguard.protocol import build_messages
+    from proguard.suites.rows import category_targets, to_tasks
+
+    samples = load("vlguard").samples + load("aegis2").samples
+    tasks = to_tasks(samples, TAX, category_targets(samples, None))
+    for s, row in zip(samples, tasks, strict=True):
+        want = build_messages(s.modality, s.request, s.response, TAX)
+        got = [{"role": m["role"], "content": [{k: v for k, v in p.items() if v is not None} for p in m["content"]]}
+               for m in row["prompt"]]
+        assert got == want, s.id

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import datasets
 
-from proguard.protocol import PromptConfig, build_messages
+from proguard.protocol import PromptConfig, build_messages, user_text
 from proguard.suites.base import BenchSample
 from proguard.suites.catmap import CategoryMap
 from taxonomy import Taxonomy
@@ -77,9 +77,11 @@ def to_tasks(samples: Sequence[BenchSample], taxonomy: Taxonomy, targets: Target
     for s in samples:
         if s.modality not in system:
             system[s.modality] = build_messages(s.modality, "", None, taxonomy, config)[:1]
-        user = build_messages(s.modality, s.request, s.response, taxonomy, config)[1]
-        # The datasets struct unifies parts: a text part carries text, an image part text=None.
-        user = {"role": "user", "content": [{"type": p["type"], "text": p.get("text")} for p in user["content"]]}
+        # The user turn exactly as protocol.build_messages writes it (its system part is rendered once
+        # per modality above); the datasets struct unifies parts, so an image part carries text=None.
+        parts = [{"type": "image", "text": None}] if s.modality in ("image", "text_image") else []
+        parts.append({"type": "text", "text": user_text(s.modality, s.request, s.response)})
+        user = {"role": "user", "content": parts}
         first = targets.accepted.get(s.id) or ()
         node = taxonomy.find(first[0]) if first else None
         rows.append({
