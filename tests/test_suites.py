@@ -322,3 +322,23 @@ def test_suite_prompts_are_the_protocols_own():
         got = [{"role": m["role"], "content": [{k: v for k, v in p.items() if v is not None} for p in m["content"]]}
                for m in row["prompt"]]
         assert got == want, s.id
+
+
+def test_bench_suite_command_line_with_the_tiny_model(tmp_path, capsys):
+    """`proguard bench --suite ... --data-root ... --model <tiny checkpoint>` runs what is present, names the rest."""
+    from proguard.cli import main
+    from proguard.testing.tiny_vlm import tiny_vlm_path
+
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "toxicchat").symlink_to(FIXTURES / "toxicchat")
+    rc = main(["bench", "--suite", "proguard-text", "--data-root", str(root), "--model", str(tiny_vlm_path()),
+               "--device", "cpu", "--max-new-tokens", "4", "--limit", "2", "--no-plots", "--no-progress",
+               "--out", str(tmp_path / "run")])
+    out = capsys.readouterr().out
+    assert rc == 0 and "toxicchat" in out and "missing (6): aegis2, harmbench" in out
+    suite = json.loads((tmp_path / "run" / SUITE_JSON).read_text())
+    assert [(r["benchmark"], r["n"]) for r in suite["rows"]] == [("toxicchat", 2)]
+    assert suite["rows"][0]["format_valid_rate"] == 0.0  # 4 random tokens never form an answer: all wrong
+    rc = main(["bench", "compare", str(tmp_path / "run"), "--out", str(tmp_path / "cmp"), "--no-png"])
+    assert rc == 0 and "ProGuard-7B (published)" in (tmp_path / "cmp" / "compare.md").read_text()
