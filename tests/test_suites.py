@@ -117,6 +117,8 @@ def test_text_fixtures_and_their_quirks():
     a = {s.id: s for s in ae.samples}
     assert a["aegis2-a01"].source_labels == ("Guns and Illegal Weapons", "Criminal Planning/Confessions")
     assert (a["aegis2-a02"].response, a["aegis2-a02"].response_label) == (None, None)
+    xr = load("xstest_response").samples
+    assert [(s.request_label, s.response_label) for s in xr] == [(None, "safe"), (None, "unsafe")]
     sst = load("simplesafetytests").samples
     assert {s.request_label for s in sst} == {"unsafe"} and sst[1].source_labels == ("Scams and Fraud",)
 
@@ -223,7 +225,8 @@ def test_perfect_guard_scores_one_and_missing_sets_are_named(tmp_path):
     rows = {(r["benchmark"], r["level"]): r for r in result.rows}
     assert set(rows) == {("aegis2", "prompt"), ("openai_moderation", "prompt"), ("simplesafetytests", "prompt"),
                          ("toxicchat", "prompt"), ("wildguardtest", "prompt"), ("aegis2", "response"),
-                         ("beavertails", "response"), ("wildguardtest", "response"), ("beavertails_v", "prompt"),
+                         ("beavertails", "response"), ("wildguardtest", "response"), ("xstest_response", "response"),
+                         ("beavertails_v", "prompt"),
                          ("llavaguard", "image"), ("beavertails_v", "response")}
     assert rows[("openai_moderation", "prompt")]["n"] == 4  # the unknown row is not scored
     assert rows[("aegis2", "response")]["n"] == 2 and rows[("wildguardtest", "response")]["n"] == 3

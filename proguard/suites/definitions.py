@@ -2,15 +2,15 @@
 
 * ``proguard-text`` — ProGuard Table 1, prompt classification (text): Aegis 2.0, HarmBench, OpenAI
   Moderation, SimpleSafetyTests, ToxicChat, WildGuardTest, XSTest.
-* ``proguard-response`` — Table 1, response classification (text): Aegis 2.0, BeaverTails, WildGuardTest
-  (ProGuard's XSTest response column uses a response release this project has no adapter for yet).
+* ``proguard-response`` — Table 1, response classification (text): Aegis 2.0, BeaverTails, WildGuardTest,
+  XSTest-Response.
 * ``proguard-mm`` — Table 1 multimodal columns: BeaverTails-V (text+image prompt and response),
   LlavaGuard (image); Table 2's category accuracy on Aegis 2.0, OpenAI Moderation, BeaverTails-V and
   LlavaGuard comes out of the same runs.
 * ``guardreasoner`` — GuardReasoner's prompt set (ToxicChat, HarmBench, OpenAI Moderation, Aegis, SimpleSafetyTests,
-  WildGuardTest) and response set (BeaverTails, WildGuardTest), with its sample-weighted average.
-  Differences: GuardReasoner used Aegis 1.0 (we run 2.0) and also HarmBench responses, SafeRLHF and
-  XSTest responses, which have no adapter yet.
+  WildGuardTest) and response set (BeaverTails, XSTest-Response, WildGuardTest), with its sample-weighted
+  average. Differences: GuardReasoner used Aegis 1.0 (we run 2.0) and also HarmBench responses and
+  SafeRLHF, which have no adapter yet.
 * ``all`` — every built-in adapter at every level it labels.
 
 A benchmark's name is also a suite of its own (``--suite xstest``).
@@ -34,12 +34,12 @@ class Entry:
 SUITES: dict[str, tuple[Entry, ...]] = {
     "proguard-text": tuple(Entry(a, "prompt") for a in (
         "aegis2", "harmbench", "openai_moderation", "simplesafetytests", "toxicchat", "wildguardtest", "xstest")),
-    "proguard-response": tuple(Entry(a, "response") for a in ("aegis2", "beavertails", "wildguardtest")),
+    "proguard-response": tuple(Entry(a, "response") for a in ("aegis2", "beavertails", "wildguardtest", "xstest_response")),
     "proguard-mm": (Entry("beavertails_v", "prompt"), Entry("llavaguard", "image"), Entry("beavertails_v", "response")),
     "guardreasoner": (
         *(Entry(a, "prompt") for a in (
             "toxicchat", "harmbench", "openai_moderation", "aegis2", "simplesafetytests", "wildguardtest")),
-        *(Entry(a, "response") for a in ("beavertails", "wildguardtest")),
+        *(Entry(a, "response") for a in ("beavertails", "xstest_response", "wildguardtest")),
     ),
 }
 

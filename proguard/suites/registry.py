@@ -35,6 +35,7 @@ BUILTIN: dict[str, str] = {
     "vlguard": "proguard.suites.adapters.vlguard:VLGuard",
     "wildguardtest": "proguard.suites.adapters.wildguardtest:WildGuardTest",
     "xstest": "proguard.suites.adapters.xstest:XSTest",
+    "xstest_response": "proguard.suites.adapters.xstest_response:XSTestResponse",
 }
 
 
