@@ -142,6 +142,14 @@ def test_image_fixtures_and_their_quirks():
 def test_missing_and_malformed_files_are_named(tmp_path):
     with pytest.raises(MissingData, match=r"put .*toxicchat/toxic-chat_annotation_test.csv there.*--allow-download"):
         REG.get("toxicchat").load(tmp_path)
+    with pytest.raises(MissingData, match=r"put the release's files under .*llavaguard/ there .*AIML-TUDA/LlavaGuard"):
+        REG.get("llavaguard").load(tmp_path)
+    with pytest.raises(MissingData) as no_hub:  # no hub copy: --allow-download is not offered
+        REG.get("openai_moderation").load(tmp_path, allow_download=True)
+    assert "samples-1680.jsonl.gz" in str(no_hub.value) and "--allow-download" not in str(no_hub.value)
+    (tmp_path / "llavaguard").mkdir()
+    with pytest.raises(MissingData, match=r"no \*test\*.parquet files"):
+        REG.get("llavaguard").load(tmp_path)
     (tmp_path / "toxicchat").mkdir()
     (tmp_path / "toxicchat" / "toxic-chat_annotation_test.csv").write_text("conv_id,text,toxicity\r\nx,hi,0\r\n")
     with pytest.raises(SuiteDataError, match=r"toxic-chat_annotation_test.csv: missing column\(s\) user_input"):

@@ -119,11 +119,9 @@ class Adapter:
             p = folder / name
             if p.exists():
                 return p
-        wanted = " or ".join(str(folder / n) for n in self.files)
-        raise MissingData(
-            f"{self.name}: no data: put {wanted} there as released ({self.published}); "
-            f"or pass --allow-download to load {self.hub_id or 'it'} with datasets"
-        )
+        wanted = " or ".join(str(folder / n) if n else f"the release's files under {folder}/" for n in self.files)
+        hub = f"; or pass --allow-download to load {self.hub_id} with datasets" if self.hub_id else ""
+        raise MissingData(f"{self.name}: no data: put {wanted} there as released ({self.published}){hub}")
 
     def load(self, data_root: str | Path | None, *, allow_download: bool = False) -> LoadResult:
         """Every sample of the benchmark, from ``data_root`` or (allowed, files absent) the hub."""
@@ -168,7 +166,7 @@ def _collect(samples: Iterator[BenchSample | Skip], skipped: dict[str, int]) -> 
             skipped[reason] = skipped.get(reason, 0) + 1
             continue
         if s.id in seen:
-            raise SuiteDataError(f"duplicate sample id {s.id!r}")
+            raise SuiteDataError(f"duplicate sample id {s.id!r} (two upstream rows with the same id)")
         seen.add(s.id)
         out.append(s)
     return out
