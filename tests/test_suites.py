@@ -243,6 +243,9 @@ def test_perfect_guard_scores_one_and_missing_sets_are_named(tmp_path):
         if r["n_unsafe"]:
             assert (r["f1"], r["precision"], r["recall"]) == (1.0, 1.0, 1.0), key
     assert rows[("openai_moderation", "prompt")]["category_top"] == 1.0
+    # a01 (two mapped labels) counts at both levels; a04 (unsafe prompt, safe response) has only
+    # unmapped labels (Profanity, Needs Caution -> null) and is not a response-level category case anyway
+    assert rows[("aegis2", "prompt")]["category_n"] == rows[("aegis2", "response")]["category_n"] == 1
     assert rows[("llavaguard", "image")]["category_top"] == 1.0 and rows[("toxicchat", "prompt")]["category_top"] is None
     assert result.averages["prompt"]["weighted_f1"] == 1.0
     res = json.loads((tmp_path / "run" / "aegis2" / "results.json").read_text())
