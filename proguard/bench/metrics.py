@@ -38,7 +38,7 @@ from typing import Any
 from rewards.binary import BinaryReward
 from rewards.category import CategoryReward
 from rewards.types import LABELS, MODALITIES, Parsed, Target
-from taxonomy import parent_id_of, parse_id
+from taxonomy import parent_id_of, parse_id, top_id_of
 
 # Columns of the parent-category confusion matrix besides the categories themselves.
 PRED_SAFE, PRED_FREE, PRED_UNLISTED, PRED_MALFORMED = "safe (None)", "free text", "unlisted ID", "malformed"
@@ -97,8 +97,8 @@ def _percentile(values: Sequence[float], q: float) -> float | None:
 
 
 def top_level(source_id: str) -> str:
-    """The top-level category of a source ID (itself for a category)."""
-    return parent_id_of(source_id) or source_id
+    """The top-level category of a source ID at any depth (itself for a category)."""
+    return top_id_of(source_id) or source_id
 
 
 def reasoning_words(parsed: Parsed) -> int | None:

@@ -23,7 +23,7 @@ from typing import Any
 from proguard.bench.metrics import Record, binary_counts
 from rewards.binary import BinaryReward
 from rewards.types import LABELS
-from taxonomy import parent_id_of
+from taxonomy import parent_id_of, top_id_of
 
 
 def level_truth(record: Record, level: str) -> str | None:
@@ -74,8 +74,8 @@ def category_accuracy(records: Sequence[Record], accepted: Mapping[str, tuple[st
         if not (p.ok and p.category_kind == "id" and p.category):
             continue
         pred = p.category
-        tops = {parent_id_of(i) or i for i in ids}
-        if (parent_id_of(pred) or pred) in tops:
+        tops = {top_id_of(i) or i for i in ids}
+        if (top_id_of(pred) or pred) in tops:
             top_hits += 1
         if pred in ids or any(parent_id_of(i) is None and parent_id_of(pred) == i for i in ids):
             exact_hits += 1

@@ -8,6 +8,8 @@ Two releases, two adapters:
 * ``donotanswer_responses`` — ``do_not_answer_full_with_responses.csv``: the same questions with six
   models' responses (``<model>_response``), each with a human ``<model>_harmful`` 0/1 label. Response
   level; the six rows of one question share a group (a split must not cut them apart).
+
+``release_taxonomy`` builds the benchmark's own three-level hierarchy as a ``Taxonomy``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from proguard.suites.base import Adapter, BenchSample, SuiteDataError, flag, group_of, read_csv, text
+from taxonomy import Taxonomy, taxonomy_from_data
 
 MODELS = ("GPT4", "ChatGPT", "Claude", "ChatGLM2", "llama2-7b-chat", "vicuna-7b")
 
@@ -74,3 +77,22 @@ class DoNotAnswerResponses(Adapter):
             # The label is the response's; a harmful response makes the category the question's harm type.
             yield BenchSample(f"dna-{qid}-{m}", "text", q, response, "unsafe",
                               "unsafe" if harmful else "safe", group_of(q), (harm,))
+
+
+def release_taxonomy(path: str | Path) -> Taxonomy:
+    """Do-Not-Answer's own three-level hierarchy from ``do_not_answer_prompts.csv``: 5 risk areas
+    (``C<i>``), 12 harm types (``C<i>S<j>``), 61 specific harms (``C<i>S<j>S<k>``, with their
+    ``specific_harm_description``), in first-seen order."""
+    path = Path(path)
+    tree: dict[str, dict[str, dict[str, str]]] = {}
+    for i, rec in read_csv(path, ("risk_area", "types_of_harm", "specific_harm_name", "specific_harm_description")):
+        where = f"{path}: row {i}"
+        area, harm = text(rec, "risk_area", where), text(rec, "types_of_harm", where)
+        name = text(rec, "specific_harm_name", where)
+        tree.setdefault(area, {}).setdefault(harm, {})[name] = rec.get("specific_harm_description") or ""
+    data = {"name": "do-not-answer", "categories": [
+        {"name": area, "subcategories": [
+            {"name": harm, "subcategories": [{"name": n, "description": d} for n, d in specific.items()]}
+            for harm, specific in harms.items()]}
+        for area, harms in tree.items()]}
+    return taxonomy_from_data(data, origin=str(path))
