@@ -22,7 +22,7 @@ DESCRIPTION = (
     "`proguard COMMAND --help` for each command."
 )
 
-COMMANDS = ["demo", "bench", "moderate", "rewards", "synonyms", "tasks", "train", "vllm-serve"]
+COMMANDS = ["demo", "bench", "moderate", "rewards", "suites", "synonyms", "tasks", "train", "vllm-serve"]
 """Sub-commands, in the order ``--help`` lists them; each is ``proguard/commands/<name>.py``."""
 
 # The lower layers (taxonomy, synonym_bank) cannot import proguard.errors: their errors are mapped
@@ -62,17 +62,40 @@ def exit_code(exc: BaseException) -> int | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``proguard`` script."""
-    args = build_parser().parse_args(argv)
+    """Entry point of the ``proguard`` script: the project's own errors become one line and an exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = bool(argv) and argv[0] == "--debug"
+    sub = _subcommand(argv[1:] if debug else argv)
+    if sub is not None:  # e.g. ``proguard bench compare``: a command line of its own
+        module, rest = sub
+        words = (argv[1:] if debug else argv)[:2]
+        p = argparse.ArgumentParser(prog=f"proguard {' '.join(words)}", description=module.HELP)
+        module.add_arguments(p)
+        args, name, run = p.parse_args(rest), " ".join(words), module.run
+    else:
+        args = build_parser().parse_args(argv)
+        debug, name, run = args.debug, args.command, args._run
     try:
-        return int(args._run(args) or 0)
+        return int(run(args) or 0)
+    except BrokenPipeError:  # `proguard ... | head`: the reader left; not an error of ours
+        sys.stderr.close()
+        return 0
     except Exception as exc:
         code = exit_code(exc)
-        if code is None or args.debug:
+        if code is None or debug:
             raise
         message = str(exc).strip() or type(exc).__name__
-        print(f"proguard {args.command}: error: {message}", file=sys.stderr)
+        print(f"proguard {name}: error: {message}", file=sys.stderr)
         return code
+
+
+def _subcommand(argv: list[str]):
+    """``(module, remaining argv)`` when ``argv`` starts with a command and one of its ``SUBCOMMANDS``."""
+    if len(argv) < 2 or argv[0] not in COMMANDS:
+        return None
+    parent = importlib.import_module(f"proguard.commands.{argv[0].replace('-', '_')}")
+    target = getattr(parent, "SUBCOMMANDS", {}).get(argv[1])
+    return (importlib.import_module(target), argv[2:]) if target else None
 
 
 if __name__ == "__main__":

@@ -314,6 +314,7 @@ def _validate(
     response = _str_field(record, "response", problems)
     request_label = record.get("request_label")
     response_label = record.get("response_label") or None
+    group = _str_field(record, "group", problems)
     category = record.get("category") or None
     raw_image = record.get("image")
     problems.extend(
@@ -333,14 +334,7 @@ def _validate(
             node_id = node.key or node.id
     if problems:
         return None
-    group = record.get("group")
-    if group is not None and (not isinstance(group, (str, int)) or isinstance(group, bool) or str(group) == ""):
-        problems.append(f"group: must be a non-empty string, got {group!r}")
-        return None
-    return Sample(
-        str(sid), modality, request, response, image, request_label, response_label, node_id,
-        None if group is None else str(group),
-    )
+    return Sample(str(sid), modality, request, response, image, request_label, response_label, node_id, group)
 
 
 def _image(value: Any, modality: str, base: Path, media: tuple[bool, bool], problems: list[str]) -> Any:

@@ -18,6 +18,13 @@ any other ID (wrong branch, not listed)     ``wrong_id``
 free-text name, ``None``, format error      0.0
 ==========================================  ===========
 
+Deeper taxonomies (any depth): the credit of a wrong answer is set by the deepest ancestor it shares
+with the truth. ``level_credit[d - 1]`` is the credit for sharing the level-``d`` ancestor (level 1 =
+the top category); by default it is ``partial ** (depth of the truth - d)``, so a two-level taxonomy
+scores exactly as the table above and a three-level one gives ``partial`` for the right level-2 node
+and ``partial**2`` for only the right top category. An answer that names an ancestor of the truth
+shares that ancestor.
+
 An answer that calls an unsafe sample safe (an image predicted safe included) names no category
 and earns 0 here: there is no early exit that skips this term.
 """
@@ -29,7 +36,7 @@ from collections.abc import Sequence
 from rewards import _checks
 from rewards.api import Scored
 from rewards.types import Parsed, Target
-from taxonomy import parent_id_of
+from taxonomy import id_path, parent_id_of, top_id_of
 
 
 class CategoryReward:
@@ -39,6 +46,9 @@ class CategoryReward:
         partial: credit for the right parent category with a wrong or missing subcategory.
         wrong_id: credit for any other ID (a wrong branch, or an ID the prompt did not list); 0 by
             default, 0.5 in the ``proguard-paper`` preset, whose reference code credits every ID.
+        level_credit: deeper taxonomies: credit for sharing the ancestor at level 1, 2, ... with the
+            truth (each in [0, 1]); default ``partial ** (truth depth - level)``. For a two-level
+            taxonomy ``[partial]`` is the same as ``partial``.
 
     Returns:
         ``Scored``: the score plus parts ``exact`` (1.0 when exactly right) and ``parent`` (1.0 when
@@ -52,9 +62,32 @@ class CategoryReward:
         [1.0, 0.5, 0.0]
     """
 
-    def __init__(self, partial: float = 0.5, wrong_id: float = 0.0):
+    def __init__(self, partial: float = 0.5, wrong_id: float = 0.0, level_credit: Sequence[float] | None = None):
         self.partial = _checks.number("partial", partial, low=0.0, high=1.0)
         self.wrong_id = _checks.number("wrong_id", wrong_id, low=0.0, high=1.0)
+        if level_credit is not None:
+            if isinstance(level_credit, (str, bytes)) or not hasattr(level_credit, "__iter__"):
+                raise ValueError(f"level_credit must be a list of numbers in [0, 1], got {level_credit!r}")
+            level_credit = tuple(_checks.number(f"level_credit[{i}]", c, low=0.0, high=1.0)
+                                 for i, c in enumerate(level_credit))
+        self.level_credit = level_credit
+
+    def _shared_credit(self, pred: str, truth: str) -> float | None:
+        """Credit for a wrong ID by the deepest ancestor it shares with the truth; ``None`` if none."""
+        p, t = id_path(pred), id_path(truth)
+        if p is None or t is None:
+            return None
+        shared = 0
+        for a, b in zip(p, t):
+            if a != b:
+                break
+            shared += 1
+        shared = min(shared, len(t) - 1)  # naming the truth itself is exact, handled before
+        if shared == 0:
+            return None
+        if self.level_credit is not None and shared <= len(self.level_credit):
+            return self.level_credit[shared - 1]
+        return self.partial ** (len(t) - shared)
 
     def __call__(self, parsed: Sequence[Parsed], targets: Sequence[Target]) -> Scored:
         """Score each completion."""
@@ -73,7 +106,7 @@ class CategoryReward:
             return None, None, None  # no category term (safe sample) or ood_similarity's job
         if not p.ok or p.modality != t.modality or p.category_kind != "id" or not p.category:
             return 0.0, 0.0, 0.0  # format error, "safe" verdict or a free-text name
-        true_top = parent_id_of(t.category) or t.category
+        true_top = top_id_of(t.category) or t.category
         pred = t.source_id(p.category)
         if t.category_level == "category":
             pred_parent = parent_id_of(p.category)
@@ -82,15 +115,16 @@ class CategoryReward:
                 # of it (a map of top levels only): the parent is what was asked for. Where the map
                 # does list that parent's subcategories, an ID it lacks (``C2S99``) does not exist.
                 pred = t.source_id(pred_parent)
-            if pred is not None and (parent_id_of(pred) or pred) == true_top:
+            if pred is not None and (top_id_of(pred) or pred) == true_top:
                 return 1.0, 1.0, 1.0
             return self.wrong_id, 0.0, 0.0
         if pred is None:
             return self.wrong_id, 0.0, 0.0
         if pred == t.category:
             return 1.0, 1.0, 1.0
-        if (parent_id_of(pred) or pred) == true_top:
-            return self.partial, 0.0, 1.0
+        credit = self._shared_credit(pred, t.category)
+        if credit is not None:
+            return credit, 0.0, 1.0
         return self.wrong_id, 0.0, 0.0
 
 

@@ -34,7 +34,7 @@ try:  # the subpackage layout
     from proguard.tasks.config import TaskConfig
     from proguard.tasks.generator import build_tasks
 except ImportError:  # the flat layout before it
-    from proguard.reward_compose import build_reward, targets_from_columns  # type: ignore[no-redef]
+    from proguard.scoring.compose import build_reward, targets_from_columns  # type: ignore[no-redef]
     from proguard.tasks import TaskConfig, build_tasks  # type: ignore[no-redef]
 
 CONFIGS = {

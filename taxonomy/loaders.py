@@ -68,19 +68,23 @@ def _build(cats: Any, origin: str, *, name: str, cat_key: str, syn_key: str) -> 
     out = []
     for i, raw in enumerate(cats, start=1):
         where = f"{origin}: categories[{i - 1}]"
-        cid = f"C{i}"
-        subs_raw = _mapping(raw, where).get("subcategories") or []
-        if not isinstance(subs_raw, list):
-            raise TaxonomyError(f"{where}.subcategories: must be a list")
-        subs = tuple(
-            _node(s, f"{where}.subcategories[{j - 1}]", f"{cid}S{j}", "name", syn_key)
-            for j, s in enumerate(subs_raw, start=1)
-        )
-        out.append(_node(raw, where, cid, cat_key, syn_key, children=subs))
+        out.append(_tree(raw, where, f"C{i}", cat_key, syn_key))
     try:
         return Taxonomy(tuple(out), name=name)
     except TaxonomyError as exc:
         raise TaxonomyError(f"{origin}: {exc}") from None
+
+
+def _tree(raw: Any, where: str, node_id: str, name_key: str, syn_key: str) -> Node:
+    """A node and, recursively, its ``subcategories`` (any depth; IDs ``<parent>S<k>``)."""
+    subs_raw = _mapping(raw, where).get("subcategories") or []
+    if not isinstance(subs_raw, list):
+        raise TaxonomyError(f"{where}.subcategories: must be a list")
+    children = tuple(
+        _tree(s, f"{where}.subcategories[{j - 1}]", f"{node_id}S{j}", "name", syn_key)
+        for j, s in enumerate(subs_raw, start=1)
+    )
+    return _node(raw, where, node_id, name_key, syn_key, children=children)
 
 
 def _mapping(raw: Any, where: str) -> dict:

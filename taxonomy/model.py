@@ -1,8 +1,10 @@
-"""The hierarchical safety taxonomy: categories with subcategories, stable IDs, hide and shuffle.
+"""The hierarchical safety taxonomy: categories with subcategories (to any depth), stable IDs, hide and shuffle.
 
 A taxonomy is immutable. IDs are positional, as in ProGuard's prompts: category ``C<i>`` and
-subcategory ``C<i>S<j>``, numbered from 1. Every node also keeps ``key``, the ID it had in the
-source file, so that a hidden or shuffled copy can always be mapped back to the original.
+subcategory ``C<i>S<j>``, numbered from 1; a deeper node appends ``S<k>`` per level (``C<i>S<j>S<k>``:
+Do-Not-Answer's 5 risk areas / 12 harm types / 61 specific harms are three levels). Every node also
+keeps ``key``, the ID it had in the source file, so that a hidden or shuffled copy can always be mapped
+back to the original.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 _ID_RE = re.compile(r"^C([1-9][0-9]*)(?:S([1-9][0-9]*))?$")
+_PATH_RE = re.compile(r"^C[1-9][0-9]*(?:S[1-9][0-9]*)*$")
 
 
 class TaxonomyError(ValueError):
@@ -20,24 +23,49 @@ class TaxonomyError(ValueError):
 
 
 def parse_id(node_id: str) -> tuple[int, int | None] | None:
-    """Split ``C3S2`` into ``(3, 2)`` and ``C3`` into ``(3, None)``; ``None`` if not an ID."""
+    """Split ``C3S2`` into ``(3, 2)`` and ``C3`` into ``(3, None)``; ``None`` if not a one- or two-level
+    ID (a deeper ID is split by ``id_path``)."""
     m = _ID_RE.match(node_id) if isinstance(node_id, str) else None
     if m is None:
         return None
     return int(m.group(1)), (int(m.group(2)) if m.group(2) else None)
 
 
+def id_path(node_id: str) -> tuple[int, ...] | None:
+    """The positions along the path of any-depth ID: ``C3S2S1`` -> ``(3, 2, 1)``; ``None`` if not an ID."""
+    if not isinstance(node_id, str) or _PATH_RE.match(node_id) is None:
+        return None
+    return tuple(int(x) for x in node_id[1:].split("S"))
+
+
+def id_of_path(path: tuple[int, ...]) -> str:
+    """The inverse of ``id_path``: ``(3, 2, 1)`` -> ``C3S2S1``."""
+    return "C" + "S".join(str(i) for i in path)
+
+
 def is_node_id(text: str) -> bool:
-    """Whether ``text`` has the form of a category or subcategory ID."""
-    return parse_id(text) is not None
+    """Whether ``text`` has the form of a node ID at any depth (``C3``, ``C3S2``, ``C3S2S1``...)."""
+    return id_path(text) is not None
 
 
 def parent_id_of(node_id: str) -> str | None:
-    """``C3S2`` -> ``C3``; a category ID or a non-ID gives ``None``."""
-    parsed = parse_id(node_id)
-    if parsed is None or parsed[1] is None:
+    """The parent's ID: ``C3S2`` -> ``C3``, ``C3S2S1`` -> ``C3S2``; a category ID or a non-ID gives ``None``."""
+    path = id_path(node_id)
+    if path is None or len(path) == 1:
         return None
-    return f"C{parsed[0]}"
+    return id_of_path(path[:-1])
+
+
+def top_id_of(node_id: str) -> str | None:
+    """The top-level category of any node ID (itself for a category); ``None`` for a non-ID."""
+    path = id_path(node_id)
+    return None if path is None else f"C{path[0]}"
+
+
+def id_depth(node_id: str) -> int | None:
+    """1 for a category, 2 for a subcategory, 3 for the level below...; ``None`` for a non-ID."""
+    path = id_path(node_id)
+    return None if path is None else len(path)
 
 
 def normalize_name(text: str) -> str:
@@ -59,7 +87,18 @@ class Node:
     @property
     def is_category(self) -> bool:
         """True for a top-level category, False for a subcategory."""
-        return parse_id(self.id)[1] is None  # type: ignore[index]
+        return id_depth(self.id) == 1
+
+    @property
+    def depth(self) -> int:
+        """1 for a category, 2 for a subcategory, 3 below that..."""
+        return id_depth(self.id) or 0
+
+    def descendants(self) -> Iterator[Node]:
+        """Every node under this one, depth first."""
+        for child in self.children:
+            yield child
+            yield from child.descendants()
 
     @property
     def parent_id(self) -> str | None:
@@ -69,7 +108,7 @@ class Node:
 
 @dataclass(frozen=True)
 class Taxonomy:
-    """An ordered tree of categories (depth two at most), looked up by ID or name."""
+    """An ordered tree of categories (any depth; ProGuard's has two levels), looked up by ID or name."""
 
     categories: tuple[Node, ...]
     name: str = "taxonomy"
@@ -82,8 +121,10 @@ class Taxonomy:
         by_key: dict[str, Node] = {}
         by_name: dict[str, Node] = {}
         for node in self.nodes():
-            if parse_id(node.id) is None:
+            if id_path(node.id) is None:
                 raise TaxonomyError(f"{self.name}: bad node ID {node.id!r}")
+            if any(parent_id_of(c.id) != node.id for c in node.children):
+                raise TaxonomyError(f"{self.name}: the children of {node.id} must have IDs {node.id}S<k>")
             if node.id in by_id:
                 raise TaxonomyError(f"{self.name}: duplicate ID {node.id}")
             if not node.name.strip():
@@ -102,15 +143,21 @@ class Taxonomy:
 
     # ---- lookup -------------------------------------------------------------------------
     def nodes(self) -> Iterator[Node]:
-        """All nodes, depth first: each category followed by its subcategories."""
+        """All nodes, depth first: each category followed by its subcategories (and theirs)."""
         for cat in self.categories:
             yield cat
-            yield from cat.children
+            yield from cat.descendants()
 
     def leaves(self) -> Iterator[Node]:
-        """The nodes an answer should name: subcategories, or categories that have none."""
-        for cat in self.categories:
-            yield from (cat.children or (cat,))
+        """The nodes an answer should name: the nodes without children."""
+        for node in self.nodes():
+            if not node.children:
+                yield node
+
+    @property
+    def depth(self) -> int:
+        """The number of levels (2 for ProGuard's taxonomy)."""
+        return max(n.depth for n in self.nodes())
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -149,44 +196,41 @@ class Taxonomy:
 
     # ---- pure transforms ----------------------------------------------------------------
     def without(self, ids: Iterable[str]) -> Taxonomy:
-        """A copy with these nodes (and a hidden category's subcategories) removed; IDs kept."""
+        """A copy with these nodes (and everything under a hidden node) removed; IDs kept."""
         hide = set(ids)
         unknown = sorted(hide - set(self._by_id))
         if unknown:
             raise TaxonomyError(f"{self.name}: cannot hide unknown IDs {unknown}")
-        cats = tuple(
-            replace(c, children=tuple(s for s in c.children if s.id not in hide))
-            for c in self.categories
-            if c.id not in hide
-        )
-        return Taxonomy(cats, name=self.name)
+
+        def keep(nodes: tuple[Node, ...]) -> tuple[Node, ...]:
+            return tuple(replace(n, children=keep(n.children)) for n in nodes if n.id not in hide)
+
+        return Taxonomy(keep(self.categories), name=self.name)
 
     def renumbered(self, order: Mapping[str, list[str]] | None = None) -> tuple[Taxonomy, dict[str, str]]:
         """Re-number IDs densely from 1 in the given order; returns the taxonomy and old->new IDs.
 
-        ``order`` maps ``""`` to the category IDs in their new order and each category ID to its
-        subcategory IDs in their new order; omitted lists keep the current order.
+        ``order`` maps ``""`` to the category IDs in their new order and each node's ID to its
+        children's IDs in their new order; omitted lists keep the current order.
         """
         order = order or {}
-        cat_ids = list(order.get("", [c.id for c in self.categories]))
-        if sorted(cat_ids) != sorted(c.id for c in self.categories):
-            raise TaxonomyError(f"{self.name}: renumbering order must list every category once")
         id_map: dict[str, str] = {}
-        cats = []
-        for i, cid in enumerate(cat_ids, start=1):
-            cat = self._by_id[cid]
-            sub_ids = list(order.get(cid, [s.id for s in cat.children]))
-            if sorted(sub_ids) != sorted(s.id for s in cat.children):
-                raise TaxonomyError(f"{self.name}: renumbering order for {cid} must list its subcategories once")
-            new_cid = f"C{i}"
-            id_map[cid] = new_cid
-            subs = []
-            for j, sid in enumerate(sub_ids, start=1):
-                new_sid = f"{new_cid}S{j}"
-                id_map[sid] = new_sid
-                subs.append(replace(self._by_id[sid], id=new_sid))
-            cats.append(replace(cat, id=new_cid, children=tuple(subs)))
-        return Taxonomy(tuple(cats), name=self.name), id_map
+
+        def number(nodes: tuple[Node, ...], parent_key: str, parent_new: str | None) -> tuple[Node, ...]:
+            ids = list(order.get(parent_key, [n.id for n in nodes]))
+            if sorted(ids) != sorted(n.id for n in nodes):
+                what = "every category" if parent_key == "" else f"the subcategories of {parent_key}"
+                raise TaxonomyError(f"{self.name}: renumbering order must list {what} once")
+            out = []
+            for i, nid in enumerate(ids, start=1):
+                node = self._by_id[nid]
+                new_id = f"C{i}" if parent_new is None else f"{parent_new}S{i}"
+                id_map[nid] = new_id
+                out.append(replace(node, id=new_id, children=number(node.children, nid, new_id)))
+            return tuple(out)
+
+        cats = number(self.categories, "", None)
+        return Taxonomy(cats, name=self.name), id_map
 
     def shuffled(self, seed: int) -> tuple[Taxonomy, dict[str, str]]:
         """Categories and, within each, subcategories in a seeded random order, re-numbered."""
@@ -194,40 +238,40 @@ class Taxonomy:
         cat_ids = [c.id for c in self.categories]
         rng.shuffle(cat_ids)
         order: dict[str, list[str]] = {"": cat_ids}
-        for c in self.categories:
-            subs = [s.id for s in c.children]
-            rng.shuffle(subs)
-            order[c.id] = subs
+        for node in self.nodes():
+            if node.children:
+                subs = [s.id for s in node.children]
+                rng.shuffle(subs)
+                order[node.id] = subs
         return self.renumbered(order)
 
     # ---- rendering ----------------------------------------------------------------------
     def render(self, *, subcategories: bool = True, descriptions: bool = True) -> str:
         """The category list as shown in the policy prompt, one node per line."""
         lines = []
-        for cat in self.categories:
-            lines.append(_render_line(cat, descriptions, indent=""))
-            if subcategories:
-                lines.extend(_render_line(s, descriptions, indent="  ") for s in cat.children)
+        for node in self.nodes():
+            if node.depth == 1 or subcategories:
+                lines.append(_render_line(node, descriptions, indent="  " * (node.depth - 1)))
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
         """The project's own YAML schema as plain data (keys are not written: IDs are positional)."""
-        return {
-            "name": self.name,
-            "categories": [
-                {
-                    **_node_dict(c),
-                    "subcategories": [_node_dict(s) for s in c.children],
-                }
-                for c in self.categories
-            ],
-        }
+        return {"name": self.name, "categories": [_tree_dict(c, top=True) for c in self.categories]}
 
 
 def _render_line(node: Node, descriptions: bool, indent: str) -> str:
     if descriptions and node.description:
         return f"{indent}{node.id}: {node.name} - {node.description}"
     return f"{indent}{node.id}: {node.name}"
+
+
+def _tree_dict(node: Node, top: bool = False) -> dict:
+    # A category always lists its subcategories (possibly none), as the schema has always been written;
+    # a deeper node lists its children only when it has some.
+    out = _node_dict(node)
+    if top or node.children:
+        out["subcategories"] = [_tree_dict(c) for c in node.children]
+    return out
 
 
 def _node_dict(node: Node) -> dict:

@@ -179,3 +179,20 @@ def test_media_paths_outside_the_data_folder_are_refused_unless_allowed(tmp_path
         assert len(load_samples(path, tax, allow_outside_data=True)) == 1
     path.write_text(json.dumps({**row, "image": "ok.png"}) + "\n")
     assert len(load_samples(path, tax)) == 1
+
+
+def test_optional_group_field_is_kept_and_checked(tmp_path):
+    from proguard.data import DataError, load_samples
+    from taxonomy import load_taxonomy
+
+    tax = load_taxonomy("default")
+    rows = [{"id": f"q1-{m}", "modality": "text", "request": "Q?", "response": "A.", "request_label": "unsafe",
+             "response_label": "safe", "category": "C8S1", "group": "q1"} for m in ("a", "b")]
+    path = tmp_path / "s.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    ds = load_samples(path, tax)
+    assert ds["group"] == ["q1", "q1"]
+    rows[1]["group"] = 7
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    with pytest.raises(DataError, match=r"row 2: group: must be a string"):
+        load_samples(path, tax)

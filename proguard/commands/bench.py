@@ -1,12 +1,16 @@
 """``proguard bench``: score a guard on a task dataset (binary F1, category accuracy, OOD detection
-and description, format, speed) and write results.json, report.md, plots and per-sample predictions."""
+and description, format, speed) and write results.json, report.md, plots and per-sample predictions;
+with ``--suite``, on public benchmarks read from their own releases (``proguard.suites``).
+``proguard bench compare RUN_DIR...`` lays suite runs side by side with the published rows."""
 
 from __future__ import annotations
 
 import argparse
 import os
 
-HELP = "Benchmark a guard (local model, vLLM, or an OpenAI-compatible endpoint) on a task dataset."
+HELP = "Benchmark a guard (local model, vLLM, or an OpenAI-compatible endpoint) on a task dataset or public suites."
+SUBCOMMANDS = {"compare": "proguard.commands.bench_compare"}
+"""``proguard bench compare ...`` is its own command line (``proguard.cli`` dispatches on the word)."""
 
 
 def add_backend_arguments(p: argparse.ArgumentParser) -> None:
@@ -96,7 +100,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--shuffle-ids", action="store_true", help="building from --data: renumber IDs randomly per task")
     g.add_argument("--task-seed", type=int, default=0, help="building from --data: seed of the task generator")
     g.add_argument("--taxonomy", default="default", help="source taxonomy: bundled name or YAML path (names categories)")
-    g.add_argument("--limit", type=int, default=None, help="score only the first N tasks")
+    g.add_argument("--limit", type=int, default=None, help="score only the first N tasks (per benchmark with --suite)")
+    s = p.add_argument_group("public benchmarks (docs/suites.md)")
+    s.add_argument("--suite", default=None, metavar="NAME[,NAME...]",
+                   help="suites (proguard-text, proguard-response, proguard-mm, guardreasoner, all) or benchmark "
+                   "names to run instead of --tasks/--data")
+    s.add_argument("--data-root", default=None,
+                   help="--suite: folder with one sub-folder per benchmark holding its files as released")
+    s.add_argument("--allow-download", action="store_true",
+                   help="--suite: load a benchmark whose files are absent from the Hugging Face hub with datasets "
+                   "(off by default: nothing is fetched otherwise)")
+    s.add_argument("--category-map", action="append", default=[], metavar="BENCHMARK=FILE",
+                   help="--suite: a reviewed category map for a benchmark (repeatable), e.g. for another taxonomy")
     o = p.add_argument_group("run")
     o.add_argument("--out", required=True, help="output directory (holds the generation cache: rerun to resume)")
     o.add_argument("--batch-size", type=int, default=8)
@@ -119,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
     allowed_failures(args.allow_failures, 0)  # malformed options fail before any work
     backend = backend_from_args(args)
     taxonomy = load_taxonomy(args.taxonomy)
+    if args.suite:
+        return _run_suite(args, taxonomy)
     if args.tasks:
         tasks = load_task_dataset(args.tasks, args.split)
         label = args.tasks + (f"[{args.split}]" if args.split else "")
@@ -190,3 +207,40 @@ def allowed_failures(value: str, n: int) -> float:
         return count
     except ValueError:
         raise UsageError(f"--allow-failures {value!r}: expected a count (3) or a percentage (5%)") from None
+
+
+def _run_suite(args: argparse.Namespace, taxonomy) -> int:
+    """``--suite``: run the named suites and print the suite table's path and what was missing."""
+    from proguard.bench.runner import BenchConfig
+    from proguard.errors import UsageError
+    from proguard.suites.base import SuiteDataError
+    from proguard.suites.definitions import SuiteError
+    from proguard.suites.registry import AdapterRegistryError
+    from proguard.suites.run import SUITE_MD, run_suites
+
+    if args.tasks or args.data:
+        raise UsageError("--suite runs public benchmarks: drop --tasks/--data")
+    maps = {}
+    for item in args.category_map:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise UsageError(f"--category-map {item!r}: expected BENCHMARK=FILE")
+        maps[name.strip()] = path.strip()
+    config = BenchConfig(batch_size=args.batch_size, limit=args.limit, require_think=not args.no_require_think,
+                         similarity_threshold=args.similarity_threshold, plots=not args.no_plots,
+                         progress=not args.no_progress)
+    try:
+        result = run_suites(args.suite, backend_from_args(args), args.out, taxonomy, data_root=args.data_root,
+                            config=config, allow_download=args.allow_download, category_maps=maps)
+    except (SuiteDataError, SuiteError, AdapterRegistryError) as exc:
+        raise UsageError(str(exc)) from None
+    fmt = lambda x: "n/a" if x is None else f"{100 * x:.2f}"  # noqa: E731
+    for r in result.rows:
+        print(f"{r['benchmark']:<20} {r['level']:<8} n={r['n']:<6} F1 {fmt(r['f1'])}  category {fmt(r['category_top'])}  "
+              f"format-valid {fmt(r['format_valid_rate'])}")
+    for level, a in result.averages.items():
+        print(f"average ({level}): weighted F1 {fmt(a['weighted_f1'])}, mean F1 {fmt(a['mean_f1'])}")
+    if result.missing:
+        print(f"missing ({len(result.missing)}): {', '.join(result.missing)} (see {args.out}/{SUITE_MD})")
+    print(f"wrote {args.out}/{SUITE_MD}")
+    return 0 if result.rows else 1
