@@ -299,8 +299,9 @@ def test_compare_reproduces_published_rows_byte_for_byte(tmp_path):
 def test_compare_command_line(tmp_path, capsys):
     from proguard.cli import main
 
-    with pytest.raises(SystemExit, match="no suite.json"):
-        main(["bench", "compare", str(tmp_path), "--out", str(tmp_path / "c"), "--no-png"])
+    assert main(["bench", "compare", str(tmp_path), "--out", str(tmp_path / "c"), "--no-png"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("proguard bench compare: error:") and "no suite.json" in err and "Traceback" not in err
     tables = build_tables([], load_published())
     assert render_markdown(tables, "src").count("(published)") == sum(len(t["rows"]) for t in load_published()["tables"])
 
