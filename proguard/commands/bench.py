@@ -27,6 +27,9 @@ def add_backend_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-reply-bytes", type=int, default=None,
                    help="openai: largest reply body read; bigger replies fail (default 4,000,000). Reply text is "
                    "also cut at max-new-tokens x 16 characters; both count as truncations")
+    g.add_argument("--allow-download", action="store_true",
+                   help="transformers/vllm: let --model be a Hugging Face Hub ID downloaded now "
+                   "(default: offline, a local directory or a model already in the Hub cache)")
     g.add_argument("--device", default="auto", help="transformers: cpu, cuda, cuda:1... (default: cuda if available)")
     g.add_argument("--dtype", default="auto", help="transformers: float32, bfloat16... (default: bf16 on GPU, fp32 on CPU)")
     g.add_argument("--vllm-option", action="append", default=[], metavar="KEY=VALUE",
@@ -58,7 +61,8 @@ def backend_from_args(args: argparse.Namespace):
     elif args.backend == "vllm":
         options = parse_options(args.vllm_option, "--vllm-option")
     api_key = os.environ.get(args.api_key_env) if args.api_key_env else None
-    return make_backend(args.backend, args.model, settings, base_url=args.base_url, api_key=api_key, **options)
+    return make_backend(args.backend, args.model, settings, base_url=args.base_url, api_key=api_key,
+                        allow_download=args.allow_download, **options)
 
 
 def parse_options(items: list[str], flag: str) -> dict:

@@ -13,6 +13,7 @@ Nothing here imports torch, transformers or TRL at module level: ``proguard trai
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,8 +200,16 @@ class Recipe:
 # ---------------------------------------------------------------------------------------------
 # Loading
 # ---------------------------------------------------------------------------------------------
-def load_recipe(path: str | Path | None, overrides: Sequence[str] = ()) -> Recipe:
-    """Schema defaults <- the YAML file <- ``key=value`` overrides, typed and checked."""
+def load_recipe(
+    path: str | Path | None, overrides: Sequence[str] = (), *, allow_env: bool | Sequence[str] = ()
+) -> Recipe:
+    """Schema defaults <- the YAML file <- ``key=value`` overrides, typed and checked.
+
+    ``${oc.env:VAR}`` interpolation is off unless ``allow_env`` names ``VAR`` (or is ``True``): a
+    shared recipe must not read API keys out of the environment into run names and saved files.
+    Keys filled from the environment are written back as their ``${oc.env:...}`` text by
+    ``recipe_to_yaml``, so the value itself never reaches ``recipe.yaml`` or ``--dry-run``.
+    """
     from omegaconf import DictConfig, OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
@@ -227,6 +236,9 @@ def load_recipe(path: str | Path | None, overrides: Sequence[str] = ()) -> Recip
             raise RecipeError(f"command line: {exc}") from None
 
     merged = schema
+    env_keys: dict[str, str] = {}
+    for origin, layer in layers:
+        env_keys.update(env_interpolations(OmegaConf.to_container(layer, resolve=False), origin, allow_env))
     for origin, layer in layers:
         _check_sections(OmegaConf.to_container(layer, resolve=False), Recipe, origin, prefix="")
         try:
@@ -240,8 +252,34 @@ def load_recipe(path: str | Path | None, overrides: Sequence[str] = ()) -> Recip
     except TaskError as exc:  # TaskOptions validates itself on construction
         raise RecipeError(f"{_where(layers)}: data.tasks.{exc}") from None
     assert isinstance(recipe, Recipe)
+    recipe.__dict__["_env_keys"] = env_keys  # outside the fields: never merged or saved
     check_recipe(recipe, origin=_where(layers))
     return recipe
+
+
+_ENV_RE = re.compile(r"\$\{\s*oc\.env\s*:\s*([^,}\s]*)")
+
+
+def env_interpolations(data: Any, origin: str, allow_env: bool | Sequence[str], key: str = "") -> dict[str, str]:
+    """``{dotted key: text}`` of the values that read the environment; ``RecipeError`` for a variable not allowed."""
+    out: dict[str, str] = {}
+    if isinstance(data, Mapping):
+        for k, v in data.items():
+            out.update(env_interpolations(v, origin, allow_env, f"{key}.{k}" if key else str(k)))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            out.update(env_interpolations(v, origin, allow_env, f"{key}[{i}]"))
+    elif isinstance(data, str) and "oc.env" in data:
+        names = _ENV_RE.findall(data) or ["?"]
+        allowed = allow_env is True or (not isinstance(allow_env, bool) and all(n in allow_env for n in names))
+        if not allowed:
+            raise RecipeError(
+                f"{origin}: {key}: {data!r} reads the environment variable {names[0]}; ${{oc.env:...}} is off by "
+                f"default (a recipe must not copy secrets into run names and saved files): pass --allow-env "
+                f"{names[0]} to allow it, or write the value itself"
+            )
+        out[key] = data
+    return out
 
 
 def _where(layers: list[tuple[str, Any]]) -> str:
@@ -481,10 +519,14 @@ def _check_grpo_extra(extra: Mapping[str, Any], origin: str) -> None:
 
 
 def recipe_to_yaml(r: Recipe) -> str:
-    """The resolved recipe as YAML (what ``--dry-run`` prints and the run saves)."""
+    """The resolved recipe as YAML (what ``--dry-run`` prints and the run saves); values read from the
+    environment are shown as their ``${oc.env:VAR}`` text, never as the value."""
     from omegaconf import OmegaConf
 
-    return OmegaConf.to_yaml(OmegaConf.structured(r))
+    cfg = OmegaConf.structured(r)
+    for key, text in r.__dict__.get("_env_keys", {}).items():
+        OmegaConf.update(cfg, key, text, merge=False)
+    return OmegaConf.to_yaml(cfg)
 
 
 __all__ = [

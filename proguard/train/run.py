@@ -104,6 +104,7 @@ def build_trainer(
     train_dataset=None,
     reward_funcs: Callable | Sequence[Callable] | None = None,
     callbacks: Sequence[Any] = (),
+    allow_download: bool = False,
 ) -> Setup:
     """Dataset, reward, processor, checks and the ``GRPOTrainer`` (``train_dataset``/``reward_funcs`` override the recipe)."""
     from accelerate import PartialState
@@ -116,7 +117,7 @@ def build_trainer(
     state = PartialState()
 
     ds = train_dataset if train_dataset is not None else build_train_dataset(r)
-    model_path = resolve_model_path(r)
+    model_path = resolve_model_path(r, allow_download=allow_download)
     processor = load_processor(model_path, r)
     if r.images.max_pixels or r.images.min_pixels:
         with state.local_main_process_first():
@@ -236,7 +237,9 @@ def _prepare_output_dir(out: Path, resume: bool) -> Path | None:
     return checkpoint
 
 
-def train(r: Recipe, *, resume: bool = False, callbacks: Sequence[Any] = (), **overrides: Any) -> Path:
+def train(
+    r: Recipe, *, resume: bool = False, callbacks: Sequence[Any] = (), allow_download: bool = False, **overrides: Any
+) -> Path:
     """Train per the recipe and save ``<output_dir>/final``; ``resume`` continues the newest complete checkpoint.
 
     A fresh run is refused only by a complete checkpoint (``--resume`` continues it); incomplete ones
@@ -244,7 +247,7 @@ def train(r: Recipe, *, resume: bool = False, callbacks: Sequence[Any] = (), **o
     """
     out = Path(r.output_dir)
     checkpoint = _prepare_output_dir(out, resume)
-    setup = build_trainer(r, callbacks=callbacks, **overrides)
+    setup = build_trainer(r, callbacks=callbacks, allow_download=allow_download, **overrides)
     trainer = setup.trainer
     if trainer.is_world_process_zero():
         out.mkdir(parents=True, exist_ok=True)
