@@ -128,9 +128,11 @@ def run(args: argparse.Namespace) -> int:
         label = args.tasks + (f"[{args.split}]" if args.split else "")
     else:
         from proguard.data import BUNDLED_SAMPLES, load_samples
+        from proguard.inputs import check_source
         from proguard.tasks import TaskConfig, build_tasks, default_tasks
 
         data = args.data or str(BUNDLED_SAMPLES)
+        check_source(data)
         samples = load_samples(data, taxonomy)
         if args.holdout or args.shuffle_ids:
             cfg = TaskConfig(holdout=args.holdout or [], shuffle_ids=args.shuffle_ids, seed=args.task_seed)
