@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from proguard.train.recipe import Recipe, RecipeError, check_finite, load_recipe
+from proguard.train.recipe import Recipe, RecipeError, load_recipe
+from proguard.train.recipe_guards import non_finite
 
 
 def _float_keys(obj, prefix=""):
@@ -40,7 +41,8 @@ def test_non_finite_numbers_in_free_form_sections_are_rejected_too():
         load_recipe(None, ["grpo.extra.adam_beta1=.nan"])
     with pytest.raises(RecipeError, match=r"rewards\[0\]\.weight: must be a finite number"):
         load_recipe(None, ["rewards=[{name: format, weight: .inf}]"])
-    check_finite({"a": [1.0, 2, "nan"]})  # finite numbers and strings pass
+    assert non_finite({"a": [1.0, 2, "nan"]}) is None  # finite numbers and strings pass
+    assert non_finite({"a": [1.0, float("inf")]}) == "a[1]: must be a finite number, got inf"
 
 
 def test_a_recipe_whose_top_level_is_a_list_is_a_one_line_error(tmp_path):

@@ -13,7 +13,6 @@ Nothing here imports torch, transformers or TRL at module level: ``proguard trai
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from proguard.hints import did_you_mean
 from proguard.protocol import PromptConfig
 from proguard.scoring.specs import RewardSpec, RewardSpecError, load_preset, parse_specs, preset_names
 from proguard.tasks.config import TaskConfig, TaskError, TaskOptions
+from proguard.train.recipe_guards import env_reads, non_finite
 
 TINY_MODEL = "tiny"
 """``model.name_or_path`` value that builds the in-process tiny Qwen2.5-VL (``proguard.models.tiny_vlm``)."""
@@ -238,7 +238,10 @@ def load_recipe(
     merged = schema
     env_keys: dict[str, str] = {}
     for origin, layer in layers:
-        env_keys.update(env_interpolations(OmegaConf.to_container(layer, resolve=False), origin, allow_env))
+        found, problem = env_reads(OmegaConf.to_container(layer, resolve=False), allow_env)
+        if problem:
+            raise RecipeError(f"{origin}: {problem}")
+        env_keys.update(found)
     for origin, layer in layers:
         _check_sections(OmegaConf.to_container(layer, resolve=False), Recipe, origin, prefix="")
         try:
@@ -255,31 +258,6 @@ def load_recipe(
     recipe.__dict__["_env_keys"] = env_keys  # outside the fields: never merged or saved
     check_recipe(recipe, origin=_where(layers))
     return recipe
-
-
-_ENV_RE = re.compile(r"\$\{\s*oc\.env\s*:\s*([^,}\s]*)")
-
-
-def env_interpolations(data: Any, origin: str, allow_env: bool | Sequence[str], key: str = "") -> dict[str, str]:
-    """``{dotted key: text}`` of the values that read the environment; ``RecipeError`` for a variable not allowed."""
-    out: dict[str, str] = {}
-    if isinstance(data, Mapping):
-        for k, v in data.items():
-            out.update(env_interpolations(v, origin, allow_env, f"{key}.{k}" if key else str(k)))
-    elif isinstance(data, list):
-        for i, v in enumerate(data):
-            out.update(env_interpolations(v, origin, allow_env, f"{key}[{i}]"))
-    elif isinstance(data, str) and "oc.env" in data:
-        names = _ENV_RE.findall(data) or ["?"]
-        allowed = allow_env is True or (not isinstance(allow_env, bool) and all(n in allow_env for n in names))
-        if not allowed:
-            raise RecipeError(
-                f"{origin}: {key}: {data!r} reads the environment variable {names[0]}; ${{oc.env:...}} is off by "
-                f"default (a recipe must not copy secrets into run names and saved files): pass --allow-env "
-                f"{names[0]} to allow it, or write the value itself"
-            )
-        out[key] = data
-    return out
 
 
 def _where(layers: list[tuple[str, Any]]) -> str:
@@ -332,7 +310,9 @@ def check_recipe(r: Recipe, origin: str = "recipe") -> None:
         if value is not None and (value < 0 or (value == 0 and not zero_ok)):
             fail(key, f"must be {'>= 0' if zero_ok else '> 0'}, got {value!r}")
 
-    check_finite(r, origin)
+    problem = non_finite(r)  # one rule for every float key of every section
+    if problem:
+        raise RecipeError(f"{origin}: {problem}")
     if not r.model.name_or_path.strip():
         fail("model.name_or_path", "empty; a checkpoint path, a hub id or 'tiny'")
     one_of("model.dtype", r.model.dtype, DTYPES)
@@ -425,27 +405,6 @@ def check_recipe(r: Recipe, origin: str = "recipe") -> None:
     positive("checkpoint.save_total_limit", r.checkpoint.save_total_limit)
     if not r.output_dir.strip():
         fail("output_dir", "empty")
-
-
-def check_finite(value: Any, origin: str = "recipe", key: str = "") -> None:
-    """One rule for every number of the recipe, whatever the section: NaN and infinity are errors.
-
-    Walks dataclass fields, mappings (``grpo.extra``, reward options) and lists generically, so a key
-    added later is covered without being listed here (``nan < 0`` is false: range checks miss it).
-    """
-    import math
-
-    if isinstance(value, float) and not math.isfinite(value):
-        raise RecipeError(f"{origin}: {key or 'value'}: must be a finite number, got {value!r}")
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        for f in dataclasses.fields(value):
-            check_finite(getattr(value, f.name), origin, f"{key}.{f.name}" if key else f.name)
-    elif isinstance(value, Mapping):
-        for k, v in value.items():
-            check_finite(v, origin, f"{key}.{k}" if key else str(k))
-    elif isinstance(value, (list, tuple)):
-        for i, v in enumerate(value):
-            check_finite(v, origin, f"{key}[{i}]")
 
 
 def _parse_rewards(rewards: Any, origin: str) -> list[RewardSpec]:
@@ -543,7 +502,6 @@ __all__ = [
     "Recipe",
     "RecipeError",
     "RolloutConfig",
-    "check_finite",
     "check_recipe",
     "load_recipe",
     "recipe_to_yaml",
