@@ -42,7 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--leak-scope", choices=("policy", "prompt"), default="policy",
                    help="leak check: system prompts only (policy) or training conversations too (prompt)")
     p.add_argument("--no-descriptions", action="store_true", help="list categories without their descriptions")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output directory (only one that proguard tasks wrote; never one holding the inputs)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output directory (only one proguard tasks wrote; never one holding the inputs)")
 
 
 def run(args: argparse.Namespace) -> int:
