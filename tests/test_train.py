@@ -113,9 +113,64 @@ def test_final_model_reloads_and_generates(tiny_run):
 def test_resume_without_checkpoint_and_rerun_are_errors(tiny_run, tmp_path, capsys):
     """--resume needs a checkpoint; a fresh run into a used output_dir must ask for --resume."""
     assert cli_main(["train", str(TINY_RECIPE), f"output_dir={tmp_path / 'empty'}", "--resume", *FAST]) == 2
-    assert "no checkpoint-N" in capsys.readouterr().err
+    assert "no complete checkpoint-N" in capsys.readouterr().err
     assert cli_main(["train", str(TINY_RECIPE), f"output_dir={tiny_run}", *FAST]) == 2
     assert "pass --resume" in capsys.readouterr().err
+
+
+def test_resume_skips_an_incomplete_checkpoint_and_logs_each_step_once(tiny_run, tmp_path, capsys):
+    """Killed while checkpoint-3 was written: --resume says so, continues checkpoint-2, step 3 is logged once."""
+    import shutil
+
+    from proguard.train.checkpoints import checkpoint_problem
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, symlinks=True)
+    shutil.rmtree(run / "final")
+    weights = run / "checkpoint-3" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    capsys.readouterr()
+    assert cli_main(["train", str(TINY_RECIPE), f"output_dir={run}", f"grpo.max_steps={STEPS}",
+                     "checkpoint.save_steps=1", "--resume", *FAST]) == 0
+    out = capsys.readouterr().out
+    assert "skipping checkpoint-3: model.safetensors is truncated" in out and "resuming from checkpoint-2" in out
+    assert [r["step"] for r in records(run)] == [1, 2, 3]
+    assert (run / "incomplete-checkpoint-3").is_dir() and checkpoint_problem(run / "checkpoint-3") is None
+    assert not list(run.glob(".partial-checkpoint-*"))
+
+
+def test_a_save_killed_before_its_rename_leaves_no_checkpoint_and_a_fresh_run_is_not_refused(tmp_path, monkeypatch,
+                                                                                               capsys):
+    """Checkpoints are written to a staging sibling and renamed: a kill mid-save leaves no checkpoint-N;
+    a directory holding only incomplete checkpoints does not stop a fresh run."""
+    import proguard.train.trainer as trainer_module
+    from proguard.train.checkpoints import checkpoint_problem
+
+    real, calls = trainer_module.publish, []
+
+    def killed_at_the_second_save(staged, final):
+        calls.append(final.name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed while saving")
+        real(staged, final)
+
+    run = tmp_path / "run"
+    monkeypatch.setattr(trainer_module, "publish", killed_at_the_second_save)
+    with pytest.raises(KeyboardInterrupt):
+        cli_main(["train", str(TINY_RECIPE), f"output_dir={run}", "grpo.max_steps=2", "checkpoint.save_steps=1", *FAST])
+    monkeypatch.setattr(trainer_module, "publish", real)
+    assert checkpoint_problem(run / "checkpoint-1") is None and not (run / "checkpoint-2").exists()
+    assert (run / ".partial-checkpoint-2" / "checkpoint-2" / "trainer_state.json").is_file()
+
+    fresh = tmp_path / "fresh"
+    (fresh / "checkpoint-5").mkdir(parents=True)  # an empty checkpoint dir: a save cut short by old code
+    (fresh / ".partial-checkpoint-6" / "checkpoint-6").mkdir(parents=True)
+    capsys.readouterr()
+    assert cli_main(["train", str(TINY_RECIPE), f"output_dir={fresh}", "grpo.max_steps=1", "checkpoint.save_steps=1",
+                     *FAST]) == 0
+    out = capsys.readouterr().out
+    assert "skipping checkpoint-5: no trainer_state.json; moved it to incomplete-checkpoint-5" in out
+    assert not (fresh / ".partial-checkpoint-6").exists() and checkpoint_problem(fresh / "checkpoint-1") is None
 
 
 def test_lora_run_saves_a_merged_model(tmp_path):
@@ -181,12 +236,12 @@ def test_image_token_misalignment_is_a_clear_error(tiny_parts):
 
 
 def test_vllm_backend_without_vllm_names_the_extra_and_hf(monkeypatch, capsys, tmp_path):
-    """rollout.backend=vllm with vLLM absent: exit 2 before any model loads, naming the extra and the HF backend."""
+    """rollout.backend=vllm with vLLM absent: exit 1 before any model loads, naming the extra and the HF backend."""
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "vllm" else real(name, *a))
     rc = cli_main(["train", str(TINY_RECIPE), "rollout.backend=vllm", f"output_dir={tmp_path / 'v'}"])
     err = capsys.readouterr().err
-    assert rc == 2
+    assert rc == 1  # a run that cannot start here (TrainError), not a malformed recipe
     assert "proguard[vllm]" in err and "`vllm` extra" in err and "rollout.backend=hf" in err
     assert not (tmp_path / "v").exists()  # nothing was built
 

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from proguard.bench.errors import BenchError
+from proguard.bench.errors import BackendMissing, BenchError
 
 Messages = list[dict[str, Any]]
 Prompt = tuple[Messages, Any]  # (chat messages, PIL image or None)
@@ -100,10 +100,20 @@ def make_backend(
     *,
     base_url: str | None = None,
     api_key: str | None = None,
+    allow_download: bool = False,
     **options: Any,
 ) -> Backend:
-    """Build a backend by name: ``transformers``, ``vllm`` or ``openai`` (needs ``base_url``)."""
+    """Build a backend by name: ``transformers``, ``vllm`` or ``openai`` (needs ``base_url``).
+
+    A local model (``transformers``, ``vllm``) must be a directory or already in the Hub cache unless
+    ``allow_download`` is set: nothing is downloaded without being asked."""
     settings = settings or GenerationSettings()
+    if kind == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise BackendMissing(VLLM_MISSING)  # before the model: the missing library is the first thing to fix
+    if kind in ("transformers", "vllm"):
+        from proguard.hub import local_model_or_download
+
+        model = local_model_or_download(model, bool(allow_download), what="--model")
     if kind == "transformers":
         return TransformersBackend(model, settings, **options)
     if kind == "vllm":
@@ -281,7 +291,7 @@ class VLLMBackend:
 
     def __init__(self, model_path: str, settings: GenerationSettings | None = None, **llm_kwargs: Any) -> None:
         if importlib.util.find_spec("vllm") is None:
-            raise ImportError(VLLM_MISSING)
+            raise BackendMissing(VLLM_MISSING)
         self.model_path = str(model_path)
         self.settings = settings or GenerationSettings()
         self.llm_kwargs = llm_kwargs

@@ -28,6 +28,7 @@ from proguard.bench.backends import Backend, GenerationFailed, prepare, token_co
 from proguard.bench.cache import CACHE_FILE, CachedGeneration, GenerationCache, config_key, prompt_hash
 from proguard.bench.errors import BenchError
 from proguard.bench.metrics import Record, compute_metrics, predicted_parent, reasoning_words
+from proguard.inputs import check_dataset_dir, check_parquet
 from proguard.outputs import ensure_output_dir
 from proguard.protocol import parse_completion
 from proguard.sanitize import clean_text
@@ -144,6 +145,10 @@ def load_task_dataset(path: str | Path, split: str | None = None) -> Any:
     if p.is_file():
         if p.suffix != ".parquet":
             raise BenchError(f"{p}: a task dataset is a saved datasets directory or a .parquet file")
+        check_parquet(p, BenchError)
+    else:
+        check_dataset_dir(p, BenchError)
+    if p.is_file():
         return select_splits(datasets.Dataset.from_parquet(str(p)), split, str(p))
     return select_splits(datasets.load_from_disk(str(p)), split, str(p))
 

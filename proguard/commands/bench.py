@@ -31,6 +31,9 @@ def add_backend_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-reply-bytes", type=int, default=None,
                    help="openai: largest reply body read; bigger replies fail (default 4,000,000). Reply text is "
                    "also cut at max-new-tokens x 16 characters; both count as truncations")
+    g.add_argument("--allow-download", action="store_true",
+                   help="transformers/vllm: let --model be a Hugging Face Hub ID downloaded now "
+                   "(default: offline, a local directory or a model already in the Hub cache)")
     g.add_argument("--device", default="auto", help="transformers: cpu, cuda, cuda:1... (default: cuda if available)")
     g.add_argument("--dtype", default="auto", help="transformers: float32, bfloat16... (default: bf16 on GPU, fp32 on CPU)")
     g.add_argument("--vllm-option", action="append", default=[], metavar="KEY=VALUE",
@@ -62,7 +65,8 @@ def backend_from_args(args: argparse.Namespace):
     elif args.backend == "vllm":
         options = parse_options(args.vllm_option, "--vllm-option")
     api_key = os.environ.get(args.api_key_env) if args.api_key_env else None
-    return make_backend(args.backend, args.model, settings, base_url=args.base_url, api_key=api_key, **options)
+    return make_backend(args.backend, args.model, settings, base_url=args.base_url, api_key=api_key,
+                        allow_download=args.allow_download, **options)
 
 
 def parse_options(items: list[str], flag: str) -> dict:
@@ -141,9 +145,11 @@ def run(args: argparse.Namespace) -> int:
         label = args.tasks + (f"[{args.split}]" if args.split else "")
     else:
         from proguard.data import BUNDLED_SAMPLES, load_samples
+        from proguard.inputs import check_source
         from proguard.tasks import TaskConfig, build_tasks, default_tasks
 
         data = args.data or str(BUNDLED_SAMPLES)
+        check_source(data)
         samples = load_samples(data, taxonomy)
         if args.holdout or args.shuffle_ids:
             cfg = TaskConfig(holdout=args.holdout or [], shuffle_ids=args.shuffle_ids, seed=args.task_seed)

@@ -21,10 +21,12 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from proguard.data import BUNDLED_SAMPLES, load_samples
+    from proguard.inputs import check_source
     from proguard.protocol import PromptConfig, build_messages, format_answer, parse_completion
     from taxonomy import load_taxonomy
 
     tax = load_taxonomy(args.taxonomy)
+    check_source(args.data or BUNDLED_SAMPLES)
     ds = load_samples(args.data or BUNDLED_SAMPLES, tax)
     matches = [r for r in ds if r["id"] == args.sample]
     if not matches:

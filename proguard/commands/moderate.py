@@ -30,9 +30,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def read_inputs(path: Path) -> list[dict]:
     """Inputs from a JSONL file; image paths are made relative to the file; errors name the line."""
     from proguard.data import read_jsonl_objects
+    from proguard.inputs import check_utf8
     from proguard.errors import UsageError
 
     items = []
+    if path.is_file():
+        check_utf8(path)
     try:
         for n, item in read_jsonl_objects(path):
             if isinstance(item.get("image"), str) and not Path(item["image"]).is_absolute():

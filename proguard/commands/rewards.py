@@ -69,12 +69,14 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from proguard.scoring.compose import build_reward
+    from proguard.scoring.compose import build_reward, resolve_specs
     from proguard.scoring.offline import read_scoring_rows, score_rows, summary, write_scored
     from taxonomy import load_taxonomy
 
-    reward = build_reward(args.recipe if args.recipe else (args.preset or "default"))
+    which = args.recipe if args.recipe else (args.preset or "default")
+    resolve_specs(which)  # a bad preset or recipe, then a bad input file, before any reward module loads
     rows = read_scoring_rows(args.input, load_taxonomy(args.taxonomy))
+    reward = build_reward(which)
     if rows.replaced:
         print(f"{args.input}: replaced {rows.replaced} lone UTF-16 surrogate(s) with U+FFFD", file=sys.stderr)
     result = score_rows(reward, rows, batch_size=max(1, args.batch_size))

@@ -51,6 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load, generate, save, print the summary."""
     from proguard.data import load_samples
+    from proguard.inputs import check_source
     from proguard.outputs import check_output_dir, replace_output_dir
     from proguard.protocol import PromptConfig
     from proguard.tasks import LeakError, TaskConfig, format_summary, generate_tasks
@@ -74,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
             prompt=PromptConfig(descriptions=not args.no_descriptions),
         )
         taxonomy = load_taxonomy(args.taxonomy)
+        check_source(args.data)  # non-UTF-8, corrupt parquet, not a dataset dir: one line naming it
         samples = load_samples(args.data, taxonomy, allow_outside_data=args.allow_outside_data)
         build = generate_tasks(samples, taxonomy, config)
     except LeakError as exc:

@@ -29,6 +29,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     mode.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in output_dir")
     mode.add_argument("--explain", metavar="KEY", nargs="?", const="",
                       help="print a recipe key's type, default and help (a section lists its keys; no KEY: all)")
+    add_safety_arguments(p)
+
+
+def add_safety_arguments(p: argparse.ArgumentParser) -> None:
+    """``--allow-env`` and ``--allow-download``, shared with ``proguard vllm-serve``."""
+    p.add_argument("--allow-env", action="append", default=[], metavar="VAR[,VAR]",
+                   help="let the recipe read these environment variables with ${oc.env:VAR} (off by default; "
+                   "the values are never written to recipe.yaml or printed by --dry-run); '*' allows any")
+    p.add_argument("--allow-download", action="store_true",
+                   help="let model.name_or_path be a Hugging Face Hub ID that is downloaded now (default: offline, "
+                   "a local checkpoint directory or 'tiny')")
+
+
+def allowed_env(values: list[str]) -> bool | list[str]:
+    """``--allow-env`` values as ``load_recipe``'s ``allow_env``."""
+    names = [n.strip() for v in values for n in v.split(",") if n.strip()]
+    return True if "*" in names else names
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if args.recipe is None:
         raise UsageError("a recipe is required (e.g. recipes/tiny/grpo_cpu.yaml); --explain KEY needs none")
     _split_flags(args)
-    recipe = load_recipe(args.recipe, args.overrides)
+    recipe = load_recipe(args.recipe, args.overrides, allow_env=allowed_env(args.allow_env))
 
     from proguard.train import dry_run, train, validate
 
@@ -57,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"warning: {warning}", file=sys.stderr)
         print(f"{args.recipe}: ok ({len(specs)} rewards: {', '.join(s.name for s in specs)})")
         return 0
-    final = train(recipe, resume=args.resume)
+    final = train(recipe, resume=args.resume, allow_download=args.allow_download)
     print(json.dumps({"final_model": str(final)}))
     return 0
 
@@ -68,11 +85,20 @@ def _split_flags(args: argparse.Namespace) -> None:
 
     modes = {"--check": "check", "--dry-run": "dry_run", "--resume": "resume"}
     overrides = []
-    for item in args.overrides:
+    items = iter(args.overrides)
+    for item in items:
         if item in modes:
             setattr(args, modes[item], True)
+        elif item == "--allow-download":
+            args.allow_download = True
+        elif item == "--allow-env" or item.startswith("--allow-env="):
+            value = item.partition("=")[2] if "=" in item else next(items, None)
+            if not value:
+                raise UsageError("--allow-env needs a variable name (--allow-env VAR)")
+            args.allow_env.append(value)
         elif item.startswith("-"):
-            raise UsageError(f"unknown option {item!r}; options: {', '.join(modes)} (overrides are key=value)")
+            known = [*modes, "--allow-env", "--allow-download"]
+            raise UsageError(f"unknown option {item!r}; options: {', '.join(known)} (overrides are key=value)")
         else:
             overrides.append(item)
     args.overrides = overrides

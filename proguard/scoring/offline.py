@@ -27,6 +27,7 @@ from typing import Any, TextIO
 
 from proguard.data import DataError, read_jsonl
 from proguard.errors import UsageError
+from proguard.inputs import check_utf8
 from proguard.hints import problems_message
 from proguard.protocol import PromptConfig
 from proguard.sanitize import clean_text
@@ -96,6 +97,7 @@ def read_scoring_rows(path: str | Path, taxonomy: Taxonomy) -> ScoringRows:
     path = Path(path)
     if not path.is_file():
         raise ScoringInputError(f"{path}: no such file")
+    check_utf8(path, ScoringInputError)
     prompt = PromptConfig()
     errors: list[str] = []
     out = ScoringRows([], [], [], 0)

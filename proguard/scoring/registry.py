@@ -176,6 +176,8 @@ class RewardRegistry:
             raise RewardRegistryError(f"reward {name!r}: {exc}") from exc
         if not callable(module):
             raise RewardRegistryError(f"reward {name!r}: {factory.__name__} instances are not callable")
+        if type(module) is not factory:  # a factory class built something else: that must meet the contract
+            check_reward_contract(name, module)
         return module
 
     def describe(self, name: str) -> RewardInfo:
@@ -205,6 +207,8 @@ def check_reward_contract(name: str, obj: Any) -> None:
         raise RewardRegistryError(f"reward {name!r}: {where} is part of the Python standard library, not a reward module")
     contract = "a reward is a class whose instances are called as (parsed, targets), or a function (parsed, targets)"
     if inspect.isclass(obj):
+        if any(_python_new(k) for k in obj.__mro__ if k is not object):
+            return  # a factory class (a Python __new__ returns the module): the built object is checked in build()
         if not any("__call__" in vars(k) for k in obj.__mro__ if k is not object):
             raise RewardRegistryError(f"reward {name!r}: {where} is a class whose instances are not callable; {contract}")
         call, args = inspect.getattr_static(obj, "__call__"), (None, None, None)  # self, parsed, targets
@@ -224,6 +228,12 @@ def check_reward_contract(name: str, obj: Any) -> None:
         raise RewardRegistryError(
             f"reward {name!r}: {where}{inspect.signature(call)} does not take (parsed, targets); {contract}"
         ) from None
+
+
+def _python_new(cls: type) -> bool:
+    """Whether ``cls`` itself defines ``__new__`` in Python (not a C type's constructor)."""
+    new = vars(cls).get("__new__")
+    return inspect.isfunction(getattr(new, "__func__", new))
 
 
 def options_of(factory: Any) -> tuple[OptionInfo, ...]:

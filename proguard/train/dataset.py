@@ -21,12 +21,17 @@ def build_train_dataset(r: Recipe):
     import datasets
 
     from proguard.data import BUNDLED_SAMPLES, load_samples
+    from proguard.inputs import check_dataset_dir, check_source
+    from proguard.train.errors import TrainInputError
     from taxonomy import load_taxonomy
 
     if r.data.prepared:
         path = Path(r.data.prepared)
         if not path.exists():
             raise TrainError(f"data.prepared: {path}: no such directory")
+        if not path.is_dir():
+            raise TrainInputError(f"data.prepared: {path}: not a directory (a task dataset saved by proguard tasks)")
+        check_dataset_dir(path, TrainInputError)
         loaded = datasets.load_from_disk(str(path))
         origin = str(path)
         if isinstance(loaded, datasets.DatasetDict):
@@ -41,6 +46,7 @@ def build_train_dataset(r: Recipe):
 
         taxonomy = load_taxonomy(r.data.taxonomy)
         samples_path = BUNDLED_SAMPLES if r.data.samples == BUNDLED else Path(r.data.samples)
+        check_source(samples_path)  # a non-UTF-8 or corrupt file: one line naming it, not a traceback
         samples = load_samples(samples_path, taxonomy, allow_outside_data=r.data.allow_outside_data)
         origin = str(samples_path)
         if r.data.tasks is None:

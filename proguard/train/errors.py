@@ -12,11 +12,3 @@ class TrainError(RunError):
 class TrainInputError(UsageError, TrainError):
     """A training input is wrong (a recipe value, the output directory, a checkpoint to resume): exit 2."""
 
-
-class TrainSetupError(TrainError, UsageError):
-    """The recipe asks for what this machine lacks (vLLM, CUDA, a package): fix the recipe or the install.
-
-    A usage error (exit 2), and still a ``TrainError`` for callers that catch those.
-    """
-
-    exit_code = 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from proguard.outputs import replace_output_dir
+from proguard.hub import local_model_or_download
 from proguard.train.errors import TrainError
 from proguard.train.recipe import TINY_MODEL, Recipe
 
@@ -28,13 +29,15 @@ _PROCESSOR_FILES = (
 )
 
 
-def resolve_model_path(r: Recipe) -> str:
-    """A local path or hub id of the policy; ``tiny`` builds (once, cached) the in-process tiny VLM."""
+def resolve_model_path(r: Recipe, *, allow_download: bool = False) -> str:
+    """A local path of the policy (or, with ``allow_download``, a hub ID); ``tiny`` builds (once, cached)
+    the in-process tiny VLM. Offline by default: a name that is not a local directory is an error
+    naming ``--allow-download``, before anything is fetched."""
     if r.model.name_or_path == TINY_MODEL:
         from proguard.models.tiny_vlm import tiny_vlm_path
 
         return str(tiny_vlm_path())
-    return r.model.name_or_path
+    return local_model_or_download(r.model.name_or_path, allow_download, what="model.name_or_path")
 
 
 def load_processor(model_path: str, r: Recipe):

@@ -26,6 +26,7 @@ from proguard.hints import did_you_mean
 from proguard.protocol import PromptConfig
 from proguard.scoring.specs import RewardSpec, RewardSpecError, load_preset, parse_specs, preset_names
 from proguard.tasks.config import TaskConfig, TaskError, TaskOptions
+from proguard.train.recipe_guards import env_reads, non_finite
 
 TINY_MODEL = "tiny"
 """``model.name_or_path`` value that builds the in-process tiny Qwen2.5-VL (``proguard.models.tiny_vlm``)."""
@@ -320,8 +321,16 @@ class Recipe:
 # ---------------------------------------------------------------------------------------------
 # Loading
 # ---------------------------------------------------------------------------------------------
-def load_recipe(path: str | Path | None, overrides: Sequence[str] = ()) -> Recipe:
-    """Schema defaults <- the YAML file <- ``key=value`` overrides, typed and checked."""
+def load_recipe(
+    path: str | Path | None, overrides: Sequence[str] = (), *, allow_env: bool | Sequence[str] = ()
+) -> Recipe:
+    """Schema defaults <- the YAML file <- ``key=value`` overrides, typed and checked.
+
+    ``${oc.env:VAR}`` interpolation is off unless ``allow_env`` names ``VAR`` (or is ``True``): a
+    shared recipe must not read API keys out of the environment into run names and saved files.
+    Keys filled from the environment are written back as their ``${oc.env:...}`` text by
+    ``recipe_to_yaml``, so the value itself never reaches ``recipe.yaml`` or ``--dry-run``.
+    """
     from omegaconf import DictConfig, OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
@@ -348,6 +357,12 @@ def load_recipe(path: str | Path | None, overrides: Sequence[str] = ()) -> Recip
             raise RecipeError(f"command line: {exc}") from None
 
     merged = schema
+    env_keys: dict[str, str] = {}
+    for origin, layer in layers:
+        found, problem = env_reads(OmegaConf.to_container(layer, resolve=False), allow_env)
+        if problem:
+            raise RecipeError(f"{origin}: {problem}")
+        env_keys.update(found)
     for origin, layer in layers:
         container = OmegaConf.to_container(layer, resolve=False)
         _check_sections(container, Recipe, origin, prefix="")
@@ -370,6 +385,7 @@ def load_recipe(path: str | Path | None, overrides: Sequence[str] = ()) -> Recip
     except TaskError as exc:  # TaskOptions validates itself on construction
         raise RecipeError(f"{_where(layers)}: data.tasks.{exc}") from None
     assert isinstance(recipe, Recipe)
+    recipe.__dict__["_env_keys"] = env_keys  # outside the fields: never merged or saved
     check_recipe(recipe, origin=_where(layers))
     return recipe
 
@@ -424,7 +440,9 @@ def check_recipe(r: Recipe, origin: str = "recipe") -> None:
         if value is not None and (value < 0 or (value == 0 and not zero_ok)):
             fail(key, f"must be {'>= 0' if zero_ok else '> 0'}, got {value!r}")
 
-    check_finite(r, origin)
+    problem = non_finite(r)  # one rule for every float key of every section
+    if problem:
+        raise RecipeError(f"{origin}: {problem}")
     if not r.model.name_or_path.strip():
         fail("model.name_or_path", "empty; a checkpoint path, a hub id or 'tiny'")
     one_of("model.dtype", r.model.dtype, DTYPES)
@@ -519,27 +537,6 @@ def check_recipe(r: Recipe, origin: str = "recipe") -> None:
         fail("output_dir", "empty")
 
 
-def check_finite(value: Any, origin: str = "recipe", key: str = "") -> None:
-    """One rule for every number of the recipe, whatever the section: NaN and infinity are errors.
-
-    Walks dataclass fields, mappings (``grpo.extra``, reward options) and lists generically, so a key
-    added later is covered without being listed here (``nan < 0`` is false: range checks miss it).
-    """
-    import math
-
-    if isinstance(value, float) and not math.isfinite(value):
-        raise RecipeError(f"{origin}: {key or 'value'}: must be a finite number, got {value!r}")
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        for f in dataclasses.fields(value):
-            check_finite(getattr(value, f.name), origin, f"{key}.{f.name}" if key else f.name)
-    elif isinstance(value, Mapping):
-        for k, v in value.items():
-            check_finite(v, origin, f"{key}.{k}" if key else str(k))
-    elif isinstance(value, (list, tuple)):
-        for i, v in enumerate(value):
-            check_finite(v, origin, f"{key}[{i}]")
-
-
 def _parse_rewards(rewards: Any, origin: str) -> list[RewardSpec]:
     """A preset name or a ``[{name, weight, gate, options}]`` list, as typed specs (``RecipeError`` if malformed)."""
     if isinstance(rewards, str):
@@ -611,10 +608,14 @@ def _check_grpo_extra(extra: Mapping[str, Any], origin: str) -> None:
 
 
 def recipe_to_yaml(r: Recipe) -> str:
-    """The resolved recipe as YAML (what ``--dry-run`` prints and the run saves)."""
+    """The resolved recipe as YAML (what ``--dry-run`` prints and the run saves); values read from the
+    environment are shown as their ``${oc.env:VAR}`` text, never as the value."""
     from omegaconf import OmegaConf
 
-    return OmegaConf.to_yaml(OmegaConf.structured(r))
+    cfg = OmegaConf.structured(r)
+    for key, text in r.__dict__.get("_env_keys", {}).items():
+        OmegaConf.update(cfg, key, text, merge=False)
+    return OmegaConf.to_yaml(cfg)
 
 
 def _typename(f: dataclasses.Field) -> str:
@@ -686,7 +687,6 @@ __all__ = [
     "Recipe",
     "RecipeError",
     "RolloutConfig",
-    "check_finite",
     "check_recipe",
     "explain",
     "load_recipe",

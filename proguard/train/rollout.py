@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from proguard.train.errors import TrainError, TrainSetupError
+from proguard.train.errors import TrainError
 from proguard.train.recipe import Recipe
 
 VLLM_MISSING = (
@@ -77,11 +77,11 @@ def check_vllm(r: Recipe) -> None:
     Raises ``TrainError`` with what to change.
     """
     if not vllm_installed():
-        raise TrainSetupError(VLLM_MISSING)
+        raise TrainError(VLLM_MISSING)
     if cuda_available():
         return
     if r.rollout.vllm_mode == "server":
-        raise TrainSetupError(SERVER_NEEDS_CUDA)
+        raise TrainError(SERVER_NEEDS_CUDA)
     for key, value in CPU_ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
 
@@ -240,11 +240,11 @@ def serve_env(base: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def serve_policy(r: Recipe) -> str:
+def serve_policy(r: Recipe, *, allow_download: bool = False) -> str:
     """The policy directory the server loads: the trainer's, with the recipe's pixel budget written out."""
     from proguard.train.policy import load_processor, prepare_policy_dir, resolve_model_path
 
-    model_path = resolve_model_path(r)
+    model_path = resolve_model_path(r, allow_download=allow_download)
     if r.images.max_pixels or r.images.min_pixels:
         processor = load_processor(model_path, r)
         model_path = str(prepare_policy_dir(model_path, processor, Path(r.output_dir) / SERVE_POLICY_DIR))

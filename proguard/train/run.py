@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from proguard.train.checkpoints import describe_skipped, find_resumable, remove_staging, set_aside, truncate_metrics
 from proguard.train.checks import Alignment, check_image_token_alignment, enforce_prompt_lengths, prompt_lengths
 from proguard.train.dataset import build_train_dataset, dataset_summary, render_messages, row_names
 from proguard.train.errors import TrainError, TrainInputError
@@ -103,6 +104,7 @@ def build_trainer(
     train_dataset=None,
     reward_funcs: Callable | Sequence[Callable] | None = None,
     callbacks: Sequence[Any] = (),
+    allow_download: bool = False,
 ) -> Setup:
     """Dataset, reward, processor, checks and the ``GRPOTrainer`` (``train_dataset``/``reward_funcs`` override the recipe)."""
     from accelerate import PartialState
@@ -115,7 +117,7 @@ def build_trainer(
     state = PartialState()
 
     ds = train_dataset if train_dataset is not None else build_train_dataset(r)
-    model_path = resolve_model_path(r)
+    model_path = resolve_model_path(r, allow_download=allow_download)
     processor = load_processor(model_path, r)
     if r.images.max_pixels or r.images.min_pixels:
         with state.local_main_process_first():
@@ -206,31 +208,53 @@ def dry_run(r: Recipe) -> str:
 # Run
 # ---------------------------------------------------------------------------------------------
 def latest_checkpoint(output_dir: str | Path) -> Path | None:
-    """The highest-numbered ``checkpoint-N`` in ``output_dir`` (``None`` if there is none)."""
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest *complete* ``checkpoint-N`` in ``output_dir`` (``None`` if there is none).
 
-    out = Path(output_dir)
-    if not out.is_dir():
-        return None
-    last = get_last_checkpoint(str(out))
-    return Path(last) if last else None
+    Incomplete ones (a save cut short: no trainer_state.json, truncated weights or optimizer) are
+    passed over; ``find_resumable`` says which and why.
+    """
+    return find_resumable(output_dir)[0]
 
 
-def train(r: Recipe, *, resume: bool = False, callbacks: Sequence[Any] = (), **overrides: Any) -> Path:
-    """Train per the recipe and save ``<output_dir>/final``; ``resume`` continues the latest checkpoint."""
-    out = Path(r.output_dir)
-    checkpoint = latest_checkpoint(out)
+def _prepare_output_dir(out: Path, resume: bool) -> Path | None:
+    """The checkpoint to resume from (``None``: a fresh run), after setting incomplete ones aside."""
+    if out.exists() and not out.is_dir():
+        raise TrainInputError(f"output_dir {out}: exists and is a file, not a directory")
+    remove_staging(out)  # a save killed before its rename: the project's own scratch
+    checkpoint, skipped = find_resumable(out)
     if resume and checkpoint is None:
-        raise TrainInputError(f"--resume: no checkpoint-N directory in {out} to resume from")
+        why = f" (incomplete: {describe_skipped(skipped)})" if skipped else ""
+        raise TrainInputError(f"--resume: no complete checkpoint-N directory in {out} to resume from{why}")
     if not resume and checkpoint is not None:
         raise TrainInputError(
             f"output_dir {out} already holds {checkpoint.name}; pass --resume to continue that run, "
             "or choose another output_dir"
         )
-    setup = build_trainer(r, callbacks=callbacks, **overrides)
+    for path, why in skipped:  # kept for inspection, but out of the way of the saves to come
+        moved = set_aside(path)
+        print(f"[proguard] skipping {path.name}: {why}; moved it to {moved.name}", flush=True)
+    if checkpoint is not None:
+        print(f"[proguard] resuming from {checkpoint.name}", flush=True)
+    return checkpoint
+
+
+def train(
+    r: Recipe, *, resume: bool = False, callbacks: Sequence[Any] = (), allow_download: bool = False, **overrides: Any
+) -> Path:
+    """Train per the recipe and save ``<output_dir>/final``; ``resume`` continues the newest complete checkpoint.
+
+    A fresh run is refused only by a complete checkpoint (``--resume`` continues it); incomplete ones
+    are renamed ``incomplete-checkpoint-N`` with a message, in both modes.
+    """
+    out = Path(r.output_dir)
+    checkpoint = _prepare_output_dir(out, resume)
+    setup = build_trainer(r, callbacks=callbacks, allow_download=allow_download, **overrides)
     trainer = setup.trainer
     if trainer.is_world_process_zero():
         out.mkdir(parents=True, exist_ok=True)
+        if checkpoint is not None:  # the steps after the checkpoint are trained (and logged) again
+            step = int(json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))["global_step"])
+            truncate_metrics(out / METRICS_FILE, step)
         (out / RECIPE_FILE).write_text(recipe_to_yaml(r), encoding="utf-8")
         if setup.alignment is not None:
             a = setup.alignment

@@ -1,7 +1,8 @@
 """``GuardGRPOTrainer``: TRL's ``GRPOTrainer`` with the smallest overrides proguard needs, and its callbacks.
 
 The overrides: mixed text/image batches, an epoch-seeded sampler (resume replays the right order),
-and a checkpoint loader that maps saved keys back to the model's own names. Nothing here is a
+atomic checkpoint saves (``proguard.train.checkpoints``) and a checkpoint loader that maps saved keys
+back to the model's own names. Nothing here is a
 second RL loop: generation, advantages and the loss are TRL's.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from proguard.train.checkpoints import STAGING_PREFIX, publish
 from proguard.train.errors import TrainError
 
 
@@ -54,6 +56,32 @@ def guard_trainer_class():
                 from proguard.train.model_card import write_model_card
 
                 write_model_card(self.args.output_dir, recipe)
+
+        def _save_checkpoint(self, model, trial) -> None:
+            """The Trainer's save, written into a staging sibling, fsynced, then renamed to ``checkpoint-N``.
+
+            A kill or a full disk mid-save leaves only ``.partial-checkpoint-N`` (never resumed from,
+            removed on the next start), so every ``checkpoint-N`` is complete. The Trainer's own
+            rotation runs on the staging root (nothing to rotate there) and once more on the real
+            output directory after the rename.
+            """
+            from transformers.trainer import rotate_checkpoints
+
+            run_dir = Path(self._get_output_dir(trial=trial))
+            name = f"checkpoint-{self.state.global_step}"
+            staging = run_dir / f"{STAGING_PREFIX}{self.state.global_step}"
+            self._get_output_dir = lambda trial=None: str(staging)  # instance attribute: the parent writes there
+            try:
+                super()._save_checkpoint(model, trial)
+            finally:
+                del self._get_output_dir
+            self.accelerator.wait_for_everyone()  # every rank's shards are in the staging dir
+            if self.args.should_save:
+                publish(staging / name, run_dir / name)
+                staging.rmdir()
+                rotate_checkpoints(output_dir=str(run_dir), save_total_limit=self.args.save_total_limit,
+                                   best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
+            self.accelerator.wait_for_everyone()
 
         def _get_train_sampler(self, dataset=None):
             return EpochSeededSampler(super()._get_train_sampler(dataset))
