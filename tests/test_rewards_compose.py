@@ -37,8 +37,8 @@ class StubOOD:
 
 
 def registry():
-    """The installed registry with ood_similarity replaced by the stub (no embedding model)."""
-    return default_registry().with_entries({"ood_similarity": StubOOD})
+    """The installed registry with both OOD rewards replaced by the stub (no embedding model)."""
+    return default_registry().with_entries({"ood_similarity": StubOOD, "ood_description": StubOOD})
 
 
 def cols(*rows):
