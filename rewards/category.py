@@ -16,6 +16,10 @@ any other ID (wrong branch, not listed)     ``wrong_id``
 free-text name, ``None``, format error      0.0
 ==========================================  ===========
 
+``literal_top_level`` (the ``proguard-paper`` preset) compares the answer string exactly where the
+prompt asks for the top level, as ProGuard's reference code does: a subcategory ID of the right
+parent is then "any other ID" (``wrong_id``), not right.
+
 An answer that calls an unsafe sample safe (an image predicted safe included) names no category
 and earns 0 here: there is no early exit that skips this term.
 """
@@ -37,6 +41,9 @@ class CategoryReward:
         partial: credit for the right parent category with a wrong or missing subcategory.
         wrong_id: credit for any other ID (a wrong branch, or an ID the prompt did not list); 0 by
             default, 0.5 in the ``proguard-paper`` preset, whose reference code credits every ID.
+        literal_top_level: where the prompt asks for the top-level category, count only the exact
+            category ID as right (ProGuard's string comparison); default false: a subcategory ID
+            of the right parent is right too.
 
     Returns:
         ``Scored``: the score plus parts ``exact`` (1.0 when exactly right) and ``parent`` (1.0 when
@@ -50,9 +57,12 @@ class CategoryReward:
         [1.0, 0.5, 0.0]
     """
 
-    def __init__(self, partial: float = 0.5, wrong_id: float = 0.0):
+    def __init__(self, partial: float = 0.5, wrong_id: float = 0.0, literal_top_level: bool = False):
         self.partial = _checks.number("partial", partial, low=0.0, high=1.0)
         self.wrong_id = _checks.number("wrong_id", wrong_id, low=0.0, high=1.0)
+        if not isinstance(literal_top_level, bool):
+            raise ValueError(f"option literal_top_level: must be true or false, got {literal_top_level!r}")
+        self.literal_top_level = literal_top_level
 
     def __call__(self, parsed: Sequence[Parsed], targets: Sequence[Target]) -> Scored:
         """Score each completion."""
@@ -73,6 +83,8 @@ class CategoryReward:
             return 0.0, 0.0, 0.0  # format error, "safe" verdict or a free-text name
         true_top = parent_id_of(t.category) or t.category
         pred = t.source_id(p.category)
+        if t.category_level == "category" and self.literal_top_level:
+            return (1.0, 1.0, 1.0) if pred == true_top else (self.wrong_id, 0.0, 0.0)
         if t.category_level == "category":
             pred_parent = parent_id_of(p.category)
             if pred is None and pred_parent is not None:
