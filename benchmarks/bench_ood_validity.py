@@ -18,7 +18,8 @@ category's score, the comparison GRPO makes inside a group; mean over categories
 
 Scorers: the paper formula (``ood_similarity`` with ProGuard's thresholds, against name + synonyms),
 the new ``ood_description`` reward (``synonym_bank.scorer``, form factor included), plain name-only
-cosine, and name + description cosine (one embedding of ``"<name>. <description>"``).
+cosine, and name + description cosine (one embedding of ``"<name>. <description>"``); last, the new
+scorer's calibrated probability alone (without the name-form factor), to show what that factor costs.
 No parameter of any scorer is fitted to these labels.
 
 Run from the project root:
@@ -50,7 +51,8 @@ from synonym_bank.scorer import NodeText, PolicyScorer  # noqa: E402
 from taxonomy import load_taxonomy  # noqa: E402
 
 REFERENCE = ROOT.parent / "shared" / "reference"
-SCORERS = ("paper formula", "ood_description (new)", "name-only cosine", "name+description cosine")
+SCORERS = ("paper formula", "ood_description (new)", "name-only cosine", "name+description cosine",
+           "ood_description, no form factor")
 Case = tuple[str, list[NodeText], int]  # (name, candidate nodes, gold column)
 
 
@@ -111,7 +113,9 @@ def score_cases(cases: Sequence[Case], index: EmbeddingIndex) -> dict[str, np.nd
         key = tuple(nodes)
         if key not in scorers:
             scorers[key] = PolicyScorer(nodes, index)
-        out["ood_description (new)"].append(scorers[key].score([name]).score[0])
+        scored = scorers[key].score([name])
+        out["ood_description (new)"].append(scored.score[0])
+        out["ood_description, no form factor"].append(scored.probability[0])
     return {k: np.stack(v) for k, v in out.items()}
 
 
