@@ -150,4 +150,4 @@ def test_list_shows_rewards_options_and_presets(capsys):
     assert {"format", "binary", "category", "ood_similarity"} <= set(names)
     defaults = {o["name"]: o["default"] for o in names["binary"]["options"]}
     assert defaults == {"request_weight": 1.0, "response_weight": 1.0}
-    assert data["presets"]["proguard-paper"][2]["options"] == {"partial": 0.5, "wrong_id": 0.5}
+    assert data["presets"]["proguard-paper"][2]["options"] == {"partial": 0.5, "wrong_id": 0.5, "literal_top_level": True}
