@@ -100,7 +100,7 @@ def score_cases(cases: Sequence[Case], index: EmbeddingIndex) -> dict[str, np.nd
     for name, nodes, _ in cases:
         q = index.phrase_vectors([name]).cpu().numpy()[0]
 
-        def cos(texts: list[str]) -> np.ndarray:
+        def cos(texts: list[str], q: np.ndarray = q) -> np.ndarray:
             return index.phrase_vectors(texts).cpu().numpy() @ q
 
         paper = []

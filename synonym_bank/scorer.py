@@ -49,7 +49,7 @@ import numpy as np
 from synonym_bank.bank import SynonymBank
 from synonym_bank.index import EmbeddingIndex
 from synonym_bank.name_form import FormLimits, NameForm, name_form
-from taxonomy import Taxonomy
+from taxonomy import Taxonomy, normalize_name
 
 log = logging.getLogger(__name__)
 CALIBRATION_VERSION = 1  # bump when the views or the calibration change: old cache files are then ignored
@@ -187,7 +187,8 @@ class PolicyScorer:
                                                             for n in self.nodes]],
             ensure_ascii=False,
         )
-        path = self.index.cache_root / "embeddings" / f"{hashlib.sha256(key_text.encode()).hexdigest()}.calibration.json"
+        digest = hashlib.sha256(key_text.encode()).hexdigest()
+        path = self.index.cache_root / "embeddings" / f"{digest}.calibration.json"
         cached = _read_calibration(path)
         if cached is not None:
             return cached
@@ -205,8 +206,6 @@ class PolicyScorer:
 
     def find(self, key: str | None, name: str | None) -> int | None:
         """The column of a hidden node: by key when its name agrees, else by name; ``None`` if absent."""
-        from taxonomy import normalize_name
-
         j = self._col.get(key) if key else None
         if j is not None and (not name or normalize_name(self.nodes[j].name) == normalize_name(name)):
             return j

@@ -147,7 +147,8 @@ def write_report(path: Path, results: Mapping[str, Any], plots: Mapping[str, Pat
         _table(
             ["hidden category", "n", "free text", "mean score", "mean similarity", f"share >= {ds['threshold']}"],
             [
-                [k, v["n"], v["answered_free_text"], v.get("mean_score"), v["mean_similarity"], v["share_above_threshold"]]
+                [k, v["n"], v["answered_free_text"], v.get("mean_score"), v["mean_similarity"],
+                 v["share_above_threshold"]]
                 for k, v in ds["per_category"].items()
             ],
         ),

@@ -330,7 +330,10 @@ def attach_description_score(records: list[Record], scorer: OODScorer) -> list[R
     scored = scorer([r.parsed for r in records], [r.target for r in records])
     if len(scored.total) != len(records):
         raise RuntimeError("the OOD description scorer must return one total per sample")
-    return [replace(r, ood_score=float(t or 0.0)) if r.target.ood else r for r, t in zip(records, scored.total, strict=True)]
+    return [
+        replace(r, ood_score=float(t or 0.0)) if r.target.ood else r
+        for r, t in zip(records, scored.total, strict=True)
+    ]
 
 
 def _describe_scorer(scorer: Any) -> str:

@@ -27,7 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     build.add_argument("--wordnet-dir", default=None, help="WordNet 3.0 database directory (default: look offline)")
     build.add_argument("--max-per-node", type=int, default=5, help="most proposals added per node")
     build.add_argument("--senses", type=int, default=1, help="noun senses of a head word to take lemmas from")
-    build.add_argument("--json", default=None, metavar="PATH", help="also write a build summary as JSON ('-': stdout only)")
+    build.add_argument("--json", default=None, metavar="PATH",
+                       help="also write a build summary as JSON ('-': stdout only)")
 
     check = sub.add_parser("check", help="per node: margin between own synonyms and the nearest other node")
     _common(check)
@@ -91,7 +92,8 @@ def _build(args: argparse.Namespace) -> int:
         "phrases": sum(len(e.phrases()) for e in bank), "wordnet_used": used,
         "wordnet": wordnet_note, "proposals": added,
     }
-    lines = [f"WordNet proposals: {wordnet_note}", f"wrote {out} ({summary['nodes']} nodes, {summary['phrases']} phrases)"]
+    lines = [f"WordNet proposals: {wordnet_note}",
+             f"wrote {out} ({summary['nodes']} nodes, {summary['phrases']} phrases)"]
     if override_path.exists():
         lines.append(f"curated overrides in {override_path} are applied on load and win over generated phrases")
     if args.json == "-":
@@ -128,7 +130,8 @@ def _check(args: argparse.Namespace) -> int:
 def read_names(path: str) -> list[str]:
     """The names of a one-name-per-line file; blank lines are an error naming the line."""
     try:
-        text = open(path, encoding="utf-8").read()
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
     except OSError as exc:
         raise SystemExit(f"proguard synonyms rank: {path}: cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
