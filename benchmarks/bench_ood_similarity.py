@@ -4,7 +4,9 @@
     phrases cached, similarities by one matrix product;
 (b) the reference's per-pair path, in process (no HTTP, which only flatters it): for every
     completion and every phrase of its hidden node (name + synonyms), one ``model.encode`` call on
-    the pair (prediction, phrase), then the same formula.
+    the pair (prediction, phrase), then the same formula;
+(c) the ``ood_description`` reward (the default preset's OOD term) on the same batch and model:
+    one encode call of the distinct cleaned names, one matrix product against every policy node.
 
 Same model instance, same completions, same run; the scores of both paths are compared too.
 Predictions imitate GRPO groups: each prompt's 16 rollouts draw from a few candidate names (its
@@ -34,6 +36,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from rewards.ood_description import OODDescription  # noqa: E402
 from rewards.ood_similarity import OODSimilarity, similarity_score  # noqa: E402
 from rewards.types import FormatError, Target, Verdict  # noqa: E402
 from taxonomy import Taxonomy, load_taxonomy  # noqa: E402
@@ -130,6 +133,19 @@ def main() -> int:
         warm_times.append(time.perf_counter() - t0)
     warm = statistics.median(warm_times)
 
+    t0 = time.perf_counter()
+    described = OODDescription(taxonomy=tax, index=reward.index)  # same model instance
+    desc_startup = time.perf_counter() - t0  # view embeddings + calibration (cached on disk afterwards)
+    t0 = time.perf_counter()
+    described(parsed, targets)
+    desc_first = time.perf_counter() - t0
+    desc_times = []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        described(parsed, targets)
+        desc_times.append(time.perf_counter() - t0)
+    desc_warm = statistics.median(desc_times)
+
     n = min(args.per_pair_limit or len(parsed), len(parsed))
     model = reward.index.encoder._model  # the very same SentenceTransformer
     t0 = time.perf_counter()
@@ -153,6 +169,10 @@ def main() -> int:
         "ratio_vs_cold": pair_time / cold,
         "ratio_vs_warm": pair_time / warm,
         "max_score_diff": diff,
+        "ood_description_startup_s": desc_startup,
+        "ood_description_first_s": desc_first,
+        "ood_description_median_s": desc_warm,
+        "ood_description_all_s": desc_times,
         "load_average_after": os.getloadavg(),
     }
     extrapolated = f" (measured on {n}, scaled x{len(parsed) / n:.1f})" if n < len(parsed) else ""
@@ -162,6 +182,8 @@ def main() -> int:
         f"(a) batched, warm, median of {args.repeats}: {warm:.3f} s, min {min(warm_times):.3f} s "
         f"(all: {', '.join(f'{x:.3f}' for x in warm_times)})"
     )
+    print(f"(c) ood_description: set-up (views + calibration) {desc_startup:.2f} s; first call {desc_first:.3f} s; "
+          f"median of {args.repeats} {desc_warm:.3f} s (all: {', '.join(f'{x:.3f}' for x in desc_times)})")
     print(f"(b) per-pair, {pairs} encode calls on {n} completions: {pair_time:.1f} s{extrapolated}")
     print(f"ratio per-pair / batched: {pair_time / cold:.0f}x vs first call, {pair_time / warm:.0f}x vs warm")
     print(f"max |score difference| between the paths: {diff:.2e}; load average after: {os.getloadavg()}")

@@ -34,6 +34,7 @@ from rewards.api import Scored
 from rewards.types import Parsed, Target
 from synonym_bank.bank import SynonymBank, load_bank, load_overrides, norm_phrase
 from synonym_bank.index import DEFAULT_MODEL, EmbeddingIndex
+from taxonomy import Taxonomy, load_taxonomy
 
 MODES = ("paper", "max", "mean")
 PAPER_ID_PATTERN = r"C\d+(?:S\d+)?"  # ProGuard's is_predefined_category: ^C\d+S\d+$ or ^C\d+$
@@ -80,9 +81,10 @@ class OODSimilarity:
         id_pattern: a free-text answer fully matching this regex counts as an ID (ProGuard's rule).
         max_chars: names are cut to this many characters before encoding (the parser already
             rejects names over 120; this bounds the work on hand-built verdicts).
-        taxonomy, bank, overrides: take phrases from a synonym bank (taxonomy name/path, a bank file,
-            an override file) instead of the target's ``ood_name`` + ``ood_synonyms``; the bank's
-            embeddings are cached on disk. Leave all unset to reproduce the paper.
+        taxonomy, bank, overrides: take phrases from a synonym bank (taxonomy name/path or a
+            ``Taxonomy``, a bank file or a ``SynonymBank``, an override file) instead of the target's
+            ``ood_name`` + ``ood_synonyms``; the bank's embeddings are cached on disk. Leave all
+            unset to reproduce the paper.
         index: an ``EmbeddingIndex`` to use instead of building one (tests inject stub encoders).
 
     Returns:
@@ -116,8 +118,8 @@ class OODSimilarity:
         concise_target_words: int = 4,
         id_pattern: str = PAPER_ID_PATTERN,
         max_chars: int = 1000,
-        taxonomy: str | None = None,
-        bank: str | None = None,
+        taxonomy: str | Taxonomy | None = None,
+        bank: str | SynonymBank | None = None,
         overrides: str | None = None,
         index: EmbeddingIndex | None = None,
     ) -> None:
@@ -226,7 +228,15 @@ class OODSimilarity:
         return phrases
 
 
-def _bank_from_options(taxonomy: str | None, bank: str | None, overrides: str | None) -> SynonymBank | None:
+def _bank_from_options(
+    taxonomy: str | Taxonomy | None, bank: str | SynonymBank | None, overrides: str | None
+) -> SynonymBank | None:
+    if isinstance(bank, SynonymBank):  # an in-memory bank (checked against the taxonomy when one is given)
+        if isinstance(taxonomy, (str, Taxonomy)):
+            bank.check_matches(taxonomy if isinstance(taxonomy, Taxonomy) else load_taxonomy(taxonomy), bank.name)
+        if overrides is not None:
+            bank.apply_overrides(load_overrides(overrides), origin=str(overrides))
+        return bank
     if taxonomy is not None:
         return load_bank(taxonomy, bank, overrides)
     if bank is None:

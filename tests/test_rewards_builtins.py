@@ -151,6 +151,10 @@ def test_category_text_image_compares_top_levels():
     assert cat("text_image", "C8S1", "C8S2", **level) == 1.0  # a subcategory ID of the right parent
     assert cat("text_image", "C8S1", "C3", **level) == 0.0
     assert cat("text_image", "C8S1", "weapons", **level) == 0.0
+    literal = {**level, "_opts": {"literal_top_level": True, "wrong_id": 0.5}}  # the proguard-paper preset
+    assert cat("text_image", "C8S1", "C8", **dict(literal)) == 1.0
+    assert cat("text_image", "C8S1", "C8S2", **literal) == 0.5  # the reference's exact string comparison
+    assert cat("text_image", "C8S1", "C8S1", **literal) == 0.5
 
 
 def test_category_maps_shuffled_ids_through_the_samples_map():

@@ -99,7 +99,7 @@ class StubOOD:
 
 @pytest.mark.parametrize("preset, wrong_branch", [("default", 2.0), ("proguard-paper", 2.5)])
 def test_score_with_a_preset_and_ood_rows(tmp_path, monkeypatch, capsys, preset, wrong_branch):
-    stubbed = default_registry().with_entries({"ood_similarity": StubOOD})
+    stubbed = default_registry().with_entries({"ood_similarity": StubOOD, "ood_description": StubOOD})
     monkeypatch.setattr(compose, "default_registry", lambda: stubbed)
     base = {"modality": "text", "request_label": "unsafe", "response_label": "safe", "category": "C8S1"}
     rows = [
@@ -113,7 +113,8 @@ def test_score_with_a_preset_and_ood_rows(tmp_path, monkeypatch, capsys, preset,
     scored = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["reward"] for r in scored] == [wrong_branch, 2.75]
     ood_row = scored[1]["reward_components"]
-    assert ood_row["category"] is None and ood_row["ood_similarity"] == 0.75
+    ood_term = "ood_description" if preset == "default" else "ood_similarity"
+    assert ood_row["category"] is None and ood_row[ood_term] == 0.75
     assert f"CompositeReward({preset}:" in capsys.readouterr().out
 
 
@@ -152,4 +153,4 @@ def test_list_shows_rewards_options_and_presets(capsys):
     assert {"format", "binary", "category", "ood_similarity"} <= set(names)
     defaults = {o["name"]: o["default"] for o in names["binary"]["options"]}
     assert defaults == {"request_weight": 1.0, "response_weight": 1.0}
-    assert data["presets"]["proguard-paper"][2]["options"] == {"partial": 0.5, "wrong_id": 0.5}
+    assert data["presets"]["proguard-paper"][2]["options"] == {"partial": 0.5, "wrong_id": 0.5, "literal_top_level": True}

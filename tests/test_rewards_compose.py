@@ -38,8 +38,8 @@ class StubOOD:
 
 
 def registry():
-    """The installed registry with ood_similarity replaced by the stub (no embedding model)."""
-    return default_registry().with_entries({"ood_similarity": StubOOD})
+    """The installed registry with both OOD rewards replaced by the stub (no embedding model)."""
+    return default_registry().with_entries({"ood_similarity": StubOOD, "ood_description": StubOOD})
 
 
 def cols(*rows):
@@ -71,6 +71,8 @@ CASES = [  # (row, completion, proguard-paper total, default total)
     (IMAGE_UNSAFE, ans("image", "safe", None), 0.0, 0.0),  # no early-exit credit
     (IMAGE_SAFE, ans("image", "safe", None), 2.0, 2.0),  # the reference code gives 2.5 here
     (TI_UNSAFE, ans("text_image", "unsafe", "unsafe", "C8"), 3.0, 3.0),  # top level asked
+    # a subcategory ID of the right parent where the top level is asked: the paper compares strings exactly
+    ({**TI_UNSAFE, "category_level": "category"}, ans("text_image", "unsafe", "unsafe", "C8S2"), 2.5, 3.0),
     (TEXT_OOD, ans("text", "unsafe", "safe", "Arms dealing"), 2.75, 2.75),  # stub OOD: 0.75
     (TEXT_OOD, ans("text", "unsafe", "safe", "C8S1"), 2.0, 2.0),  # an ID on an OOD sample
     (TEXT_UNSAFE, ans("text", "unsafe", "safe", "C8S1", reasoning=None), 0.0, 0.0),  # format gate: no <think>

@@ -2,7 +2,7 @@
 
 Each built-in meets the contract on at least 1,000 hypothesis-generated hostile completions (all
 modalities, non-strings, huge and malformed answers, shuffled ID maps, OOD targets) with zero
-exceptions. ``ood_similarity`` runs there on a deterministic hash encoder (its whole scoring path,
+exceptions. ``ood_similarity`` and ``ood_description`` run there on a deterministic hash encoder (its whole scoring path,
 without the model's cost), plus a shorter run on the real offline MiniLM. The kit itself is checked
 to catch broken modules, so a passing run means something.
 """
@@ -10,6 +10,7 @@ to catch broken modules, so a passing run means something.
 from __future__ import annotations
 
 import hashlib
+import tempfile
 import tomllib
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import torch
 
 from proguard.scoring.registry import ENTRY_POINT_GROUP, default_registry
 from proguard.testing.reward_contract import ContractViolation, check_reward
+from rewards.ood_description import OODDescription
 from rewards.ood_similarity import OODSimilarity
 from synonym_bank.index import EmbeddingIndex
 
@@ -40,14 +42,16 @@ class HashEncoder:
 
 
 def build(name: str):
-    """A built-in by its registered name; ood_similarity on the hash encoder."""
+    """A built-in by its registered name; the OOD rewards on the hash encoder."""
     if name == "ood_similarity":
         return OODSimilarity(index=EmbeddingIndex(device="cpu", encoder=HashEncoder()))
+    if name == "ood_description":
+        return OODDescription(index=EmbeddingIndex(device="cpu", encoder=HashEncoder(), cache_dir=tempfile.mkdtemp()))
     return default_registry().build(name)
 
 
 def test_every_registered_builtin_is_covered():
-    assert set(BUILTINS) == {"format", "binary", "category", "ood_similarity"}
+    assert set(BUILTINS) == {"format", "binary", "category", "ood_similarity", "ood_description"}
     assert set(BUILTINS) <= set(default_registry().names())
 
 
@@ -63,6 +67,13 @@ def test_builtin_meets_the_contract_on_1000_hostile_completions(name):
 def test_ood_similarity_meets_the_contract_on_the_real_model():
     """The real MiniLM on the fixed cases and generated batches (hostile names reach its tokenizer)."""
     reward = default_registry().build("ood_similarity", {"device": "cpu"})
+    report = check_reward(reward, n=4, seed_value=2, batch_size=16, check_pickle=False)
+    assert report.hostile > 20 and report.none_scores > 0
+
+
+def test_ood_description_meets_the_contract_on_the_real_model(tmp_path):
+    """The real MiniLM behind the default preset's OOD term, through the registry like a recipe builds it."""
+    reward = default_registry().build("ood_description", {"device": "cpu", "cache_dir": str(tmp_path)})
     report = check_reward(reward, n=4, seed_value=2, batch_size=16, check_pickle=False)
     assert report.hostile > 20 and report.none_scores > 0
 

@@ -75,9 +75,9 @@ def test_metrics_cover_every_reward_component(tiny_run):
         assert not missing, f"step {r['step']} lacks {missing}"
         assert 0.0 <= r["format/valid_rate"] <= 1.0 and 0.0 <= r["data/ood_share"] <= 1.0
         assert r["completions/mean_length"] <= 8
-        # A component is logged on the steps it applies to: OOD similarity whenever the batch holds an OOD row.
+        # A component is logged on the steps it applies to: OOD description whenever the batch holds an OOD row.
         if r["data/ood_share"] > 0:
-            assert "reward/ood_similarity/mean" in r and "reward/ood_similarity/std" in r
+            assert "reward/ood_description/mean" in r and "reward/ood_description/std" in r
     logged = set().union(*rows)
     for spec in load_preset("default"):
         assert f"reward/{spec.name}/mean" in logged and f"reward/{spec.name}/std" in logged, spec.name

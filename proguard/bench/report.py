@@ -81,7 +81,8 @@ def write_report(path: Path, results: Mapping[str, Any], plots: Mapping[str, Pat
                 ["OOD detection F1", od["f1"]],
                 ["OOD description mean similarity", ds["mean_similarity"]],
                 [f"OOD description share >= {ds['threshold']}", ds["share_above_threshold"]],
-                ["OOD description mean reward (ood_similarity)", ds["mean_reward"]],
+                ["OOD description mean score (ood_description, the default reward)", ds.get("mean_score")],
+                ["OOD description mean reward, paper formula (ood_similarity)", ds["mean_reward"]],
                 ["format-valid rate", fm["valid_rate"]],
                 ["mean reasoning length (guard's tokens)", fm.get("mean_reasoning_tokens")],
                 ["mean reasoning length (words)", fm["mean_reasoning_words"]],
@@ -136,14 +137,18 @@ def write_report(path: Path, results: Mapping[str, Any], plots: Mapping[str, Pat
         "",
         f"## OOD description (OOD samples: {ds['n']}; answered in free text: {ds['answered_free_text']})",
         "",
-        f"Similarity: the best cosine similarity of the answer to the hidden category's name and synonyms, "
-        f"from `{results['run'].get('similarity_scorer')}` (the reward's scorer); an OOD sample answered "
-        f"without free text scores 0. Mean over free-text answers only: {_fmt(ds['mean_similarity_answered'])}.",
+        f"Score: `{results['run'].get('description_scorer')}`, the default reward's OOD term: how well the "
+        f"answer singles out the hidden category against every node of the policy, calibrated to the model "
+        f"(docs/ood_reward.md); mean {_fmt(ds.get('mean_score'))}. Paper formula: "
+        f"`{results['run'].get('similarity_scorer')}`, mean {_fmt(ds['mean_reward'])}; similarity: its best "
+        f"cosine similarity to the hidden category's name and synonyms. An OOD sample answered without free "
+        f"text scores 0. Mean similarity over free-text answers only: {_fmt(ds['mean_similarity_answered'])}.",
         "",
         _table(
-            ["hidden category", "n", "free text", "mean similarity", f"share >= {ds['threshold']}"],
+            ["hidden category", "n", "free text", "mean score", "mean similarity", f"share >= {ds['threshold']}"],
             [
-                [k, v["n"], v["answered_free_text"], v["mean_similarity"], v["share_above_threshold"]]
+                [k, v["n"], v["answered_free_text"], v.get("mean_score"), v["mean_similarity"],
+                 v["share_above_threshold"]]
                 for k, v in ds["per_category"].items()
             ],
         ),

