@@ -55,6 +55,8 @@ def cases(b: dict[str, str]) -> dict[str, list[list[str]]]:
             [*OPENAI, "--limit", "2", "--no-plots", "--no-progress", "--out", out + "-down"],  # nothing listening
             ["--model", "proguard-tests/no-such-model", "--out", out],
             ["--model", "m"],  # argparse: --out missing
+            ["compare", b["missing"]],  # `bench compare`: its own command line, the same error path
+            ["compare", b["dir"], "--out", b["a_file"]],
         ],
         "moderate": [
             ["--model", "m"],
@@ -69,6 +71,13 @@ def cases(b: dict[str, str]) -> dict[str, list[list[str]]]:
             ["score", "--input", b["broken.jsonl"]],
             ["score", "--preset", "nope", "--input", b["broken.jsonl"]],
             ["score", "--recipe", b["missing"], "--input", b["broken.jsonl"]],
+            ["nope"],
+        ],
+        "suites": [
+            ["map", "nope", "--taxonomy", "default"],
+            ["map", "xstest", "--taxonomy", "nope"],
+            ["export", "nope", "--data-root", b["dir"], "--out", out],
+            ["export", "xstest", "--data-root", b["missing"], "--out", out],
             ["nope"],
         ],
         "synonyms": [["build", "--taxonomy", "nope"], ["check", "--taxonomy", "nope"], ["check", "--bank", b["missing"]]],

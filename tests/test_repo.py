@@ -27,7 +27,8 @@ def imported_packages(path: Path) -> set[str]:
 PROGUARD_LAYERS = [
     ["errors", "hints", "sanitize"],
     ["outputs", "hub", "protocol", "data", "media", "models"],
-    ["inputs", "scoring", "tasks"],
+    ["inputs"],
+    ["scoring", "tasks"],
     ["bench", "train", "testing"],
     ["suites", "distill"],
     ["commands", "cli"],

@@ -142,7 +142,7 @@ def test_list_shows_rewards_options_and_presets(capsys):
                  "    - partial: float (default 0.5)",
                  "    - require_think: bool (default True)",
                  "  proguard-paper\n    - format (gate; options: require_think=True)",
-                 "    - category (weight 1; options: partial=0.5, wrong_id=0.5)"):
+                 "    - category (weight 1; options: partial=0.5, wrong_id=0.5, literal_top_level=True)"):
         assert line in text
     # The presets' difference is visible: each one's rows with weights, gates and options.
     default, paper = text.split("\n  default\n")[1].split("\n  proguard-paper\n")

@@ -32,8 +32,8 @@ def add_backend_arguments(p: argparse.ArgumentParser) -> None:
                    help="openai: largest reply body read; bigger replies fail (default 4,000,000). Reply text is "
                    "also cut at max-new-tokens x 16 characters; both count as truncations")
     g.add_argument("--allow-download", action="store_true",
-                   help="transformers/vllm: let --model be a Hugging Face Hub ID downloaded now "
-                   "(default: offline, a local directory or a model already in the Hub cache)")
+                   help="let this run download from the Hugging Face Hub: --model as a hub ID (transformers/vllm) "
+                   "and, with --suite, a benchmark whose files are absent (default: offline, nothing is fetched)")
     g.add_argument("--device", default="auto", help="transformers: cpu, cuda, cuda:1... (default: cuda if available)")
     g.add_argument("--dtype", default="auto", help="transformers: float32, bfloat16... (default: bf16 on GPU, fp32 on CPU)")
     g.add_argument("--vllm-option", action="append", default=[], metavar="KEY=VALUE",
@@ -111,9 +111,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "names to run instead of --tasks/--data")
     s.add_argument("--data-root", default=None,
                    help="--suite: folder with one sub-folder per benchmark holding its files as released")
-    s.add_argument("--allow-download", action="store_true",
-                   help="--suite: load a benchmark whose files are absent from the Hugging Face hub with datasets "
-                   "(off by default: nothing is fetched otherwise)")
     s.add_argument("--category-map", action="append", default=[], metavar="BENCHMARK=FILE",
                    help="--suite: a reviewed category map for a benchmark (repeatable), e.g. for another taxonomy")
     o = p.add_argument_group("run")
