@@ -11,7 +11,9 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["demo", "bench", "moderate", "rewards", "synonyms", "tasks", "train", "vllm-serve"]
+COMMANDS = [
+    "demo", "bench", "moderate", "rewards", "synonyms", "tasks", "distill", "train", "vllm-serve",
+]
 """Sub-commands, in the order ``--help`` lists them; each is ``proguard/commands/<name>.py``."""
 
 
