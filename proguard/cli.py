@@ -12,7 +12,7 @@ import importlib
 import sys
 
 COMMANDS = [
-    "demo", "bench", "moderate", "rewards", "synonyms", "tasks", "distill", "sft", "train", "vllm-serve",
+    "demo", "bench", "moderate", "rewards", "synonyms", "tasks", "distill", "sft", "train", "quickstart", "vllm-serve",
 ]
 """Sub-commands, in the order ``--help`` lists them; each is ``proguard/commands/<name>.py``."""
 
