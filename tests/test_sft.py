@@ -81,3 +81,25 @@ def test_sft_then_grpo_from_its_final_end_to_end(tmp_path, capsys):
     ]) == 0
     assert (grpo_out / "final" / "model.safetensors").is_file()
     assert (grpo_out / "policy-init" / "proguard_policy_source.txt").read_text().strip() == str(final.resolve())
+
+
+@pytest.mark.gpu
+def test_tiny_sft_then_grpo_bf16_on_cuda(tmp_path):
+    """The quick start's chain in bf16 on a CUDA GPU: SFT saves a bf16 final/, GRPO trains from it and logs rewards."""
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    from proguard.train.quickstart import run_quickstart
+
+    result = run_quickstart(
+        SFT, str(ROOT / "recipes" / "tiny" / "grpo_from_sft_cpu.yaml"),
+        sft_overrides=["sft.bf16=true", "model.dtype=bfloat16", "logging.report_to=[none]",
+                       f"output_dir={tmp_path / 'sft'}"],
+        grpo_overrides=["grpo.bf16=true", "model.dtype=bfloat16", "grpo.max_steps=3", "logging.report_to=[none]",
+                        f"output_dir={tmp_path / 'grpo'}"],
+    )
+    assert len(result.sft_loss) >= 2 and result.sft_loss[-1] < result.sft_loss[0]
+    assert len(result.grpo) == 3 and all(0.0 <= r["format/valid_rate"] <= 1.0 for r in result.grpo)
+    model = AutoModelForImageTextToText.from_pretrained(result.sft_final)
+    assert next(model.parameters()).dtype == torch.bfloat16
+    assert (result.grpo_final / "model.safetensors").is_file()
