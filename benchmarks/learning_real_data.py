@@ -137,7 +137,7 @@ def build_task_splits(train_path: Path, eval_path: Path, taxonomy_path: Path, ou
     return tasks, tax, holdout
 
 
-def bench(model_dir: str, tasks, tax, out: Path, *, require_think: bool, max_new_tokens: int) -> dict:
+def bench(model_dir: str, tasks, tax, out: Path, *, require_think: bool, max_new_tokens: int, gpu: bool = False) -> dict:
     """Bench one stage on eval_id + eval_ood (greedy)."""
     import datasets
 
@@ -145,8 +145,8 @@ def bench(model_dir: str, tasks, tax, out: Path, *, require_think: bool, max_new
     from proguard.bench.runner import BenchConfig, run_bench
 
     both = datasets.concatenate_datasets([tasks["eval_id"], tasks["eval_ood"]])
-    backend = TransformersBackend(model_dir, GenerationSettings(max_new_tokens=max_new_tokens), device="cpu",
-                                  dtype="float32")
+    backend = TransformersBackend(model_dir, GenerationSettings(max_new_tokens=max_new_tokens),
+                                  device="cuda" if gpu else "cpu", dtype="bfloat16" if gpu else "float32")
     cfg = BenchConfig(batch_size=16, require_think=require_think, plots=False, progress=False)
     m = run_bench(both, backend, out, cfg, taxonomy=tax, tasks_label="eval_id+eval_ood").metrics
     return {
@@ -175,6 +175,10 @@ def main() -> int:
     p.add_argument("--sft-steps", type=int, default=40)
     p.add_argument("--grpo-steps", type=int, default=4)
     p.add_argument("--completion-tokens", type=int, default=96)
+    p.add_argument("--model", default="tiny",
+                   help="base policy: tiny (random, CPU) or a checkpoint, e.g. Qwen/Qwen2.5-VL-3B-Instruct (then (d) is "
+                   "GRPO from the instruct base, ProGuard's path, and random_init is that base)")
+    p.add_argument("--gpu", action="store_true", help="bf16 training and CUDA benchmarking")
     args = p.parse_args()
     if not (REFERENCE / "donotanswer").is_dir():
         print(f"reference data not found at {REFERENCE}", file=sys.stderr)
@@ -207,15 +211,17 @@ def main() -> int:
                        config=DistillConfig(progress=False), tasks_label="train")
     lap("data + distill", s)
 
+    dtype = "bfloat16" if args.gpu else "float32"
+    bf16 = str(args.gpu).lower()
     common_sft = [
-        "model.name_or_path=tiny", "model.dtype=float32", f"data.dataset={out / 'distill'}",
+        f"model.name_or_path={args.model}", f"model.dtype={dtype}", f"sft.bf16={bf16}", f"data.dataset={out / 'distill'}",
         "lengths.max_length=1024", "lengths.overlong=drop", "sft.per_device_train_batch_size=4",
         "sft.learning_rate=2e-3", "sft.lr_scheduler_type=constant", f"sft.max_steps={args.sft_steps}",
         "sft.gradient_checkpointing=false", "sft.seed=0", "logging.report_to=[none]", "logging.logging_steps=5",
         f"checkpoint.save_steps={args.sft_steps}", "checkpoint.save_total_limit=1",
     ]
     common_grpo = [
-        f"data.prepared={out / 'tasks'}", "model.dtype=float32", "rewards=default", "lengths.max_prompt_length=1024",
+        f"data.prepared={out / 'tasks'}", f"model.dtype={dtype}", f"grpo.bf16={bf16}", "rewards=default", "lengths.max_prompt_length=1024",
         f"lengths.max_completion_length={args.completion_tokens}", "grpo.per_device_train_batch_size=8",
         "grpo.num_generations=4", "grpo.learning_rate=1e-4", "grpo.beta=0.0", f"grpo.max_steps={args.grpo_steps}",
         "grpo.gradient_checkpointing=false", "grpo.seed=0", "logging.report_to=[none]", "logging.logging_steps=1",
@@ -227,17 +233,17 @@ def main() -> int:
         s = time.perf_counter()
         finals[name] = str(train_sft(load_sft_recipe(None, [*common_sft, *extra, f"output_dir={out / name}"])))
         lap(name, s)
-    for name, init in (("c_grpo_from_a", finals["a_sft_critique"]), ("d_grpo_from_random", "tiny")):
+    for name, init in (("c_grpo_from_a", finals["a_sft_critique"]), ("d_grpo_from_random", args.model)):
         s = time.perf_counter()
         finals[name] = str(train(load_recipe(None, [*common_grpo, f"model.name_or_path={init}", f"output_dir={out / name}"])))
         lap(name, s)
     from proguard.train.policy import resolve_model_path
 
-    finals = {"random_init": resolve_model_path(load_recipe(None, ["model.name_or_path=tiny"])), **finals}
+    finals = {"random_init": resolve_model_path(load_recipe(None, [f"model.name_or_path={args.model}"])), **finals}
     for name, model_dir in finals.items():
         s = time.perf_counter()
         stages[name] = bench(model_dir, tasks, tax, out / "bench" / name, require_think=name != "b_sft_label_only",
-                             max_new_tokens=args.completion_tokens)
+                             max_new_tokens=args.completion_tokens, gpu=args.gpu)
         lap(f"bench {name}", s)
     grpo_curves = {}
     for name in ("c_grpo_from_a", "d_grpo_from_random"):
