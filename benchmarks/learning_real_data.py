@@ -174,6 +174,8 @@ def main() -> int:
     p.add_argument("--xstest-eval", type=int, default=12)
     p.add_argument("--sft-steps", type=int, default=40)
     p.add_argument("--grpo-steps", type=int, default=4)
+    p.add_argument("--sft-lr", type=float, default=2e-3, help="SFT learning rate (2e-3 for the random tiny model)")
+    p.add_argument("--grpo-lr", type=float, default=1e-4, help="GRPO learning rate (1e-4 for the random tiny model)")
     p.add_argument("--completion-tokens", type=int, default=96)
     p.add_argument("--model", default="tiny",
                    help="base policy: tiny (random, CPU) or a checkpoint, e.g. Qwen/Qwen2.5-VL-3B-Instruct (then (d) is "
@@ -216,14 +218,14 @@ def main() -> int:
     common_sft = [
         f"model.name_or_path={args.model}", f"model.dtype={dtype}", f"sft.bf16={bf16}", f"data.dataset={out / 'distill'}",
         "lengths.max_length=1024", "lengths.overlong=drop", "sft.per_device_train_batch_size=4",
-        "sft.learning_rate=2e-3", "sft.lr_scheduler_type=constant", f"sft.max_steps={args.sft_steps}",
+        f"sft.learning_rate={args.sft_lr}", "sft.lr_scheduler_type=constant", f"sft.max_steps={args.sft_steps}",
         "sft.gradient_checkpointing=false", "sft.seed=0", "logging.report_to=[none]", "logging.logging_steps=5",
         f"checkpoint.save_steps={args.sft_steps}", "checkpoint.save_total_limit=1",
     ]
     common_grpo = [
         f"data.prepared={out / 'tasks'}", f"model.dtype={dtype}", f"grpo.bf16={bf16}", "rewards=default", "lengths.max_prompt_length=1024",
         f"lengths.max_completion_length={args.completion_tokens}", "grpo.per_device_train_batch_size=8",
-        "grpo.num_generations=4", "grpo.learning_rate=1e-4", "grpo.beta=0.0", f"grpo.max_steps={args.grpo_steps}",
+        "grpo.num_generations=4", f"grpo.learning_rate={args.grpo_lr}", "grpo.beta=0.0", f"grpo.max_steps={args.grpo_steps}",
         "grpo.gradient_checkpointing=false", "grpo.seed=0", "logging.report_to=[none]", "logging.logging_steps=1",
         f"checkpoint.save_steps={args.grpo_steps}", "checkpoint.save_total_limit=1",
     ]
