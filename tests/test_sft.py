@@ -33,6 +33,7 @@ def test_recipe_errors_name_the_key():
         load_sft_recipe(SFT, ["data.distill.teacher=openai"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("label_only", [False, True])
 def test_loss_covers_the_assistant_turn_only(tmp_path, label_only):
     """Collated labels decode to exactly the assistant turn (+ end of turn) on text and image rows alike."""
@@ -57,6 +58,7 @@ def test_loss_covers_the_assistant_turn_only(tmp_path, label_only):
     assert "pixel_values" in batch
 
 
+@pytest.mark.slow
 def test_sft_then_grpo_from_its_final_end_to_end(tmp_path, capsys):
     """`proguard sft` writes distill/report.md, metrics and final/; --resume continues; GRPO trains from final/."""
     sft_out = tmp_path / "sft"
