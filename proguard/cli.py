@@ -22,7 +22,10 @@ DESCRIPTION = (
     "`proguard COMMAND --help` for each command."
 )
 
-COMMANDS = ["demo", "bench", "moderate", "rewards", "suites", "synonyms", "tasks", "train", "vllm-serve"]
+COMMANDS = [
+    "demo", "bench", "moderate", "rewards", "suites", "synonyms", "tasks", "distill", "sft", "train", "quickstart",
+    "vllm-serve",
+]
 """Sub-commands, in the order ``--help`` lists them; each is ``proguard/commands/<name>.py``."""
 
 # The lower layers (taxonomy, synonym_bank) cannot import proguard.errors: their errors are mapped

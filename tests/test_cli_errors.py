@@ -104,6 +104,15 @@ def cases(b: dict[str, str]) -> dict[str, list[list[str]]]:
             [TINY, f"output_dir={b['a_file']}"],
             [TINY, "--chek"],
         ],
+        "distill": [
+            ["--out", out, "--data", b["missing"]],
+            ["--out", out, "--data", b["latin1.jsonl"]],
+            ["--out", out, "--tasks", b["notds"]],
+            ["--out", out, "--taxonomy", "nope"],
+            ["--out", out, "--teacher", "openai", "--model", "m", "--base-url", "nope"],
+        ],
+        "sft": [[b["missing"]], [b["list.yaml"]], [TINY, "--check"]],
+        "quickstart": [["--sft", "nope"], ["--sft-recipe", b["missing"]]],
         "vllm-serve": [[b["missing"]], [TINY, "rollout.server_port=0"], [TINY, "--print"]],
     }
 

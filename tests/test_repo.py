@@ -29,8 +29,9 @@ PROGUARD_LAYERS = [
     ["outputs", "hub", "protocol", "data", "media", "models"],
     ["inputs"],
     ["scoring", "tasks"],
-    ["bench", "train", "testing"],
+    ["bench", "testing"],
     ["suites", "distill"],
+    ["train"],
     ["commands", "cli"],
 ]
 TEST_ONLY = {"doubles", "task_helpers", "reference_data", "conftest", "tests"}

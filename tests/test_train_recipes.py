@@ -1,4 +1,7 @@
-"""Every shipped recipe loads through the schema, passes ``--check`` and ``--dry-run`` with no model and no network."""
+"""Every shipped recipe loads through the schema, passes ``--check`` and ``--dry-run`` with no model and no network.
+
+GRPO recipes go through ``proguard train``, SFT recipes (``sft*.yaml``) through ``proguard sft``.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,9 @@ import pytest
 from proguard.cli import main as cli_main
 
 ROOT = Path(__file__).resolve().parents[1]
-RECIPES = sorted(p for p in (ROOT / "recipes").rglob("*.yaml") if p.parent.name != "accelerate")
+ALL_RECIPES = sorted(p for p in (ROOT / "recipes").rglob("*.yaml") if p.parent.name != "accelerate")
+SFT_RECIPES = [p for p in ALL_RECIPES if p.name.startswith("sft")]
+RECIPES = [p for p in ALL_RECIPES if p not in SFT_RECIPES]
 ACCELERATE = sorted((ROOT / "recipes" / "accelerate").glob("*.yaml"))
 
 
@@ -18,6 +23,8 @@ def test_recipes_are_found():
     """The tiny recipe and the two paper recipes ship; the accelerate configs for ZeRO-2 and ZeRO-3."""
     names = {str(p.relative_to(ROOT / "recipes")) for p in RECIPES}
     assert {"tiny/grpo_cpu.yaml", "qwen2.5-vl-7b/grpo.yaml", "qwen2.5-vl-3b/grpo.yaml"} <= names
+    sft = {str(p.relative_to(ROOT / "recipes")) for p in SFT_RECIPES}
+    assert {"tiny/sft_cpu.yaml", "qwen2.5-vl-7b/sft.yaml", "qwen2.5-vl-3b/sft.yaml"} <= sft
     assert {p.name for p in ACCELERATE} == {"zero2.yaml", "zero3.yaml"}
 
 
@@ -55,6 +62,21 @@ def test_recipe_check_and_dry_run_offline(recipe, offline, capsys):
     assert '"rows": ' in out and "- format: gate" in out
 
 
+@pytest.mark.parametrize("recipe", SFT_RECIPES, ids=lambda p: str(p.relative_to(ROOT / "recipes")))
+def test_sft_recipe_check_and_dry_run_offline(recipe, offline, capsys, tmp_path):
+    """``proguard sft --check`` passes; ``--dry-run`` shows the recipe, counts and a conversation, writing nothing."""
+    assert cli_main(["sft", str(recipe), "--check"]) == 0
+    assert ": ok (sft" in capsys.readouterr().out
+    # The paper recipes train on a dataset the user distils; preview them distilled inline from the bundled samples.
+    data = ["data.dataset=null", "data.distill.samples=bundled"] if "qwen" in str(recipe) else []
+    assert cli_main(["sft", str(recipe), "--dry-run", *data, f"output_dir={tmp_path / 'run'}"]) == 0
+    out = capsys.readouterr().out
+    for section in ("# resolved recipe", "# training data", "# loss: assistant turn only", "# sample conversation (text"):
+        assert section in out, section
+    assert "===== assistant =====\n<think>" in out
+    assert not (tmp_path / "run").exists()
+
+
 def test_paper_dry_run_warns_when_vllm_is_missing(offline, capsys, monkeypatch):
     """The vLLM recipes' dry run says how to get vLLM (or use hf) when it is not importable."""
     import importlib.util
@@ -68,7 +90,7 @@ def test_paper_dry_run_warns_when_vllm_is_missing(offline, capsys, monkeypatch):
 
 def test_recipe_keys_carry_a_comment():
     """Every key line of a shipped recipe has a comment line right above it (verl's rule)."""
-    for recipe in RECIPES:
+    for recipe in ALL_RECIPES:
         lines = recipe.read_text().splitlines()
         for i, line in enumerate(lines):
             stripped = line.strip()
