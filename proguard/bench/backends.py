@@ -104,6 +104,10 @@ def make_backend(
 ) -> Backend:
     """Build a backend by name: ``transformers``, ``vllm`` or ``openai`` (needs ``base_url``)."""
     settings = settings or GenerationSettings()
+    if kind in ("transformers", "vllm"):
+        from proguard.model_source import check_model_source
+
+        check_model_source(model)
     if kind == "transformers":
         return TransformersBackend(model, settings, **options)
     if kind == "vllm":

@@ -48,6 +48,10 @@ def read_inputs(path: Path) -> list[dict]:
 
 def run(args: argparse.Namespace) -> int:
     """Print one JSON verdict per input; exit 1 when any answer was malformed."""
+    from proguard.model_source import check_model_source
+
+    if args.backend != "openai":  # a missing local directory fails before torch is even imported
+        check_model_source(args.model)
     from proguard.bench.guard import Guard
     from proguard.errors import UsageError
 

@@ -34,7 +34,9 @@ def resolve_model_path(r: Recipe) -> str:
         from proguard.models.tiny_vlm import tiny_vlm_path
 
         return str(tiny_vlm_path())
-    return r.model.name_or_path
+    from proguard.model_source import check_model_source
+
+    return check_model_source(r.model.name_or_path, what="model.name_or_path")
 
 
 def load_processor(model_path: str, r: Recipe):
