@@ -12,6 +12,7 @@ A command is skipped only when its doc says so, with an HTML comment on the line
 
     <!-- docs-test: skip: REASON -->               every command of the block
     <!-- docs-test: skip "TEXT": REASON -->        the block's commands that contain TEXT
+    <!-- docs-test: exit 1 "TEXT": REASON -->      runs them, and that exit status is the documented one
 
 and every skip prints its reason (pytest ``-rs``). A marker whose TEXT matches no command is an error,
 so markers cannot outlive the commands they excuse.
@@ -34,7 +35,8 @@ from reference_data import REFERENCE_DIR
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SHELL_LANGS = {"bash", "sh", "shell", "console"}
-_MARKER = re.compile(r'<!--\s*docs-test:\s*skip(?:\s+"(?P<text>[^"]+)")?\s*:\s*(?P<reason>.*?)\s*-->')
+_MARKER = re.compile(
+    r'<!--\s*docs-test:\s*(?:skip|exit\s+(?P<code>\d+))(?:\s+"(?P<text>[^"]+)")?\s*:\s*(?P<reason>.*?)\s*-->')
 COMMAND_TIMEOUT_S = 300
 
 
@@ -46,6 +48,7 @@ class DocCommand:
     line: int
     text: str
     skip: str | None = None
+    exit_code: int = 0
 
     @property
     def id(self) -> str:
@@ -58,7 +61,7 @@ class _Block:
     line: int
     lang: str
     body: list[tuple[int, str]] = field(default_factory=list)
-    markers: list[tuple[str | None, str]] = field(default_factory=list)
+    markers: list[tuple[str | None, str, int | None]] = field(default_factory=list)
 
 
 def _blocks(path: Path) -> list[_Block]:
@@ -74,7 +77,8 @@ def _blocks(path: Path) -> list[_Block]:
             j = i - 2  # the marker comments directly above the fence
             while j >= 0 and _MARKER.search(lines[j]):
                 mm = _MARKER.search(lines[j])
-                block.markers.append((mm.group("text"), mm.group("reason")))
+                code = mm.group("code")
+                block.markers.append((mm.group("text"), mm.group("reason"), None if code is None else int(code)))
                 j -= 1
             current = block
         elif current is not None and m and not m.group(1):
@@ -109,12 +113,15 @@ def doc_commands(path: Path) -> list[DocCommand]:
             pending.append(line)
             cmds.append(DocCommand(block.doc, start, " ".join(p.strip() for p in pending)))
             pending = []
-        for text, reason in block.markers:
+        for text, reason, code in block.markers:
             hit = [c for c in cmds if text is None or text in c.text]
             if not hit:
                 raise AssertionError(f"{block.doc}:{block.line}: docs-test marker {text!r} matches no command")
             for c in hit:
-                c.skip = c.skip or reason
+                if code is None:
+                    c.skip = c.skip or reason
+                else:
+                    c.exit_code = code
         out.extend(cmds)
     return out
 
@@ -156,20 +163,20 @@ def test_documented_command_runs_as_written(cmd: DocCommand, fresh_clone: Path):
     proc = subprocess.run(["bash", "-c", cmd.text], cwd=fresh_clone, env=_env(fresh_clone), capture_output=True,
                           text=True, timeout=COMMAND_TIMEOUT_S)
     tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-    assert proc.returncode == 0, f"{cmd.id}: exit {proc.returncode}: {cmd.text}\n{tail}"
+    assert proc.returncode == cmd.exit_code, f"{cmd.id}: exit {proc.returncode}: {cmd.text}\n{tail}"
 
 
 def test_the_docs_have_commands_and_the_parser_reads_markers(tmp_path, monkeypatch):
     assert len(ALL_COMMANDS) > 20 and any(c.skip is None for c in ALL_COMMANDS)
     doc = tmp_path / "x.md"
     doc.write_text(
-        "<!-- docs-test: skip \"serve\": needs a server -->\n```bash\nproguard a --b \\\n    --c   # note\n"
+        "<!-- docs-test: exit 1 \"--c\": flags -->\n<!-- docs-test: skip \"serve\": needs a server -->\n```bash\nproguard a --b \\\n    --c   # note\n"
         "# a comment\nproguard serve\n```\n\n```console\n$ echo hi\nhi\n```\n\n```python\nprint()\n```\n"
     )
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     cmds = doc_commands(doc)
-    assert [(c.line, c.text, c.skip) for c in cmds] == [
-        (2, "proguard a --b --c   # note", None), (5, "proguard serve", "needs a server"), (9, "echo hi", None)]
+    assert [(c.line, c.text, c.skip, c.exit_code) for c in cmds] == [
+        (4, "proguard a --b --c   # note", None, 1), (7, "proguard serve", "needs a server", 0), (11, "echo hi", None, 0)]
     doc.write_text("<!-- docs-test: skip \"gone\": stale -->\n```bash\nproguard a\n```\n")
     with pytest.raises(AssertionError, match="matches no command"):
         doc_commands(doc)
