@@ -1,5 +1,9 @@
-"""Offline by default: a model named by a Hugging Face Hub ID is used only when it is already on disk,
-unless the user passes an explicit ``--allow-download``.
+"""Where a model comes from, offline by default: a local directory, ``tiny``, or a Hugging Face Hub ID used
+only when it is already on disk unless the user passes an explicit ``--allow-download``.
+
+``check_model_source`` runs first, before torch is imported: a path-shaped name that does not exist
+(``runs/my-guard`` mistyped) fails at once with "no such model directory" instead of a minute of hub
+retries and a long traceback.
 
 Training, ``vllm-serve``, ``bench`` and ``moderate`` all resolve their model through
 ``local_model_or_download``, so no command fetches weights from the network without being asked.
@@ -7,9 +11,45 @@ Training, ``vllm-serve``, ``bench`` and ``moderate`` all resolve their model thr
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from proguard.errors import UsageError
+
+
+TINY_MODEL = "tiny"
+"""The in-process tiny Qwen2.5-VL (``proguard.models.tiny_vlm``); never a path."""
+
+
+class ModelSourceError(UsageError):
+    """A model argument that names a local directory which does not exist (exit 2)."""
+
+
+def looks_local(name: str) -> bool:
+    """True when ``name`` can only mean a path: it starts with ``.``, ``/``, ``~`` or ``runs/``, or has two
+    or more path separators, or a backslash. A hub ID has at most one ``/`` (``org/name``)."""
+    if name.startswith((".", "/", "~", "runs/", "runs" + os.sep)):
+        return True
+    return name.count("/") >= 2 or "\\" in name or (os.sep != "/" and os.sep in name)
+
+
+def check_model_source(name: str, *, what: str = "model") -> str:
+    """``name`` unchanged when it is ``tiny``, an existing path or a hub-ID-shaped string; else a one-line error.
+
+    A path-shaped ``name`` that does not exist raises ``no such model directory: PATH``; one that is a
+    file (not a checkpoint directory) says so too. Hub IDs pass through: whether they may be downloaded
+    is the loader's concern.
+    """
+    if name == TINY_MODEL:
+        return name
+    path = Path(name).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelSourceError(f"{what} {name}: a file, not a model directory (config.json + weights)")
+        return name
+    if looks_local(name):
+        raise ModelSourceError(f"no such model directory: {name}")
+    return name
 
 
 class DownloadNotAllowed(UsageError):
@@ -26,6 +66,7 @@ def local_model_or_download(name: str, allow_download: bool, *, what: str, optio
         return str(path)
     if path.exists():
         raise DownloadNotAllowed(f"{what}: {name} is a file; a checkpoint is a directory (config.json, weights...)")
+    check_model_source(name, what=what)  # a mistyped runs/my-guard must not become a minute of hub retries
     if allow_download:
         return name
     cached = _cached_snapshot(name)

@@ -254,3 +254,16 @@ def test_rewards_score_rescores_a_bench_run_as_written(tmp_path, ood_tasks, scor
     assert all(r["format_error"] is None and r["reward_components"]["format"] == 1.0 for r in rows)
     in_tax = [r for r in rows if r["truth"]["category"] and not r["truth"]["ood"]]
     assert in_tax and all(r["reward_components"]["category"] == 1.0 for r in in_tax)
+
+
+def test_a_cached_rerun_times_only_what_it_generated(tmp_path, samples):
+    """A fully cached rerun reports no throughput of its own; a partial one times only the fresh samples."""
+    tasks = default_tasks(samples, TAX)
+    first = run_bench(tasks, ScriptedBackend.from_tasks(tasks, perfect_answer), tmp_path, QUIET)
+    assert first.metrics["timing"]["n_timed"] == 36
+    again = run_bench(tasks, ScriptedBackend.from_tasks(tasks, perfect_answer), tmp_path, QUIET)
+    assert again.cached == 36
+    assert again.metrics["timing"]["n_timed"] == 0 and again.metrics["timing"]["throughput_samples_per_s"] is None
+    changed = tasks.map(lambda r, i: {"prompt": _edit(r["prompt"]) if i == 0 else r["prompt"]}, with_indices=True)
+    partial = run_bench(changed, ScriptedBackend.from_tasks(changed, perfect_answer), tmp_path, QUIET)
+    assert (partial.generated, partial.metrics["timing"]["n_timed"]) == (1, 1)

@@ -177,7 +177,8 @@ def test_wordnet_proposals_singularise_and_swap_lemmas(wordnet):
 
 
 def test_cli_build_without_wordnet_writes_a_loadable_bank(tmp_path, tax_file, capsys):
-    assert main(["synonyms", "build", "--taxonomy", str(tax_file), "--wordnet-dir", str(tmp_path / "none")]) == 0
+    assert main(["synonyms", "build", "--taxonomy", str(tax_file), "--wordnet-dir", str(tmp_path / "none"),
+                 "--next-to-taxonomy"]) == 0
     err = capsys.readouterr().err
     assert "skipping WordNet proposals" in err and "apt-get install wordnet-base" in err
     assert tax_file.with_name("policy.synonyms.yaml").exists()
@@ -192,7 +193,7 @@ def test_cli_build_with_wordnet_then_curated_overrides_win(wordnet, tmp_path, mo
     monkeypatch.setenv("PROGUARD_CACHE_DIR", str(tmp_path / "cache"))  # WordNet is staged here, once
     tax_path = tmp_path / "proguard.yaml"
     tax_path.write_bytes(private_copy(REFERENCE).read_bytes())
-    assert main(["synonyms", "build", "--taxonomy", str(tax_path)]) == 0
+    assert main(["synonyms", "build", "--taxonomy", str(tax_path), "--next-to-taxonomy"]) == 0
     assert "skipping WordNet" not in capsys.readouterr().err
     built = SynonymBank.load(tax_path.with_name("proguard.synonyms.yaml"))
     assert len(built) == 39 and all(len(e.synonyms) == 5 for e in built)
@@ -210,3 +211,23 @@ def test_cli_build_with_wordnet_then_curated_overrides_win(wordnet, tmp_path, mo
     assert c3s1.generated[1] not in loaded.phrases("C3S1") and "Romance Scam" in loaded.phrases("C3S1")
     assert c3s1.generated[0] in loaded.phrases("C3S1")  # the rest of the generated list stays
     assert loaded.phrases(weapons.key) == ("Weapons", "Guns")  # replaced: generated dropped too
+
+
+def test_cli_build_writes_beside_the_taxonomy_only_when_asked(tmp_path, tax_file, capsys):
+    """Without --out or --next-to-taxonomy nothing is written (a bank beside a taxonomy changes every later load)."""
+    with pytest.raises(SystemExit) as exc:
+        main(["synonyms", "build", "--taxonomy", str(tax_file), "--no-wordnet"])
+    assert exc.value.code == 2
+    assert not tax_file.with_name("policy.synonyms.yaml").exists()
+    out = tmp_path / "elsewhere" / "bank.yaml"
+    assert main(["synonyms", "build", "--taxonomy", str(tax_file), "--no-wordnet", "--out", str(out)]) == 0
+    assert out.exists() and not tax_file.with_name("policy.synonyms.yaml").exists()
+    assert "building the synonym bank" in capsys.readouterr().err  # a start line before the work
+
+
+def test_cli_build_errors_are_one_line(tmp_path, capsys):
+    assert main(["synonyms", "build", "--taxonomy", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "b.yaml")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and err[1].startswith("proguard synonyms: error:") and "nope.yaml" in err[1]
+    assert main(["synonyms", "build", "--taxonomy", "default", "--next-to-taxonomy"]) == 2
+    assert "use --out PATH" in capsys.readouterr().err

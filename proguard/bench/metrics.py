@@ -26,7 +26,8 @@ Scoring rules, the same for every model so an external guard is scored fairly:
 * Reasoning length is counted in whitespace-separated words of the ``<think>`` block, so it is
   comparable across models with different tokenizers; the mean is over well-formed answers.
 * Latency is per request (a batched backend: the batch's wall time); throughput is samples per
-  second of generation wall time.
+  second of generation wall time; both only over the samples generated in this run (cached ones are
+  not timed again, so a fully cached rerun reports ``n_timed`` 0 and no throughput).
 """
 
 from __future__ import annotations

@@ -260,7 +260,9 @@ def _generate(
             for i, row, h in zip(idx, rows, hashes, strict=True):
                 hit = cached.get(str(row["task_id"]))
                 if hit is not None and hit.prompt_hash == h:
-                    by_index[i] = _record(row, hit.text, hit.latency_s, hit.time_share_s, config)
+                    # Not timed in this run: latency and throughput cover only what this run generated
+                    # (a fully cached rerun reports none, never the earlier run's speed as its own).
+                    by_index[i] = _record(row, hit.text, None, None, config)
                     n_cached += 1
                 else:
                     pending.append((i, row, h))
@@ -300,7 +302,8 @@ def _count_reasoning_tokens(records: list[Record], backend: Backend) -> list[Rec
 
 
 def _record(
-    row: dict[str, Any], text: str | None, latency: float, share: float, config: BenchConfig, error: str | None = None
+    row: dict[str, Any], text: str | None, latency: float | None, share: float | None, config: BenchConfig,
+    error: str | None = None,
 ) -> Record:
     target = Target.from_columns(row)
     if error is not None:

@@ -48,7 +48,11 @@ def add_backend_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def backend_from_args(args: argparse.Namespace):
-    """The backend the options describe."""
+    """The backend the options describe; a missing local model directory fails here, before any import."""
+    from proguard.hub import check_model_source
+
+    if args.backend != "openai":  # there --model is the served model's name
+        check_model_source(args.model)
     from proguard.bench.backends import GenerationSettings, make_backend
 
     settings = GenerationSettings(

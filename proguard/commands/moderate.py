@@ -10,6 +10,9 @@ from pathlib import Path
 
 from proguard.commands.bench import add_backend_arguments, backend_from_args
 
+MODERATE_MAX_NEW_TOKENS = 512
+"""Default completion budget of one verdict (``bench`` uses the training budget, 1024)."""
+
 HELP = "Classify a request/response/image (or a JSONL file of them) with a guard; prints verdicts as JSON."
 
 
@@ -25,6 +28,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--taxonomy", default="default", help="policy taxonomy: bundled name or YAML path")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--raw", action="store_true", help="also print the raw completion")
+    # A guard's answer block is ~20 tokens and a trained guard reasons in a few hundred; bench keeps 1024
+    # (the training completion budget) to score long reasoning, but one interactive verdict should not
+    # wait for 1024 tokens of an untrained model. A cut answer is reported as malformed (exit 1).
+    p.set_defaults(max_new_tokens=MODERATE_MAX_NEW_TOKENS)
+    for action in p._actions:  # argparse has no public way to reword one inherited option's help
+        if action.dest == "max_new_tokens":
+            action.help = f"completion length limit (default {MODERATE_MAX_NEW_TOKENS}; bench uses 1024)"
 
 
 def read_inputs(path: Path) -> list[dict]:
@@ -51,6 +61,10 @@ def read_inputs(path: Path) -> list[dict]:
 
 def run(args: argparse.Namespace) -> int:
     """Print one JSON verdict per input; exit 1 when any answer was malformed."""
+    from proguard.hub import check_model_source
+
+    if args.backend != "openai":  # a missing local directory fails before torch is even imported
+        check_model_source(args.model)
     from proguard.bench.guard import Guard
     from proguard.errors import UsageError
 
@@ -60,6 +74,9 @@ def run(args: argparse.Namespace) -> int:
     items = read_inputs(Path(args.input)) if args.input else [
         {"request": args.request, "response": args.response, "image": args.image}
     ]
+    where = args.base_url if args.backend == "openai" else args.model
+    print(f"moderating {len(items)} input(s) with {where} ({args.backend}, up to {args.max_new_tokens} new tokens) ...",
+          file=sys.stderr)
     guard = Guard(backend_from_args(args), args.taxonomy, require_think=not args.no_require_think,
                   batch_size=args.batch_size)
     try:

@@ -1,6 +1,8 @@
 """``proguard synonyms``: build a taxonomy's synonym bank, check its quality, rank nodes for free-text names.
 
-Run ``proguard synonyms build --taxonomy path/policy.yaml`` (writes ``path/policy.synonyms.yaml``),
+Run ``proguard synonyms build --taxonomy path/policy.yaml --out bank.yaml`` (or ``--next-to-taxonomy``:
+writes ``path/policy.synonyms.yaml``; a build never writes beside a taxonomy unless asked, because that
+file changes what every later load of the taxonomy sees),
 ``proguard synonyms check --taxonomy path/policy.yaml --json report.json``, or
 ``proguard synonyms rank --taxonomy path/policy.yaml --names names.txt --json ranked.json`` (every
 node ranked for each name by the ``ood_description`` reward's own scorer).
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 HELP = ("Build a taxonomy's synonym bank (WordNet proposals), check it (margins to the nearest other "
         "category), or rank every node for free-text names with the OOD reward's scorer.")
@@ -22,7 +25,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     build = sub.add_parser("build", help="write the bank: taxonomy synonyms + WordNet proposals")
     _common(build)
-    build.add_argument("--out", default=None, help="bank file to write (.yaml or .json; default: next to the taxonomy)")
+    dest = build.add_mutually_exclusive_group(required=True)
+    dest.add_argument("--out", default=None, help="bank file to write (.yaml or .json)")
+    dest.add_argument("--next-to-taxonomy", action="store_true",
+                      help="write path/policy.synonyms.yaml, the file `synonyms check` and training load by default")
     build.add_argument("--no-wordnet", action="store_true", help="write the taxonomy's own synonyms only")
     build.add_argument("--wordnet-dir", default=None, help="WordNet 3.0 database directory (default: look offline)")
     build.add_argument("--max-per-node", type=int, default=5, help="most proposals added per node")
@@ -67,10 +73,15 @@ def _build(args: argparse.Namespace) -> int:
     from synonym_bank.lexical import WordNetUnavailable, add_proposals, load_wordnet
     from taxonomy import load_taxonomy
 
+    print(f"building the synonym bank of {args.taxonomy} ...", file=sys.stderr)
     tax = load_taxonomy(args.taxonomy)
     bank = SynonymBank.from_taxonomy(tax)
     bank_path, override_path = default_paths(args.taxonomy)
     added: dict[str, list[str]] = {}
+    if args.next_to_taxonomy and not Path(args.taxonomy).is_file():
+        from proguard.errors import UsageError
+
+        raise UsageError(f"--next-to-taxonomy: {args.taxonomy} is a bundled taxonomy, not a file; use --out PATH")
     if args.no_wordnet:
         wordnet_note = "off (--no-wordnet)"
     else:
@@ -86,7 +97,12 @@ def _build(args: argparse.Namespace) -> int:
                 for key, phrases in added.items():
                     print(f"{key:<6} +{len(phrases)}: {'; '.join(phrases)}")
     used = not args.no_wordnet and wordnet_note.startswith("used")
-    out = bank.save(args.out or bank_path)
+    try:
+        out = bank.save(args.out or bank_path)
+    except OSError as exc:
+        from proguard.errors import RunError
+
+        raise RunError(f"cannot write the bank {args.out or bank_path}: {exc.strerror or exc}") from None
     summary = {
         "bank": str(out), "taxonomy": tax.name, "nodes": len(bank),
         "phrases": sum(len(e.phrases()) for e in bank), "wordnet_used": used,

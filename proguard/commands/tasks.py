@@ -83,7 +83,9 @@ def run(args: argparse.Namespace) -> int:
     summary = {"data": str(args.data), "taxonomy_source": str(args.taxonomy), **build.summary}
 
     def write(scratch: Path) -> None:
-        build.tasks.save_to_disk(str(scratch))
+        # One shard per split even when a split is empty (no --holdout: eval_ood has 0 rows): datasets
+        # otherwise writes no shard for it and load_from_disk of the whole directory fails (IndexError).
+        build.tasks.save_to_disk(str(scratch), num_shards={name: 1 for name in build.tasks})
         (scratch / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
 
     replace_output_dir(out, OUTPUT_KIND, write, overwrite=args.overwrite, protect=protect)

@@ -18,6 +18,7 @@ Run it with ``proguard train RECIPE.yaml`` (or ``accelerate launch -m proguard.c
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -54,6 +55,10 @@ def build_grpo_config(r: Recipe):
     from trl import GRPOConfig
 
     kwargs = grpo_config_kwargs(r, world_size=_world_size())
+    # transformers 5.x renamed gradient_checkpointing to activation_checkpointing and warns on every run
+    # given the old name: pass the name this transformers has (the old one where it is all there is).
+    if "activation_checkpointing" in {f.name for f in dataclasses.fields(GRPOConfig)}:
+        kwargs["activation_checkpointing"] = kwargs.pop("gradient_checkpointing")
     if not torch.cuda.is_available():
         mps = getattr(torch.backends, "mps", None)
         if kwargs.get("bf16") and not (mps is not None and mps.is_available()):

@@ -181,12 +181,40 @@ def metrics_callback(path: Path):
     from transformers import TrainerCallback
 
     class MetricsFile(TrainerCallback):
-        """Appends every log record, with its step, to a JSON-lines file (main process only)."""
+        """Appends every log record, with its step, to a JSON-lines file (main process only); at the end
+        every training-step row gets the same keys (see :func:`same_keys_on_every_step`)."""
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if state.is_world_process_zero and logs:
                 with path.open("a", encoding="utf-8") as fh:
                     fh.write(json.dumps({"step": state.global_step, **logs}, default=float) + "\n")
 
+        def on_train_end(self, args, state, control, **kwargs):
+            if state.is_world_process_zero and path.exists():
+                same_keys_on_every_step(path)
+
     return MetricsFile()
+
+
+STEP_KEY = "loss"
+"""A row with this key is a training-step log row (the run's closing summary row has ``train_loss``)."""
+
+
+def same_keys_on_every_step(path: Path) -> None:
+    """Give every training-step row of ``path`` the union of the step rows' keys, ``null`` where absent.
+
+    A reward component is logged only on steps where it applies to some sample (``ood_similarity``
+    on batches without an OOD task has no value), so raw rows differ from step to step; ``null``
+    means "not applicable on that step" (never 0, which would read as a score). The closing summary
+    row (``train_runtime``, ``train_loss``...) is left as it is.
+    """
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    keys: dict[str, None] = {}
+    for row in rows:
+        if STEP_KEY in row:
+            keys.update(dict.fromkeys(row))
+    out = [{k: row.get(k) for k in keys} if STEP_KEY in row else row for row in rows]
+    scratch = path.with_name(path.name + ".tmp")
+    scratch.write_text("".join(json.dumps(r) + "\n" for r in out), encoding="utf-8")
+    scratch.replace(path)  # atomic: a reader never sees half a file
 
