@@ -19,23 +19,26 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import datasets
+import pyarrow as pa
+import pyarrow.compute as pc
 from PIL import Image as PILImage
 
+from proguard.errors import UsageError
+from proguard.hints import problems_message
 from rewards.types import LABELS, MODALITIES
 from taxonomy import Taxonomy
 
 SAMPLE_FIELDS = ("id", "modality", "request", "response", "image", "request_label", "response_label", "category")
 BUNDLED_SAMPLES = Path(__file__).parent / "assets" / "sample" / "samples.jsonl"
-MAX_ERRORS_SHOWN = 20
 
 
-class DataError(ValueError):
+class DataError(UsageError):
     """Invalid sample data; the message lists each problem as ``file: row N: field: what``."""
 
 
@@ -70,9 +73,21 @@ def sample_features() -> datasets.Features:
     )
 
 
-def load_samples(path: str | Path, taxonomy: Taxonomy, *, check_images: bool = True) -> datasets.Dataset:
-    """Load and validate labelled samples; raises ``DataError`` naming file, row and field."""
-    samples = list(validate_samples(read_records(path), taxonomy, origin=str(path), check_images=check_images))
+def load_samples(
+    path: str | Path, taxonomy: Taxonomy, *, check_images: bool = True, allow_outside_data: bool = False
+) -> datasets.Dataset:
+    """Load and validate labelled samples; raises ``DataError`` naming file, row and field.
+
+    Media paths must stay inside the data file's folder (after following links) unless
+    ``allow_outside_data``: a shared data file must not be able to pull in any readable file of the
+    machine it is loaded on.
+    """
+    samples = list(
+        validate_samples(
+            read_records(path), taxonomy, origin=str(path), check_images=check_images,
+            allow_outside_data=allow_outside_data,
+        )
+    )
     return samples_to_dataset(samples)
 
 
@@ -139,7 +154,12 @@ def read_records(path: str | Path) -> Iterator[tuple[int, dict, Path]]:
 
 
 def validate_samples(
-    records: Iterable[tuple[int, dict, Path]], taxonomy: Taxonomy, *, origin: str, check_images: bool = True
+    records: Iterable[tuple[int, dict, Path]],
+    taxonomy: Taxonomy,
+    *,
+    origin: str,
+    check_images: bool = True,
+    allow_outside_data: bool = False,
 ) -> Iterator[Sample]:
     """Validate records; collects every problem (up to a limit) before raising one ``DataError``."""
     errors: list[str] = []
@@ -147,7 +167,7 @@ def validate_samples(
     out = []
     for row, record, base in records:
         problems: list[str] = []
-        sample = _validate(record, taxonomy, base, check_images, problems)
+        sample = _validate(record, taxonomy, base, (check_images, allow_outside_data), problems)
         sid = record.get("id")
         if isinstance(sid, (str, int)) and str(sid) in seen:
             problems.append(f"id: duplicate of row {seen[str(sid)]}")
@@ -157,12 +177,107 @@ def validate_samples(
         if sample is not None and not problems:
             out.append(sample)
     if errors:
-        shown = errors[:MAX_ERRORS_SHOWN]
-        more = f"\n... and {len(errors) - len(shown)} more" if len(errors) > len(shown) else ""
-        raise DataError(f"{len(errors)} problem(s) in sample data:\n" + "\n".join(shown) + more)
+        raise DataError(problems_message(f"{len(errors)} problem(s) in sample data:", errors))
     if not out:
         raise DataError(f"{origin}: no samples")
     return iter(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# The sample rules: one set, used by the loader (records), the task generator (a loaded dataset,
+# row by row or with Arrow kernels) and the reward's ground-truth rows.
+# ---------------------------------------------------------------------------------------------
+def sample_problems(
+    modality: Any,
+    request_label: Any,
+    response_label: Any,
+    category: Any,
+    *,
+    has_request: bool | None = None,
+    has_response: bool | None = None,
+    has_image: bool | None = None,
+) -> list[str]:
+    """Problems with one sample's modality, labels, category and which fields it carries, as ``field: what``.
+
+    A ``has_*`` left ``None`` is not checked (the reward's ground truth carries no texts or images).
+    ``category`` is checked for presence only: whether it names a node is the caller's business (a
+    record may hold a name, a loaded dataset holds node IDs).
+    """
+    problems: list[str] = []
+    if modality not in MODALITIES:
+        return [f"modality: must be one of {', '.join(MODALITIES)}, got {modality!r}"]
+    response_label = response_label or None
+    if request_label not in LABELS:
+        problems.append(f"request_label: must be safe or unsafe, got {request_label!r}")
+    if response_label is not None and response_label not in LABELS:
+        problems.append(f"response_label: must be safe or unsafe, got {response_label!r}")
+    if modality == "image":
+        if has_request or has_response:
+            problems.append("modality: image samples carry no request or response text (use text_image)")
+        if response_label is not None:
+            problems.append("response_label: image samples have no response label")
+    else:
+        if has_request is False:
+            problems.append(f"request: required for {modality} samples")
+        if has_response is True and response_label is None:
+            problems.append("response_label: required when a response is given")
+        if has_response is False and response_label is not None:
+            problems.append("response_label: given without a response")
+    if has_image is not None:
+        if modality == "text" and has_image:
+            problems.append("image: text samples carry no image (use text_image)")
+        elif modality != "text" and not has_image:
+            problems.append(f"image: required for {modality} samples")
+    unsafe = request_label == "unsafe" or response_label == "unsafe"
+    category = category or None
+    if category is None and unsafe:
+        problems.append("category: required when a label is unsafe")
+    elif category is not None and not unsafe:
+        problems.append(f"category: given ({category!r}) but every label is safe")
+    return problems
+
+
+def valid_sample_columns(table: pa.Table, has_image: pa.Array, node_ids: Sequence[str]) -> tuple[list[int], list[bool]] | None:
+    """``sample_problems`` over a whole Arrow table at once, for the task generator's fast path.
+
+    Returns each row's position in ``node_ids`` (-1: safe) and its unsafe flag when every row passes
+    (unique non-empty IDs, the rules of ``sample_problems`` with ``has_image``, a category that is
+    one of ``node_ids``); ``None`` when any row fails, and the caller then names each problem with
+    ``sample_problems`` row by row. Same rules, Arrow kernels: the row loop took 0.15 s on 87k samples.
+    """
+    n = table.num_rows
+    col = {}
+    for name in ("id", "modality", "request_label", "category", "request", "response", "response_label"):
+        c = table.column(name) if name in table.column_names else pa.nulls(n, pa.string())
+        if pa.types.is_null(c.type):
+            c = c.cast(pa.string())
+        if not pa.types.is_string(c.type):
+            return None
+        col[name] = c
+    ids, category = col["id"], col["category"]
+    if ids.null_count or pc.any(pc.equal(pc.utf8_length(ids), 0)).as_py() or pc.count_distinct(ids).as_py() != n:
+        return None
+    if pc.index_in(col["modality"], value_set=pa.array(MODALITIES)).null_count:
+        return None
+    if not pc.all(pc.equal(pc.not_equal(col["modality"], "text"), has_image)).as_py():
+        return None
+    labels = pa.array(LABELS)
+    if pc.index_in(col["request_label"], value_set=labels).null_count \
+            or pc.index_in(col["response_label"], value_set=labels).null_count != col["response_label"].null_count:
+        return None
+    is_image = pc.equal(col["modality"], "image")
+    has_request, has_response = col["request"].is_valid(), col["response"].is_valid()
+    if pc.any(pc.and_(is_image, pc.or_(pc.or_(has_request, has_response), col["response_label"].is_valid()))).as_py():
+        return None
+    not_image = pc.invert(is_image)
+    if pc.any(pc.and_(not_image, pc.invert(has_request))).as_py() \
+            or not pc.all(pc.equal(has_response, col["response_label"].is_valid())).as_py():
+        return None
+    unsafe = pc.or_(pc.equal(col["request_label"], "unsafe"), pc.fill_null(pc.equal(col["response_label"], "unsafe"), False))
+    cat = pc.index_in(category, value_set=pa.array(list(node_ids)))
+    if cat.null_count != category.null_count or not pc.all(pc.equal(category.is_valid(), unsafe)).as_py():
+        return None
+    return pc.fill_null(cat, -1).to_pylist(), unsafe.to_pylist()
 
 
 def _str_field(record: dict, key: str, problems: list[str]) -> str | None:
@@ -175,7 +290,10 @@ def _str_field(record: dict, key: str, problems: list[str]) -> str | None:
     return value
 
 
-def _validate(record: dict, taxonomy: Taxonomy, base: Path, check_images: bool, problems: list[str]) -> Sample | None:
+def _validate(
+    record: dict, taxonomy: Taxonomy, base: Path, media: tuple[bool, bool], problems: list[str]
+) -> Sample | None:
+    """One record as a ``Sample`` (``None`` with ``problems`` filled); ``media`` is (decode check, allow outside)."""
     unknown = sorted(set(record) - set(SAMPLE_FIELDS))
     if unknown:
         problems.append(f"{unknown[0]}: unknown field (known: {', '.join(SAMPLE_FIELDS)})")
@@ -190,54 +308,34 @@ def _validate(record: dict, taxonomy: Taxonomy, base: Path, check_images: bool, 
     response = _str_field(record, "response", problems)
     request_label = record.get("request_label")
     response_label = record.get("response_label") or None
-    if request_label not in LABELS:
-        problems.append(f"request_label: must be safe or unsafe, got {request_label!r}")
-    if response_label is not None and response_label not in LABELS:
-        problems.append(f"response_label: must be safe or unsafe, got {response_label!r}")
-
-    if modality == "image":
-        if request is not None or response is not None:
-            problems.append("modality: image samples carry no request or response text (use text_image)")
-        if response_label is not None:
-            problems.append("response_label: image samples have no response label")
-    else:
-        if request is None:
-            problems.append(f"request: required for {modality} samples")
-        if response is not None and response_label is None:
-            problems.append("response_label: required when a response is given")
-        if response is None and response_label is not None:
-            problems.append("response_label: given without a response")
-
-    image = _image(record.get("image"), modality, base, check_images, problems)
-
     category = record.get("category") or None
-    unsafe = request_label == "unsafe" or response_label == "unsafe"
+    raw_image = record.get("image")
+    problems.extend(
+        sample_problems(
+            modality, request_label, response_label, category, has_request=request is not None,
+            has_response=response is not None, has_image=raw_image not in (None, "", {}),
+        )
+    )
+    image = _image(raw_image, modality, base, media, problems)
+
     node_id = None
     if category is not None:
         node = taxonomy.find(str(category))
         if node is None:
             problems.append(f"category: {category!r} is not an ID or name in taxonomy {taxonomy.name!r}")
-        elif not unsafe:
-            problems.append(f"category: given ({category!r}) but every label is safe")
         else:
             node_id = node.key or node.id
-    elif unsafe:
-        problems.append("category: required when a label is unsafe")
     if problems:
         return None
     return Sample(str(sid), modality, request, response, image, request_label, response_label, node_id)
 
 
-def _image(value: Any, modality: str, base: Path, check: bool, problems: list[str]) -> Any:
+def _image(value: Any, modality: str, base: Path, media: tuple[bool, bool], problems: list[str]) -> Any:
+    check, allow_outside = media
     if isinstance(value, dict):  # a datasets Image cell: {"bytes": ..., "path": ...}
         value = value.get("bytes") or value.get("path")
-    if modality == "text":
-        if value is not None:
-            problems.append("image: text samples carry no image (use text_image)")
-        return None
-    if value is None or value == "":
-        problems.append(f"image: required for {modality} samples")
-        return None
+    if modality == "text" or value is None or value == "":
+        return None  # presence is checked by sample_problems
     if isinstance(value, (bytes, bytearray)):
         source: Any = io.BytesIO(value)
         result: Any = bytes(value)
@@ -247,7 +345,14 @@ def _image(value: Any, modality: str, base: Path, check: bool, problems: list[st
         if not p.is_file():
             problems.append(f"image: file not found: {p}")
             return None
-        source = result = str(p.resolve())
+        resolved = p.resolve()
+        if not allow_outside and not resolved.is_relative_to(base.resolve()):
+            problems.append(
+                f"image: {value!r} resolves to {resolved}, outside the data file's folder {base.resolve()}; "
+                "move it there or allow it explicitly (--allow-outside-data / data.allow_outside_data)"
+            )
+            return None
+        source = result = str(resolved)
     else:
         problems.append(f"image: must be a path or bytes, got {type(value).__name__}")
         return None

@@ -156,3 +156,31 @@ def test_wandb_reporting(monkeypatch, installed):
         return
     assert build_grpo_config(recipe).report_to == ["tensorboard", "wandb"]
     assert os.environ["WANDB_PROJECT"] == "guard-runs"
+
+
+def test_every_recipe_key_has_help_and_explain_prints_it(capsys):
+    """Help lives once, in the schema: every field of every section has it; --explain prints it."""
+    import dataclasses
+
+    from proguard.cli import main as cli_main
+    from proguard.train.recipe import _section_type
+
+    missing = []
+
+    def walk(cls, prefix):
+        for f in dataclasses.fields(cls):
+            if not f.metadata.get("help"):
+                missing.append(prefix + f.name)
+            sub = _section_type(cls, f)
+            if sub is not None:
+                walk(sub, f"{prefix}{f.name}.")
+
+    walk(Recipe, "")
+    assert not missing, f"recipe keys without help: {missing}"
+    assert cli_main(["train", "--explain", "grpo.beta"]) == 0
+    out = capsys.readouterr().out
+    assert "grpo.beta" in out and "KL coefficient" in out and "default: 0.0" in out
+    assert cli_main(["train", "--explain", "data.tasks"]) == 0
+    assert "data.tasks.holdout" in capsys.readouterr().out
+    assert cli_main(["train", "--explain", "grpo.bta"]) == 2
+    assert "did you mean 'beta'" in capsys.readouterr().err

@@ -37,7 +37,8 @@ def test_parquet_and_dataset_dir_load_the_same_rows(tmp_path):
     ds.to_parquet(str(tmp_path / "s.parquet"))
     ds.save_to_disk(str(tmp_path / "dir"))
     for source in (tmp_path / "s.parquet", tmp_path / "dir"):
-        again = load_samples(source, TAX)
+        # The saved rows point at the bundled images by absolute path, outside tmp_path: allowed explicitly.
+        again = load_samples(source, TAX, allow_outside_data=True)
         assert again["id"] == ds["id"] and again["category"] == ds["category"]
         assert again[16]["image"].tobytes() == ds[16]["image"].tobytes()
 
@@ -143,3 +144,27 @@ def test_image_bytes_are_accepted(tmp_path):
     ds.to_parquet(str(tmp_path / "b.parquet"))
     loaded = load_samples(tmp_path / "b.parquet", TAX)
     assert loaded[0]["image"].getpixel((0, 0)) == (255, 0, 0)
+
+
+def test_media_paths_outside_the_data_folder_are_refused_unless_allowed(tmp_path):
+    """Absolute paths, ../ and links that leave the data file's folder are an error naming the path."""
+    from PIL import Image
+
+    from taxonomy import load_taxonomy
+
+    tax = load_taxonomy("default")
+    data_dir, elsewhere = tmp_path / "data", tmp_path / "elsewhere"
+    data_dir.mkdir()
+    elsewhere.mkdir()
+    Image.new("RGB", (8, 8)).save(elsewhere / "secret.png")
+    Image.new("RGB", (8, 8)).save(data_dir / "ok.png")
+    (data_dir / "link.png").symlink_to(elsewhere / "secret.png")
+    row = {"id": "a", "modality": "image", "request_label": "safe"}
+    for image in (str(elsewhere / "secret.png"), "../elsewhere/secret.png", "link.png"):
+        path = data_dir / "samples.jsonl"
+        path.write_text(json.dumps({**row, "image": image}) + "\n")
+        with pytest.raises(DataError, match=r"row 1: image: .* outside the data file's folder"):
+            load_samples(path, tax)
+        assert len(load_samples(path, tax, allow_outside_data=True)) == 1
+    path.write_text(json.dumps({**row, "image": "ok.png"}) + "\n")
+    assert len(load_samples(path, tax)) == 1

@@ -22,6 +22,88 @@ def imported_packages(path: Path) -> set[str]:
     return found & set(LAYERS)
 
 
+# Inside proguard/: each unit (a subpackage or a root module) may import its own unit and those of
+# earlier layers only. A new unit must be placed here: that is where docs/architecture.md draws it.
+PROGUARD_LAYERS = [
+    ["errors", "hints"],
+    ["protocol", "data", "media", "models"],
+    ["scoring", "tasks"],
+    ["bench", "train", "testing"],
+    ["suites", "distill"],
+    ["commands", "cli"],
+]
+TEST_ONLY = {"doubles", "task_helpers", "reference_data", "conftest", "tests"}
+
+
+def _module_imports(path: Path) -> set[str]:
+    """Every absolute module a file imports (``from a.b import c`` counts ``a.b`` and ``a.b.c``)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+    return found
+
+
+def _unit(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if parts[0] == "proguard" and len(parts) > 1 else None
+
+
+def test_proguard_units_form_layers():
+    """Subpackages and root modules of proguard/ import only their own unit and earlier layers."""
+    layer_of = {u: i for i, layer in enumerate(PROGUARD_LAYERS) for u in layer}
+    bad = []
+    for f in sorted((ROOT / "proguard").rglob("*.py")):
+        rel = f.relative_to(ROOT / "proguard")
+        if rel.parts == ("__init__.py",):
+            continue
+        own = rel.parts[0].removesuffix(".py")
+        assert own in layer_of, f"proguard/{rel}: unit {own!r} is in no layer of PROGUARD_LAYERS (tests/test_repo.py)"
+        for m in _module_imports(f):
+            u = _unit(m)
+            if u and u in layer_of and u != own and layer_of[u] >= layer_of[own]:
+                bad.append(f"proguard/{rel} imports {m} (layer {layer_of[u]} >= its own {layer_of[own]})")
+    assert not bad, "\n".join(bad)
+
+
+def test_no_import_cycle_between_proguard_modules():
+    """No two proguard modules import each other, directly or through others (function-level imports too)."""
+    files = {".".join(f.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): f
+             for f in (ROOT / "proguard").rglob("*.py")}
+    graph = {m: {i for i in _module_imports(f) if i in files and i != m} for m, f in files.items()}
+    for m, f in files.items():  # a package's lazy __getattr__ re-exports are not edges
+        if f.name == "__init__.py":
+            graph[m] = set()
+    state: dict[str, int] = {}
+
+    def visit(m: str, path: list[str]) -> None:
+        state[m] = 1
+        for n in sorted(graph[m]):
+            if state.get(n) == 1:
+                raise AssertionError("import cycle: " + " -> ".join(path[path.index(n):] + [n]) if n in path else n)
+            if n not in state:
+                visit(n, path + [n])
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+
+
+def test_production_code_never_imports_tests():
+    offenders = [
+        str(f.relative_to(ROOT))
+        for pkg in LAYERS
+        for f in (ROOT / pkg).rglob("*.py")
+        if {m.split(".")[0] for m in _module_imports(f)} & TEST_ONLY
+    ]
+    assert not offenders, f"production modules import test code: {offenders}"
+
+
 @pytest.mark.parametrize("layer", LAYERS)
 def test_import_graph_is_one_way(layer):
     allowed = set(LAYERS[: LAYERS.index(layer) + 1])

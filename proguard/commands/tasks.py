@@ -41,6 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="leak check: system prompts only (policy) or training conversations too (prompt)")
     p.add_argument("--no-descriptions", action="store_true", help="list categories without their descriptions")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    p.add_argument("--allow-outside-data", action="store_true",
+                   help="accept media paths that resolve outside the data file's folder (absolute, ../, links)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
             prompt=PromptConfig(descriptions=not args.no_descriptions),
         )
         taxonomy = load_taxonomy(args.taxonomy)
-        samples = load_samples(args.data, taxonomy)
+        samples = load_samples(args.data, taxonomy, allow_outside_data=args.allow_outside_data)
         build = generate_tasks(samples, taxonomy, config)
     except LeakError as exc:
         raise SystemExit(f"proguard tasks: nothing written: {exc}") from None

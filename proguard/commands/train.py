@@ -3,7 +3,8 @@
 ``--check`` validates the recipe (keys, types, cross-field rules, reward names and options) without
 touching data or models; ``--dry-run`` also builds the training prompts and prints the resolved
 recipe, a rendered sample prompt, dataset counts and the reward list, without loading the model;
-``--resume`` continues from the latest ``checkpoint-N`` in ``output_dir``.
+``--resume`` continues from the latest ``checkpoint-N`` in ``output_dir``; ``--explain KEY`` prints a
+recipe key's type, default and help from the schema (``--explain grpo`` lists a section).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ HELP = "GRPO-train a guard model from a recipe (recipes/<model>/<method>.yaml); 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``proguard train``."""
-    p.add_argument("recipe", help="recipe YAML, e.g. recipes/tiny/grpo_cpu.yaml")
+    p.add_argument("recipe", nargs="?", help="recipe YAML, e.g. recipes/tiny/grpo_cpu.yaml")
     # REMAINDER so that flags may follow the overrides (`... grpo.max_steps=4 --resume`); run() sorts them out.
     p.add_argument(
         "overrides", nargs=argparse.REMAINDER, metavar="key=value", help="recipe overrides, e.g. grpo.max_steps=10"
@@ -26,12 +27,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     mode.add_argument("--check", action="store_true", help="validate the recipe and exit (no data, no model)")
     mode.add_argument("--dry-run", action="store_true", help="show config, a sample prompt, counts, rewards; no model")
     mode.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in output_dir")
+    mode.add_argument("--explain", metavar="KEY", nargs="?", const="",
+                      help="print a recipe key's type, default and help (a section lists its keys; no KEY: all)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Validate, preview or train."""
-    from proguard.train.recipe import RecipeError, load_recipe
+    from proguard.train.recipe import RecipeError, explain, load_recipe
 
+    if args.explain is not None:
+        key = args.explain or (args.recipe if args.recipe and "." in args.recipe and not args.recipe.endswith(
+            (".yaml", ".yml")) else "")
+        try:
+            print(explain(key))
+        except RecipeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return 0
+    if args.recipe is None:
+        print("error: a recipe is required (e.g. recipes/tiny/grpo_cpu.yaml); --explain KEY needs none", file=sys.stderr)
+        return 2
     try:
         _split_flags(args)
     except ValueError as exc:

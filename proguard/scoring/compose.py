@@ -27,6 +27,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from proguard.data import sample_problems
+from proguard.hints import problems_message
 from proguard.protocol import DEFAULT_CATEGORY_LEVELS, parse_completion
 from proguard.scoring.registry import RewardRegistry, default_registry
 from proguard.scoring.specs import RewardSpec, load_preset, load_reward_specs, parse_specs, preset_names
@@ -220,26 +222,14 @@ def _check_scores(name: str, scores: Sequence[Any], n: int) -> list[Score]:
 # ---------------------------------------------------------------------------------------------
 def check_target_row(row: Mapping[str, Any]) -> list[str]:
     """Problems with one row's ground-truth columns, each as ``field: what`` (empty when valid)."""
-    problems: list[str] = []
-    modality = row.get("modality")
-    if modality not in MODALITIES:
-        problems.append(f"modality: must be one of {', '.join(MODALITIES)}, got {modality!r}")
-    req = row.get("request_label")
-    if req not in LABELS:
-        problems.append(f"request_label: must be safe or unsafe, got {req!r}")
-    resp = row.get("response_label") or None
-    if resp is not None and resp not in LABELS:
-        problems.append(f"response_label: must be safe, unsafe or empty, got {resp!r}")
-    if modality == "image" and resp is not None:
-        problems.append("response_label: image samples have no response label")
-    unsafe = "unsafe" in (req, resp)
+    modality, req, resp = row.get("modality"), row.get("request_label"), row.get("response_label") or None
     cat = row.get("category") or None
+    problems = sample_problems(modality, req, resp, cat)
+    if modality not in MODALITIES:
+        return problems
+    unsafe = "unsafe" in (req, resp)
     if cat is not None and not (isinstance(cat, str) and is_node_id(cat)):
         problems.append(f"category: must be a taxonomy ID such as C8S1, got {cat!r}")
-    elif unsafe and cat is None:
-        problems.append("category: required when a label is unsafe")
-    elif not unsafe and cat is not None:
-        problems.append(f"category: given ({cat!r}) but every label is safe")
     level = row.get("category_level") or None
     if level is not None and level not in ("subcategory", "category"):
         problems.append(f"category_level: must be subcategory or category, got {level!r}")
@@ -307,8 +297,7 @@ def targets_from_columns(columns: Mapping[str, Sequence[Any]], n: int) -> list[T
         if not problems:
             targets.append(target_from_row(row))
     if errors:
-        more = f"\n... and {len(errors) - 20} more" if len(errors) > 20 else ""
-        raise ValueError("bad ground truth in the reward batch (rows counted from 0):\n" + "\n".join(errors[:20]) + more)
+        raise ValueError(problems_message("bad ground truth in the reward batch (rows counted from 0):", errors))
     return targets
 
 

@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from proguard.data import DataError, read_jsonl
+from proguard.hints import problems_message
 from proguard.protocol import PromptConfig
 from proguard.scoring.compose import Breakdown, CompositeReward, check_target_row, target_from_row
 from rewards.types import Target
 from taxonomy import Taxonomy
 
-MAX_ERRORS_SHOWN = 20
 
 
 class ScoringInputError(ValueError):
@@ -94,9 +94,7 @@ def read_scoring_rows(path: str | Path, taxonomy: Taxonomy) -> ScoringRows:
         out.completions.append(record["completion"])
         out.targets.append(target_from_row(row))
     if errors:
-        shown = errors[:MAX_ERRORS_SHOWN]
-        more = f"\n... and {len(errors) - len(shown)} more" if len(errors) > len(shown) else ""
-        raise ScoringInputError(f"{len(errors)} problem(s) in {path}:\n" + "\n".join(shown) + more)
+        raise ScoringInputError(problems_message(f"{len(errors)} problem(s) in {path}:", errors))
     if not out.records:
         raise ScoringInputError(f"{path}: no rows")
     return out

@@ -1,5 +1,6 @@
 """The reward contract kit: run it on your reward module before you train with it.
 
+    # pip install 'proguard[testing]'   (the kit's one extra dependency: hypothesis)
     from proguard.testing.reward_contract import check_reward
     report = check_reward(MyReward(), n=1000)   # raises ContractViolation on the first breach
 
@@ -26,8 +27,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hypothesis import HealthCheck, given, seed, settings
-from hypothesis import strategies as st
+try:
+    from hypothesis import HealthCheck, given, seed, settings
+    from hypothesis import strategies as st
+except ImportError:  # the kit is opt-in: a plain install trains and scores without hypothesis
+    raise ImportError(
+        "the reward contract kit needs hypothesis, which a plain install leaves out: pip install 'proguard[testing]'"
+    ) from None
 
 from proguard.protocol import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, format_answer
 from proguard.scoring.compose import Component, CompositeReward, _check_output, parse_batch

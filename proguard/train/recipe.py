@@ -46,135 +46,253 @@ class RecipeError(UsageError):
 class ModelConfig:
     """The policy: a checkpoint loadable with ``AutoModelForImageTextToText`` (or ``tiny``)."""
 
-    name_or_path: str = TINY_MODEL
-    dtype: str = "auto"
-    attn_implementation: str | None = None
-    trust_remote_code: bool = False
+    name_or_path: str = field(
+        default=TINY_MODEL,
+        metadata={"help": "the policy: a local checkpoint directory, a hub ID, or 'tiny' (the in-process tiny Qwen2.5-VL)"},
+    )
+    dtype: str = field(
+        default="auto",
+        metadata={"help": "weights dtype when loading: auto (the checkpoint's own), bfloat16, float16 or float32"},
+    )
+    attn_implementation: str | None = field(
+        default=None,
+        metadata={"help": "transformers attention kernel (e.g. sdpa, flash_attention_2); null: transformers' default"},
+    )
+    trust_remote_code: bool = field(
+        default=False,
+        metadata={"help": "run the checkpoint's own modelling code (some hub models need it; it runs their code)"},
+    )
 
 
 @dataclass
 class ImagesConfig:
     """Image budget of the processor: pixels per image bound the number of image tokens."""
 
-    max_pixels: int | None = None
-    min_pixels: int | None = None
+    max_pixels: int | None = field(
+        default=None,
+        metadata={"help": "largest image area the processor keeps (bounds the image tokens per image); null: the checkpoint's"},
+    )
+    min_pixels: int | None = field(
+        default=None, metadata={"help": "smallest image area the processor upscales to; null: the checkpoint's"},
+    )
 
 
 @dataclass
 class DataConfig:
     """Where the training prompts come from: labelled samples through the task generator, or a prepared dir."""
 
-    samples: str = BUNDLED
-    taxonomy: str = "default"
-    prepared: str | None = None
-    tasks: TaskOptions | None = None
-    prompt: PromptConfig = field(default_factory=PromptConfig)
-    train_split: str = "train"
-    max_samples: int | None = None
+    samples: str = field(
+        default=BUNDLED,
+        metadata={"help": "labelled samples (JSONL, parquet or a saved datasets dir) run through the task generator; 'bundled': the bundled set"},
+    )
+    taxonomy: str = field(
+        default="default",
+        metadata={"help": "the policy taxonomy: 'default', 'mlcommons' or a YAML path (own schema or ProGuard's)"},
+    )
+    prepared: str | None = field(
+        default=None,
+        metadata={"help": "a task dataset written by `proguard tasks` (a DatasetDict dir); replaces samples + tasks"},
+    )
+    tasks: TaskOptions | None = field(
+        default=None,
+        metadata={"help": "task-generator options (held-out categories, hiding, shuffling, splits); null: every sample as an in-taxonomy task"},
+    )
+    prompt: PromptConfig = field(
+        default_factory=PromptConfig,
+        metadata={"help": "how the policy prompt is written (category levels per modality, descriptions, examples)"},
+    )
+    train_split: str = field(
+        default="train", metadata={"help": "the split to train on (of the prepared dataset or the generated tasks)"},
+    )
+    max_samples: int | None = field(
+        default=None, metadata={"help": "train on at most this many rows (the first ones); null: all"},
+    )
+    allow_outside_data: bool = field(
+        default=False,
+        metadata={"help": "accept media paths that resolve outside the data file's folder (absolute, ../, links)"},
+    )
 
 
 @dataclass
 class RolloutConfig:
     """Who generates the rollouts: transformers ``generate`` (``hf``) or vLLM (colocated or a server)."""
 
-    backend: str = "hf"
-    vllm_mode: str = "colocate"
-    server_host: str = "127.0.0.1"
-    server_port: int = 8000
-    server_base_url: str | None = None
-    server_timeout: float = 240.0
-    gpu_memory_utilization: float = 0.3
-    tensor_parallel_size: int = 1
-    enable_sleep_mode: bool = False
+    backend: str = field(
+        default="hf", metadata={"help": "who generates rollouts: hf (transformers generate inside TRL) or vllm"},
+    )
+    vllm_mode: str = field(
+        default="colocate",
+        metadata={"help": "vllm only: colocate (an engine in every training process) or server (a `proguard vllm-serve` process)"},
+    )
+    server_host: str = field(default="127.0.0.1", metadata={"help": "server mode: the vLLM server's host"})
+    server_port: int = field(default=8000, metadata={"help": "server mode: the vLLM server's port"})
+    server_base_url: str | None = field(
+        default=None, metadata={"help": "server mode: the server's base URL (overrides host and port)"},
+    )
+    server_timeout: float = field(
+        default=240.0, metadata={"help": "server mode: seconds to wait for the server at start"},
+    )
+    gpu_memory_utilization: float = field(
+        default=0.3,
+        metadata={"help": "colocate: the share of GPU memory vLLM may take (weights + KV cache), in (0, 1]"},
+    )
+    tensor_parallel_size: int = field(default=1, metadata={"help": "vLLM tensor-parallel degree"})
+    enable_sleep_mode: bool = field(
+        default=False, metadata={"help": "colocate: release vLLM's memory while the optimizer step runs"},
+    )
 
 
 @dataclass
 class LengthsConfig:
     """Token budgets: the longest prompt accepted and the longest completion sampled."""
 
-    max_prompt_length: int = 3072
-    max_completion_length: int = 1024
-    overlong_prompts: str = "error"
+    max_prompt_length: int = field(
+        default=3072,
+        metadata={"help": "longest prompt accepted, in tokens, image tokens included (checked at start-up)"},
+    )
+    max_completion_length: int = field(default=1024, metadata={"help": "longest completion sampled, in tokens"})
+    overlong_prompts: str = field(
+        default="error",
+        metadata={"help": "prompts over max_prompt_length: error (stop and name them) or drop (and report)"},
+    )
 
 
 @dataclass
 class GRPOOptions:
     """GRPO hyper-parameters; each maps onto the ``trl.GRPOConfig`` field of the same name."""
 
-    per_device_train_batch_size: int = 8
-    num_generations: int = 8
-    gradient_accumulation_steps: int | None = 1
-    prompts_per_step: int | None = None
-    steps_per_generation: int | None = None
-    num_iterations: int = 1
-    learning_rate: float = 1e-6
-    lr_scheduler_type: str = "constant"
-    warmup_steps: float = 0.0
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    beta: float = 0.0
-    epsilon: float = 0.2
-    epsilon_high: float | None = None
-    entropy_coef: float = 0.0
-    loss_type: str = "dapo"
-    scale_rewards: str = "group"
-    mask_truncated_completions: bool = False
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0
-    max_steps: int = -1
-    num_train_epochs: float = 1.0
-    bf16: bool = False
-    gradient_checkpointing: bool = True
-    seed: int = 42
-    extra: dict[str, Any] = field(default_factory=dict)
+    per_device_train_batch_size: int = field(default=8, metadata={"help": "completions per device per micro-batch"})
+    num_generations: int = field(
+        default=8,
+        metadata={"help": "rollouts per prompt: the group whose rewards are normalised into advantages (at least 2)"},
+    )
+    gradient_accumulation_steps: int | None = field(
+        default=1, metadata={"help": "micro-batches per optimizer step; set this or prompts_per_step, not both"},
+    )
+    prompts_per_step: int | None = field(
+        default=None,
+        metadata={"help": "prompts per optimizer step across all processes; gradient accumulation is derived at launch"},
+    )
+    steps_per_generation: int | None = field(
+        default=None,
+        metadata={"help": "optimizer micro-steps per generation batch; null: gradient_accumulation_steps"},
+    )
+    num_iterations: int = field(
+        default=1, metadata={"help": "policy updates per generation batch (mu in the GRPO paper)"},
+    )
+    learning_rate: float = field(default=1e-6, metadata={"help": "AdamW learning rate"})
+    lr_scheduler_type: str = field(
+        default="constant", metadata={"help": "transformers learning-rate schedule (constant, linear, cosine, ...)"},
+    )
+    warmup_steps: float = field(
+        default=0.0, metadata={"help": "warmup optimizer steps (a float below 1 is a share of the run)"},
+    )
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm (0: no clipping)"})
+    beta: float = field(
+        default=0.0,
+        metadata={"help": "KL coefficient to the reference policy, a loss term only (TRL never adds KL to the reward); 0: no reference model"},
+    )
+    epsilon: float = field(
+        default=0.2, metadata={"help": "PPO clip range (lower bound, and upper too unless epsilon_high is set)"},
+    )
+    epsilon_high: float | None = field(
+        default=None, metadata={"help": "upper clip range (DAPO's clip-higher); null: epsilon"},
+    )
+    entropy_coef: float = field(default=0.0, metadata={"help": "entropy bonus coefficient in the loss"})
+    loss_type: str = field(
+        default="dapo",
+        metadata={"help": "how token losses are averaged: grpo, dr_grpo, dapo, bnpo, cispo, sapo, luspo or vespo (trl.GRPOConfig.loss_type)"},
+    )
+    scale_rewards: str = field(
+        default="group", metadata={"help": "advantage normalisation: group (by the group's std), batch, or none"},
+    )
+    mask_truncated_completions: bool = field(
+        default=False, metadata={"help": "leave completions cut at max_completion_length out of the loss"},
+    )
+    temperature: float = field(default=1.0, metadata={"help": "rollout sampling temperature"})
+    top_p: float = field(default=1.0, metadata={"help": "rollout nucleus-sampling mass, in (0, 1]"})
+    top_k: int = field(default=0, metadata={"help": "rollout top-k sampling (0: off)"})
+    max_steps: int = field(
+        default=-1, metadata={"help": "optimizer steps to run; -1: num_train_epochs over the tasks"},
+    )
+    num_train_epochs: float = field(default=1.0, metadata={"help": "epochs over the tasks when max_steps is -1"})
+    bf16: bool = field(default=False, metadata={"help": "bfloat16 mixed precision (needs a GPU)"})
+    gradient_checkpointing: bool = field(
+        default=True, metadata={"help": "recompute activations in the backward pass (less memory, more compute)"},
+    )
+    seed: int = field(default=42, metadata={"help": "seed of the trainer (data order, sampling, initialisation)"})
+    extra: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={"help": "any other trl.GRPOConfig field by name (checked against GRPOConfig; keys other sections own are refused)"},
+    )
 
 
 @dataclass
 class PeftOptions:
     """LoRA adapters through peft; the final model is saved merged."""
 
-    enabled: bool = False
-    r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
+    enabled: bool = field(
+        default=False, metadata={"help": "train LoRA adapters instead of all weights (final/ is saved merged)"},
+    )
+    r: int = field(default=16, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling alpha"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA path, in [0, 1)"})
+    target_modules: list[str] = field(
+        default_factory=lambda: ["all-linear"], metadata={"help": "modules to adapt: names, or ['all-linear']"},
+    )
 
 
 @dataclass
 class LoggingConfig:
     """Where metrics go: TensorBoard by default, W&B when listed; a progress bar always."""
 
-    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
-    logging_steps: int = 1
-    run_name: str | None = None
-    wandb_project: str | None = None
-    log_completions: bool = False
+    report_to: list[str] = field(
+        default_factory=lambda: ["tensorboard"],
+        metadata={"help": "metric sinks: tensorboard, wandb, or [none]; metrics.jsonl is always written"},
+    )
+    logging_steps: int = field(default=1, metadata={"help": "log every this many optimizer steps"})
+    run_name: str | None = field(default=None, metadata={"help": "the run's name in TensorBoard / W&B"})
+    wandb_project: str | None = field(default=None, metadata={"help": "W&B project (sets WANDB_PROJECT)"})
+    log_completions: bool = field(default=False, metadata={"help": "log sampled completions with their rewards"})
 
 
 @dataclass
 class CheckpointConfig:
     """Checkpoints every ``save_steps`` optimizer steps, keeping the last ``save_total_limit``."""
 
-    save_steps: int = 100
-    save_total_limit: int | None = 3
+    save_steps: int = field(default=100, metadata={"help": "write a checkpoint every this many optimizer steps"})
+    save_total_limit: int | None = field(
+        default=3, metadata={"help": "keep the newest this many checkpoints; null: all"},
+    )
 
 
 @dataclass
 class Recipe:
     """A whole training recipe (``recipes/<model>/<method>.yaml``)."""
 
-    model: ModelConfig = field(default_factory=ModelConfig)
-    images: ImagesConfig = field(default_factory=ImagesConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    rewards: Any = "default"
-    rollout: RolloutConfig = field(default_factory=RolloutConfig)
-    lengths: LengthsConfig = field(default_factory=LengthsConfig)
-    grpo: GRPOOptions = field(default_factory=GRPOOptions)
-    peft: PeftOptions = field(default_factory=PeftOptions)
-    logging: LoggingConfig = field(default_factory=LoggingConfig)
-    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
-    output_dir: str = "runs/proguard"
+    model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "the policy checkpoint"})
+    images: ImagesConfig = field(default_factory=ImagesConfig, metadata={"help": "the processor's image budget"})
+    data: DataConfig = field(default_factory=DataConfig, metadata={"help": "where the training prompts come from"})
+    rewards: Any = field(
+        default="default",
+        metadata={"help": "a preset name (default, proguard-paper) or a list of {name, weight, gate, options}"},
+    )
+    rollout: RolloutConfig = field(default_factory=RolloutConfig, metadata={"help": "who generates the rollouts"})
+    lengths: LengthsConfig = field(default_factory=LengthsConfig, metadata={"help": "token budgets"})
+    grpo: GRPOOptions = field(
+        default_factory=GRPOOptions,
+        metadata={"help": "GRPO hyper-parameters (trl.GRPOConfig fields of the same name)"},
+    )
+    peft: PeftOptions = field(default_factory=PeftOptions, metadata={"help": "LoRA adapters"})
+    logging: LoggingConfig = field(default_factory=LoggingConfig, metadata={"help": "where metrics go"})
+    checkpoint: CheckpointConfig = field(
+        default_factory=CheckpointConfig, metadata={"help": "checkpoint cadence and retention"},
+    )
+    output_dir: str = field(
+        default="runs/proguard",
+        metadata={"help": "where checkpoints, metrics.jsonl, recipe.yaml and final/ are written"},
+    )
 
     # Typed views of the sections the schema cannot type (``rewards``) or that combine two sections
     # (tasks + prompt). ``load_recipe`` parses them once, in ``check_recipe``; later calls return the
@@ -463,6 +581,61 @@ def recipe_to_yaml(r: Recipe) -> str:
     return OmegaConf.to_yaml(OmegaConf.structured(r))
 
 
+def _typename(f: dataclasses.Field) -> str:
+    return str(f.type).replace("typing.", "").replace("proguard.", "")
+
+
+def explain(key: str = "", schema: type = Recipe) -> str:
+    """Help for a recipe key, from the schema's own field help: a section lists its keys, ``""`` all of them.
+
+    ``proguard train --explain grpo.beta`` prints this; an unknown key is a ``RecipeError`` with a hint.
+    """
+    cls, prefix, target = schema, "", None
+    for part in [p for p in key.split(".") if p]:
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        if part not in fields:
+            hint = did_you_mean(part, fields, n=1)
+            raise RecipeError(f"--explain: {prefix}{part}: unknown key{hint}; keys here: {', '.join(fields)}")
+        target = fields[part]
+        sub = _section_type(cls, target)
+        prefix += part + "."
+        if sub is None:
+            return _explain_field(prefix[:-1], target)
+        cls = sub
+    lines = [f"{prefix[:-1]}: {target.metadata.get('help', '')}" if target is not None else "recipe keys:"]
+    for f in dataclasses.fields(cls):
+        if _section_type(cls, f) is not None and not key:
+            lines.append(f"{f.name}: {f.metadata.get('help', '')}")
+            lines += [f"  {line}" for line in explain(f.name, schema).splitlines()[1:]]
+        else:
+            lines.append(_explain_field(prefix + f.name, f, short=True))
+    return "\n".join(lines)
+
+
+def _section_type(cls: type, f: dataclasses.Field) -> type | None:
+    """The dataclass a field of ``cls`` holds (``data.tasks: TaskOptions | None`` included), else ``None``."""
+    import typing
+
+    hint = typing.get_type_hints(cls).get(f.name)
+    for t in (hint, *typing.get_args(hint)):
+        if isinstance(t, type) and dataclasses.is_dataclass(t):
+            return t
+    return None
+
+
+def _explain_field(key: str, f: dataclasses.Field, short: bool = False) -> str:
+    if f.default is not dataclasses.MISSING:
+        default = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        default = f.default_factory()
+    else:
+        default = None
+    help_ = f.metadata.get("help", "")
+    if short:
+        return f"  {key} ({_typename(f)}, default {default!r}): {help_}"
+    return f"{key}\n  type: {_typename(f)}\n  default: {default!r}\n  {help_}"
+
+
 __all__ = [
     "BUNDLED",
     "TINY_MODEL",
@@ -478,6 +651,7 @@ __all__ = [
     "RecipeError",
     "RolloutConfig",
     "check_recipe",
+    "explain",
     "load_recipe",
     "recipe_to_yaml",
 ]
