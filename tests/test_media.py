@@ -16,7 +16,7 @@ from proguard.media import (
     require_soundfile,
     sample_indices,
 )
-from proguard.media_synth import draw_frames, noise_burst, tone, write_audio, write_clip
+from proguard.media.synth import draw_frames, noise_burst, tone, write_audio, write_clip
 
 
 @pytest.fixture(scope="module")

@@ -290,7 +290,7 @@ def test_bad_sample_rows_are_reported(tax):
     rows = [
         {"id": "a", "modality": "text", "request": "x", "request_label": "unsafe", "category": "Weapons"},
         {"id": "a", "modality": "text", "request": "x", "request_label": "safe", "category": None},
-        {"id": "c", "modality": "video", "request": "x", "request_label": "safe", "category": None},
+        {"id": "c", "modality": "smell", "request": "x", "request_label": "safe", "category": None},
         {"id": "d", "modality": "text", "request": "x", "request_label": "unsafe", "category": None},
     ]
     with pytest.raises(TaskError) as err:

@@ -186,11 +186,13 @@ def _read_samples(
     for name in _REQUIRED + _OPTIONAL:
         cols[name] = table.column(name).to_pylist() if name in table.column_names else [None] * table.num_rows
     images = _image_storage(table)
-    fast = valid_sample_columns(table, images.is_valid(), index.src)
+    videos, audios = _present(table, "video"), _present(table, "audio")
+    fast = valid_sample_columns(table, images.is_valid(), index.src, videos, audios)
     if fast is not None:
         cols["cat"], cols["unsafe"] = fast
         return cols, table, images, _table_hash(table)
     has_image = images.is_valid().to_pylist()
+    has_video, has_audio = videos.to_pylist(), audios.to_pylist()
     problems: list[str] = []
     seen: dict[str, int] = {}
     cats: list[int] = []
@@ -210,7 +212,8 @@ def _read_samples(
             f"{where}: {p}"
             for p in sample_problems(
                 cols["modality"][i], req, resp, cat, has_request=cols["request"][i] is not None,
-                has_response=cols["response"][i] is not None, has_image=has_image[i],
+                has_response=cols["response"][i] is not None, has_image=has_image[i], has_video=has_video[i],
+                has_audio=has_audio[i],
             )
         )
         c = index.by_src.get(cat, -1) if cat is not None else -1
@@ -224,6 +227,16 @@ def _read_samples(
         raise TaskError(problems_message(f"{len(problems)} problem(s) in the samples:", problems))
     cols["cat"], cols["unsafe"] = cats, unsafe
     return cols, table, images, _table_hash(table)
+
+
+def _present(table: pa.Table, name: str) -> pa.Array:
+    """Per row, whether the media column ``name`` holds a value (all False when the column is absent)."""
+    if name not in table.column_names:
+        return pa.array([False] * table.num_rows)
+    col = table.column(name).combine_chunks()
+    if pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
+        return pc.fill_null(pc.greater(pc.list_value_length(col), 0), False)
+    return pc.fill_null(pc.greater(pc.utf8_length(col.cast(pa.string())), 0), False)
 
 
 def _image_storage(table: pa.Table) -> pa.Array:

@@ -1,4 +1,4 @@
-"""Video and audio decoding and validation: the one place proguard touches media files.
+"""Video and audio decoding and validation: the one place proguard opens media files.
 
 Video is a container file (mp4, webm, mkv, avi, gif...) decoded with PyAV (``av``: FFmpeg's
 libraries bundled in a PyPI wheel, CPU-only, no system FFmpeg needed), or a directory / list of

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from proguard.media import require_av, require_soundfile
+from proguard.media.decode import require_av, require_soundfile
 
 
 def draw_frames(n: int = 8, size: int = 56, seed: int = 0) -> list:
