@@ -95,7 +95,7 @@ def assert_task_matches_protocol(
     shown = set(json.loads(row["id_map"]))
     assert row["hidden"] == [n.key or n.id for n in taxonomy.nodes() if (n.key or n.id) not in shown]
     assert row["category_level"] == config.level(row["modality"], visible)
-    for key in ("modality", "request_label", "response_label", "category"):
+    for key in ("modality", "request_label", "response_label", "category", "video", "audio"):
         assert row[key] == sample[key], f"{row['task_id']}: {key}"
     target = Target.from_columns(row)
     assert target.category == sample["category"] and target.ood == row["ood"]

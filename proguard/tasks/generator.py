@@ -440,13 +440,14 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     lines = [f"tasks from {summary['samples']} samples, taxonomy {summary['taxonomy']!r}, seed {cfg['seed']}"]
     held = ", ".join(f"{h['id']} {h['name']}" for h in summary["holdout"]) or "none"
     lines.append(f"held out: {held} ({len(summary['hidden_everywhere'])} node(s) hidden from every task)")
-    head = f"{'split':<9}{'tasks':>7}{'text':>7}{'image':>7}{'text_image':>11}{'unsafe':>8}{'OOD':>7}{'OOD share':>10}"
-    lines.append(head)
+    widths = {m: max(7, len(m) + 1) for m in MODALITIES}  # one column per modality
+    head = f"{'split':<9}{'tasks':>7}" + "".join(f"{m:>{w}}" for m, w in widths.items())
+    lines.append(head + f"{'unsafe':>8}{'OOD':>7}{'OOD share':>10}")
     for name, s in summary["splits"].items():
         m = s["modality"]
         lines.append(
-            f"{name:<9}{s['tasks']:>7}{m.get('text', 0):>7}{m.get('image', 0):>7}{m.get('text_image', 0):>11}"
-            f"{s['unsafe']:>8}{s['ood']:>7}{s['ood_share']:>10.1%}"
+            f"{name:<9}{s['tasks']:>7}" + "".join(f"{m.get(k, 0):>{w}}" for k, w in widths.items())
+            + f"{s['unsafe']:>8}{s['ood']:>7}{s['ood_share']:>10.1%}"
         )
     own = cfg["own_category_hide_prob"]
     lines.append(
