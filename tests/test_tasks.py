@@ -469,7 +469,7 @@ def test_category_disjoint_split_on_the_proguard_taxonomy(capsys):
     assert sorted(modality_of[s] for s in excluded["sample_ids"]) == ["text_audio", "text_image", "text_video"]
     # the printed summary: counts per split and modality, OOD share, the held-out categories
     text = format_summary(build.summary)
-    for name, ds in tasks.items():
+    for name, ds in ((k, v) for k, v in tasks.items() if len(v)):
         m = {k: ds["modality"].count(k) for k in MODALITIES}
         ood = sum(ds["ood"])
         line = (f"{name:<9}{len(ds):>7}" + "".join(f"{m[k]:>{max(7, len(k) + 1)}}" for k in MODALITIES)
@@ -529,3 +529,30 @@ def test_user_text_of_every_task_equals_the_protocols(tax):
             assert got == user_text(row["modality"], s["request"], s["response"]), row["sample_id"]
             seen += 1
     assert seen == 60
+
+
+# ---- held-out modality (OmniGuard's cross-modal transfer test) -------------------------------------
+def test_holdout_modality_keeps_it_out_of_training(tax, synth):
+    build = generate_tasks(synth, tax, TaskConfig(holdout=["C8"], holdout_modality="audio", seed=1))
+    tasks = build.tasks
+    ev = tasks["eval_modality"]
+    assert len(ev) and set(ev["modality"]) == {"audio"}
+    assert "audio" not in tasks["train"]["modality"] and "audio" not in tasks["eval_id"]["modality"]
+    # every audio sample is somewhere: eval_modality (in-taxonomy) or eval_ood (held-out category)
+    audio_ids = {s["id"] for s in synth if s["modality"] == "audio"}
+    ood_audio = {r["sample_id"] for r in tasks["eval_ood"] if r["modality"] == "audio"}
+    assert set(ev["sample_id"]) | ood_audio == audio_ids and not set(ev["sample_id"]) & ood_audio
+    assert not any(ev["ood"]) and all(r["category"] is None or not r["category"].startswith("C8") for r in ev)
+    assert all(a is not None for a in ev["audio"])
+    assert set(tasks["train"]["modality"]) == set(MODALITIES) - {"audio"}
+    assert build.summary["splits"]["eval_modality"]["modality"] == {"audio": len(ev)}
+    assert list(tasks) == ["train", "eval_id", "eval_ood", "eval_modality"]
+    assert "eval_modality" not in generate_tasks(synth, tax, TaskConfig(seed=1)).tasks  # only when asked for
+
+
+def test_holdout_modality_errors(tax, bundled):
+    with pytest.raises(TaskError, match="holdout_modality: must be one of text, image"):
+        TaskConfig(holdout_modality="smell")
+    text_only = bundled.filter(lambda r: r["modality"] == "text")
+    with pytest.raises(TaskError, match="holdout_modality video: no sample has that modality"):
+        generate_tasks(text_only, tax, TaskConfig(holdout_modality="video"))

@@ -101,12 +101,13 @@ def check_tasks(tasks: Any, origin: str = "tasks") -> None:
         seen[tid] = row
 
 
-EVAL_SPLITS = ("eval_id", "eval_ood")
+EVAL_SPLITS = ("eval_id", "eval_ood", "eval_modality")
+"""Splits a benchmark runs by default; a held-out modality is all of eval_modality, so its per-modality row is the transfer score."""
 
 
 def select_splits(tasks: Any, split: str | None, origin: str = "tasks") -> Any:
     """One dataset from a ``DatasetDict``: ``split`` names one split, several joined by commas, or
-    ``all``; ``None`` takes the evaluation splits present (``eval_id``, ``eval_ood``)."""
+    ``all``; ``None`` takes the evaluation splits present (``eval_id``, ``eval_ood``, ``eval_modality``)."""
     import datasets
 
     if not isinstance(tasks, datasets.DatasetDict):

@@ -7,7 +7,10 @@ category list, IDs optionally shuffled. ``build_tasks`` returns a ``DatasetDict`
   right answer is a free-text name; the target is the hidden node's name and synonyms);
 - ``eval_id`` and ``train``: the other samples, split by ``eval_fraction``. The held-out nodes are
   hidden from every task of every split, so they appear nowhere except as ``eval_ood`` targets;
-  ``check_split`` (``proguard.tasks.leakcheck``) verifies this on every build and raises ``LeakError``.
+  ``check_split`` (``proguard.tasks.leakcheck``) verifies this on every build and raises ``LeakError``;
+- ``eval_modality``: with ``holdout_modality`` (say ``audio``), that modality's in-taxonomy samples;
+  none of its samples is in train or eval_id, so a run measures transfer to an unseen modality
+  (OmniGuard's held-out-modality test). Absent without the option.
 
 Training tasks may also hide random categories (``hide_fraction``) and the sample's own category
 (``own_category_hide_prob``), which makes OOD training tasks from in-taxonomy samples. Whenever
@@ -65,7 +68,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_STREAMS = {"split": 1, "balance": 2, "train": 10, "eval_id": 11, "eval_ood": 12}
+_STREAMS = {"split": 1, "balance": 2, "train": 10, "eval_id": 11, "eval_ood": 12, "eval_modality": 13}
 """Independent random streams per purpose: changing one option does not reshuffle the others."""
 
 
@@ -125,6 +128,16 @@ def generate_tasks(samples: datasets.Dataset, taxonomy: Taxonomy, config: TaskCo
     ood_rows = np.flatnonzero(held & base[asked]).tolist()
     excluded = np.flatnonzero(held & ~base[asked]).tolist()
     pool = np.flatnonzero(~held).tolist()
+    modality_rows: list[int] = []
+    if cfg.holdout_modality is not None:
+        # The held-out modality trains nowhere: its in-taxonomy samples are eval_modality; its samples of
+        # held-out categories stay eval_ood targets (the leak check keeps those in eval_ood only).
+        mine = writer.modality == MODALITIES.index(cfg.holdout_modality)
+        if not mine.any():
+            raise TaskError(f"holdout_modality {cfg.holdout_modality}: no sample has that modality; "
+                            "eval_modality would be empty")
+        modality_rows = [i for i in pool if mine[i]]
+        pool = [i for i in pool if not mine[i]]
     if cfg.holdout and not ood_rows:
         raise TaskError(f"holdout {', '.join(cfg.holdout)}: no unsafe sample falls under it; eval_ood would be empty")
     if excluded:
@@ -136,12 +149,15 @@ def generate_tasks(samples: datasets.Dataset, taxonomy: Taxonomy, config: TaskCo
     fp_cfg = cfg.to_dict()
     zeros = np.zeros
     plans = {"train": train, "eval_id": (np.asarray(eval_rows, np.int64), zeros(len(eval_rows), np.int64)),
-             "eval_ood": (np.asarray(ood_rows, np.int64), zeros(len(ood_rows), np.int64))}
+             "eval_ood": (np.asarray(ood_rows, np.int64), zeros(len(ood_rows), np.int64)),
+             "eval_modality": (np.asarray(modality_rows, np.int64), zeros(len(modality_rows), np.int64))}
     splits = {}
     # The leak check's regex pass over the prompts (the larger half of its work) runs on worker threads
     # while the next batches are written; check_split collects those results for the very same chunks.
     with PromptScanner.for_holdout(taxonomy, cfg.holdout) as scanner:
         for name in SPLITS:
+            if name == "eval_modality" and cfg.holdout_modality is None:
+                continue  # present only when asked for (an empty split would not reload from disk)
             rows, copies = plans[name]
             rng = _rng(cfg, name)
             batches = []
