@@ -79,65 +79,79 @@ class OmniInputs:
         import torch
 
         n = len(texts)
+        ids, media = self.encode(texts, images, videos, audios)
+        width = max(len(x) for x in ids)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.full((n, width), pad, dtype=torch.long)
+        attention = torch.zeros((n, width), dtype=torch.long)
+        for i, x in enumerate(ids):
+            sl = slice(width - len(x), width) if padding_side == "left" else slice(0, len(x))
+            input_ids[i, sl] = torch.tensor(x, dtype=torch.long)
+            attention[i, sl] = 1
+        return {"input_ids": input_ids, "attention_mask": attention, **collate_media(media)}
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        images: Sequence[Sequence[Any]] | None = None,
+        videos: Sequence[Sequence[list]] | None = None,
+        audios: Sequence[Sequence[Any]] | None = None,
+    ) -> tuple[list[list[int]], list[dict]]:
+        """Per sample: its token IDs (placeholders expanded) and its media tensors (``collate_media`` joins them)."""
+        n = len(texts)
         images = images or [[] for _ in range(n)]
         videos = videos or [[] for _ in range(n)]
         audios = audios or [[] for _ in range(n)]
+        ids, media = [], []
+        for i in range(n):
+            text, tensors = self._encode_one(i, texts[i], list(images[i] or []), list(videos[i] or []), list(audios[i] or []))
+            ids.append(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+            media.append(tensors)
+        return ids, media
+
+    def _encode_one(self, i: int, text: str, images: list, videos: list, audios: list) -> tuple[str, dict]:
+        import torch
+
         out: dict[str, Any] = {}
-        expanded = list(texts)
-
-        flat_images = [im for per in images for im in per]
-        if flat_images:
-            enc = self.image_processor(images=flat_images, return_tensors="pt")
+        if images:
+            enc = self.image_processor(images=images, return_tensors="pt")
             out["pixel_values"], out["image_grid_thw"] = enc["pixel_values"], enc["image_grid_thw"]
-            counts = [int(g.prod()) // self.merge_size**2 for g in enc["image_grid_thw"]]
-            expanded = self._expand(expanded, images, counts, self.tokens.image, "image")
-
-        flat_videos = [v for per in videos for v in per]
-        if flat_videos:
-            pixel, grids = self.encode_videos(flat_videos)
+            text = self._expand(i, text, [int(g.prod()) // self.merge_size**2 for g in enc["image_grid_thw"]],
+                                self.tokens.image, "image")
+        elif self.tokens.image and self.tokens.image in text:
+            raise ValueError(f"sample {i + 1}: the prompt has an image placeholder but no image was given")
+        if videos:
+            pixel, grids = self.encode_videos(videos)
             out["pixel_values_videos"], out["video_grid_thw"] = pixel, grids
             temporal = int(getattr(self.image_processor, "temporal_patch_size", 2))
-            out["video_second_per_grid"] = torch.tensor([temporal / self.fps] * len(flat_videos))
-            counts = [int(g.prod()) // self.merge_size**2 for g in grids]
-            expanded = self._expand(expanded, videos, counts, self.tokens.video, "video")
-
-        flat_audio = [a for per in audios for a in per]
-        if flat_audio:
+            out["video_second_per_grid"] = torch.tensor([temporal / self.fps] * len(videos))
+            text = self._expand(i, text, [int(g.prod()) // self.merge_size**2 for g in grids], self.tokens.video, "video")
+        elif self.tokens.video and self.tokens.video in text:
+            raise ValueError(f"sample {i + 1}: the prompt has a video placeholder but no video was given")
+        if audios:
             if self.feature_extractor is None:
                 raise ValueError("audio inputs need a feature extractor; this checkpoint has none (not an omni model)")
             feats = self.feature_extractor(
-                flat_audio,
-                sampling_rate=AUDIO_SAMPLE_RATE,
-                return_attention_mask=True,
-                padding="longest",
+                audios, sampling_rate=AUDIO_SAMPLE_RATE, return_attention_mask=True, padding="longest",
                 return_tensors="pt",
             )
-            out["input_features"] = feats["input_features"]
-            out["feature_attention_mask"] = feats["attention_mask"]
+            out["input_features"], out["feature_attention_mask"] = feats["input_features"], feats["attention_mask"]
             counts = [audio_tokens_for_frames(int(m.sum())) for m in feats["attention_mask"]]
-            expanded = self._expand(expanded, audios, counts, self.tokens.audio, "audio")
+            text = self._expand(i, text, counts, self.tokens.audio, "audio")
+        elif self.tokens.audio and self.tokens.audio in text:
+            raise ValueError(f"sample {i + 1}: the prompt has an audio placeholder but no audio was given")
+        return text, out
 
-        enc = self.tokenizer(expanded, padding=True, padding_side=padding_side, return_tensors="pt", add_special_tokens=False)
-        out["input_ids"], out["attention_mask"] = enc["input_ids"], enc["attention_mask"]
-        return out
-
-    def _expand(self, texts: list[str], media: Sequence[Sequence[Any]], counts: list[int], token: str | None, kind: str):
+    def _expand(self, i: int, text: str, counts: list[int], token: str | None, kind: str) -> str:
         if token is None:
             raise ValueError(f"this checkpoint's tokenizer has no {kind} token; it cannot take {kind} inputs")
-        out, k = [], 0
-        for i, (text, per) in enumerate(zip(texts, media, strict=True)):
-            if text.count(token) != len(per):
-                raise ValueError(
-                    f"sample {i + 1}: the prompt has {text.count(token)} {kind} placeholder(s) but {len(per)} {kind}(s) "
-                    "were given"
-                )
-            pieces = text.split(token)
-            rebuilt = pieces[0]
-            for piece in pieces[1:]:
-                rebuilt += token * counts[k] + piece
-                k += 1
-            out.append(rebuilt)
-        return out
+        if text.count(token) != len(counts):
+            raise ValueError(
+                f"sample {i + 1}: the prompt has {text.count(token)} {kind} placeholder(s) but {len(counts)} {kind}(s) "
+                "were given"
+            )
+        pieces = text.split(token)
+        return pieces[0] + "".join(token * c + piece for c, piece in zip(counts, pieces[1:], strict=True))
 
     # ----------------------------------------------------------------------------------------
     def encode_videos(self, videos: Sequence[list]):
@@ -146,6 +160,25 @@ class OmniInputs:
             enc = self.video_processor(videos=[list(v) for v in videos], return_tensors="pt")
             return enc["pixel_values_videos"], enc["video_grid_thw"]
         return patch_videos(self.image_processor, videos)
+
+
+def collate_media(media: Sequence[dict]) -> dict:
+    """Join per-sample media tensors into one batch's model inputs (audio features padded to the longest)."""
+    import torch
+
+    out: dict[str, Any] = {}
+    for key in ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw", "video_second_per_grid"):
+        parts = [m[key] for m in media if key in m]
+        if parts:
+            out[key] = torch.cat(parts)
+    feats = [m for m in media if "input_features" in m]
+    if feats:
+        width = max(m["input_features"].shape[-1] for m in feats)
+        f = [torch.nn.functional.pad(m["input_features"], (0, width - m["input_features"].shape[-1])) for m in feats]
+        a = [torch.nn.functional.pad(m["feature_attention_mask"], (0, width - m["feature_attention_mask"].shape[-1]))
+             for m in feats]
+        out["input_features"], out["feature_attention_mask"] = torch.cat(f), torch.cat(a)
+    return out
 
 
 def patch_videos(image_processor, videos: Sequence[list]):

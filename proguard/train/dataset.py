@@ -72,20 +72,18 @@ def check_dataset(ds, origin: str) -> None:
         raise TrainError(f"{origin}: no training rows")
     names = row_names(ds)
     problems = []
+    videos = ds["video"] if "video" in ds.column_names else [None] * len(ds)
+    audios = ds["audio"] if "audio" in ds.column_names else [None] * len(ds)
     for i, (prompt, image) in enumerate(_prompts_and_images(ds)):
         if not isinstance(prompt, list) or not all(isinstance(m, dict) and "role" in m for m in prompt):
             problems.append(f"{names[i]}: prompt: must be a list of chat messages")
             continue
-        placeholders = sum(
-            1
-            for m in prompt
-            if isinstance(m.get("content"), list)
-            for part in m["content"]
-            if isinstance(part, dict) and part.get("type") == "image"
-        )
-        n_images = int(image is not None)
-        if placeholders != n_images:
-            problems.append(f"{names[i]}: prompt has {placeholders} image placeholder(s) but the row has {n_images} image(s)")
+        parts = [part.get("type") for m in prompt if isinstance(m.get("content"), list)
+                 for part in m["content"] if isinstance(part, dict)]
+        for medium, value in (("image", image), ("video", videos[i]), ("audio", audios[i])):
+            placeholders, given = parts.count(medium), int(bool(value))
+            if placeholders != given:
+                problems.append(f"{names[i]}: prompt has {placeholders} {medium} placeholder(s) but the row has {given} {medium}(s)")
         if len(problems) >= 20:
             break
     if problems:

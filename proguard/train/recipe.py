@@ -26,6 +26,8 @@ from proguard.tasks.config import TaskConfig, TaskError, TaskOptions
 
 TINY_MODEL = "tiny"
 """``model.name_or_path`` value that builds the in-process tiny Qwen2.5-VL (``proguard.models.tiny_vlm``)."""
+TINY_OMNI_MODEL = "tiny-omni"
+"""``model.name_or_path`` value that builds the in-process tiny Qwen2.5-Omni thinker (``proguard.models.tiny_omni``)."""
 BUNDLED = "bundled"
 """``data.samples`` value for the bundled sample set (``proguard.data.BUNDLED_SAMPLES``)."""
 
@@ -48,7 +50,8 @@ class ModelConfig:
 
     name_or_path: str = field(
         default=TINY_MODEL,
-        metadata={"help": "the policy: a local checkpoint directory, a hub ID, or 'tiny' (the in-process tiny Qwen2.5-VL)"},
+        metadata={"help": "the policy: a local checkpoint directory, a hub ID, 'tiny' (the in-process tiny Qwen2.5-VL) "
+                          "or 'tiny-omni' (the in-process tiny Qwen2.5-Omni thinker: text, image, video, audio)"},
     )
     dtype: str = field(
         default="auto",
@@ -639,6 +642,7 @@ def _explain_field(key: str, f: dataclasses.Field, short: bool = False) -> str:
 __all__ = [
     "BUNDLED",
     "TINY_MODEL",
+    "TINY_OMNI_MODEL",
     "CheckpointConfig",
     "DataConfig",
     "GRPOOptions",

@@ -26,11 +26,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from proguard.train.checks import Alignment, check_image_token_alignment, enforce_prompt_lengths, prompt_lengths
+from proguard.train.checks import (
+    Alignment,
+    check_image_token_alignment,
+    check_media_token_alignment,
+    enforce_prompt_lengths,
+    media_prompt_lengths,
+    prompt_lengths,
+)
 from proguard.train.dataset import build_train_dataset, dataset_summary, render_messages, row_names
 from proguard.train.errors import TrainError
 from proguard.train.grpo_args import grpo_config_kwargs, prompts_per_step
-from proguard.train.policy import load_processor, prepare_policy_dir, resolve_model_path
+from proguard.train.policy import is_omni_policy, load_processor, media_inputs, prepare_policy_dir, resolve_model_path
 from proguard.train.recipe import Recipe, recipe_to_yaml
 from proguard.train.rollout import rollout_backend
 from proguard.train.trainer import guard_trainer_class, metrics_callback
@@ -117,15 +124,25 @@ def build_trainer(
     ds = train_dataset if train_dataset is not None else build_train_dataset(r)
     model_path = resolve_model_path(r)
     processor = load_processor(model_path, r)
-    if r.images.max_pixels or r.images.min_pixels:
+    from transformers import ProcessorMixin
+
+    if (r.images.max_pixels or r.images.min_pixels) and isinstance(processor, ProcessorMixin):
         with state.local_main_process_first():
             if state.is_local_main_process:
                 prepare_policy_dir(model_path, processor, out / POLICY_INIT_DIR)
         model_path = str(out / POLICY_INIT_DIR)
     model_config = AutoConfig.from_pretrained(model_path, trust_remote_code=r.model.trust_remote_code)
-    alignment = check_image_token_alignment(processor, model_config, ds)
+    modalities = set(ds["modality"])
+    rollout.check_media(modalities, model_config)
+    omni = is_omni_policy(model_config)
+    needs_media = omni or any(m.endswith(("video", "audio")) for m in modalities)
+    encoder = media_inputs(model_path, processor, model_config) if needs_media else None
+    alignment = None if omni else check_image_token_alignment(processor, model_config, ds)
+    if encoder is not None:
+        check_media_token_alignment(encoder, model_config, ds)
     rollout.prepare(args, model_config)
-    ds = enforce_prompt_lengths(ds, prompt_lengths(processor, ds), r)
+    lengths = media_prompt_lengths(encoder, ds) if omni else prompt_lengths(processor, ds)
+    ds = enforce_prompt_lengths(ds, lengths, r)
 
     if reward_funcs is None:
         from proguard.scoring.compose import build_reward
@@ -140,6 +157,7 @@ def build_trainer(
         peft_config=_peft_config(r),
         callbacks=[metrics_callback(out / METRICS_FILE), *callbacks],
     )
+    trainer.omni_policy, trainer.omni_inputs = omni, encoder
     rollout.attach(trainer)
     return Setup(trainer, processor, model_path, alignment, ds)
 
