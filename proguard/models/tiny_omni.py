@@ -228,6 +228,20 @@ def is_tiny_omni(path: str | os.PathLike[str]) -> bool:
     return (Path(path) / _METADATA_FILE).is_file()
 
 
+def has_omni_inputs(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` holds an ``OmniInputs`` layout (the tiny thinker, or a policy trained from it)."""
+    return (Path(path) / FEATURE_EXTRACTOR_FILE).is_file()
+
+
+def save_omni_inputs(inputs, out_dir: str | os.PathLike[str]) -> None:
+    """Write an ``OmniInputs``' tokenizer, image processor and feature extractor so ``load_omni_inputs`` reloads them."""
+    out = Path(out_dir)
+    inputs.tokenizer.save_pretrained(out)
+    inputs.image_processor.save_pretrained(out)
+    if inputs.feature_extractor is not None:
+        (out / FEATURE_EXTRACTOR_FILE).write_text(inputs.feature_extractor.to_json_string())
+
+
 def load_omni_inputs(path: str | os.PathLike[str], *, fps: float = 2.0):
     """The input side of an omni (or VL) checkpoint as an ``OmniInputs``: tokenizer, image processor, audio features.
 
@@ -239,7 +253,7 @@ def load_omni_inputs(path: str | os.PathLike[str], *, fps: float = 2.0):
     from proguard.models.omni_inputs import OmniInputs
 
     p = Path(path)
-    if is_tiny_omni(p):
+    if has_omni_inputs(p):
         tokenizer = AutoTokenizer.from_pretrained(p)
         image_processor = tiny_vlm._build_image_processor("image_only").from_pretrained(p)
         fe = WhisperFeatureExtractor.from_dict(json.loads((p / FEATURE_EXTRACTOR_FILE).read_text()))

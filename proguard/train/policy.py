@@ -49,9 +49,9 @@ def is_omni_policy(model_config) -> bool:
 def media_inputs(model_path: str, processor, model_config):
     """The ``OmniInputs`` that encodes this policy's video and audio (and, for omni policies, images)."""
     from proguard.models.omni_inputs import OmniInputs
-    from proguard.models.tiny_omni import is_tiny_omni, load_omni_inputs
+    from proguard.models.tiny_omni import has_omni_inputs, load_omni_inputs
 
-    if is_tiny_omni(model_path) or is_omni_policy(model_config):
+    if has_omni_inputs(model_path) or is_omni_policy(model_config):
         return load_omni_inputs(model_path)
     return OmniInputs(processor.tokenizer, processor.image_processor, None, getattr(processor, "video_processor", None))
 
@@ -64,9 +64,9 @@ def load_processor(model_path: str, r: Recipe):
     """
     from transformers import AutoProcessor, AutoTokenizer, ProcessorMixin
 
-    from proguard.models.tiny_omni import is_tiny_omni
+    from proguard.models.tiny_omni import has_omni_inputs
 
-    if is_tiny_omni(model_path):
+    if has_omni_inputs(model_path):
         return AutoTokenizer.from_pretrained(model_path, padding_side="left", truncation_side="left")
 
     processor = AutoProcessor.from_pretrained(

@@ -273,7 +273,11 @@ def save_final(trainer, processor, final_dir: Path, *, merge_lora: bool = False)
         trainer.save_model(str(final_dir))  # gathers ZeRO-3 shards; every process must call it
     if trainer.is_world_process_zero():
         processor.save_pretrained(final_dir)
-        processor.tokenizer.save_pretrained(final_dir)
+        getattr(processor, "tokenizer", processor).save_pretrained(final_dir)
+        if getattr(trainer, "omni_policy", False):  # its image processor and audio features reload with it
+            from proguard.models.tiny_omni import save_omni_inputs
+
+            save_omni_inputs(trainer.omni_inputs, final_dir)
         model = trainer.accelerator.unwrap_model(trainer.model)
         if getattr(model, "generation_config", None) is not None:
             model.generation_config.save_pretrained(final_dir)
