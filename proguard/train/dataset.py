@@ -126,7 +126,7 @@ def dataset_summary(ds) -> dict[str, Any]:
 
 
 def render_messages(messages: Sequence[dict]) -> str:
-    """A chat prompt as readable text, images shown as ``<image>``."""
+    """A chat prompt as readable text, media shown as ``<image>`` / ``<video>`` / ``<audio>``."""
     lines = []
     for m in messages:
         lines.append(f"===== {m['role']} =====")
@@ -135,6 +135,7 @@ def render_messages(messages: Sequence[dict]) -> str:
             lines.append(content)
             continue
         for part in content:
-            lines.append("<image>" if part.get("type") == "image" else str(part.get("text", "")))
+            kind = part.get("type")
+            lines.append(f"<{kind}>" if kind in ("image", "video", "audio") else str(part.get("text", "")))
     return "\n".join(lines)
 
