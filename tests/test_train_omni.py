@@ -19,7 +19,7 @@ from rewards.types import MODALITIES
 
 ROOT = Path(__file__).resolve().parents[1]
 OMNI_RECIPE = ROOT / "recipes" / "tiny" / "grpo_omni_cpu.yaml"
-FAST = ["grpo.max_steps=1", "lengths.max_completion_length=8", "data.prompt.examples=false"]
+FAST = ["lengths.max_completion_length=8", "data.prompt.examples=false"]
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +31,15 @@ def omni_run(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_every_modality_trains_and_logs_its_reward(omni_run):
-    rows = [json.loads(line) for line in (omni_run / "metrics.jsonl").read_text().splitlines()]
-    step = next(r for r in rows if "reward" in r)
-    logged = {m for m in MODALITIES if f"reward/modality/{m}/mean" in step}
-    assert logged == set(MODALITIES), f"modalities missing from the batch: {set(MODALITIES) - logged}"
-    assert step["completions/mean_length"] > 0 and "entropy" in step
+    steps = [r for r in (json.loads(line) for line in (omni_run / "metrics.jsonl").read_text().splitlines())
+             if "reward" in r]
+    assert len(steps) == 2
+    per_step = [{m for m in MODALITIES if f"reward/modality/{m}/mean" in s} for s in steps]
+    # Batches mix modalities (7 prompts drawn from a modality-balanced train split); the recipe's two
+    # steps cover all seven.
+    assert all(len(seen) >= 3 for seen in per_step), per_step
+    assert set().union(*per_step) == set(MODALITIES), f"never trained: {set(MODALITIES) - set().union(*per_step)}"
+    assert all(s["completions/mean_length"] > 0 and "entropy" in s for s in steps)
 
 
 @pytest.mark.slow

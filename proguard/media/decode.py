@@ -39,7 +39,7 @@ class MediaError(UsageError):
     """A video or audio input that cannot be used; the message says what is wrong with it."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class MediaLimits:
     """Limits on the video and audio a sample may carry (the recipe's ``data.media`` section)."""
 

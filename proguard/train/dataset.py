@@ -41,7 +41,8 @@ def build_train_dataset(r: Recipe):
 
         taxonomy = load_taxonomy(r.data.taxonomy)
         samples_path = BUNDLED_SAMPLES if r.data.samples == BUNDLED else Path(r.data.samples)
-        samples = load_samples(samples_path, taxonomy, allow_outside_data=r.data.allow_outside_data)
+        samples = load_samples(samples_path, taxonomy, allow_outside_data=r.data.allow_outside_data,
+                               media_limits=r.data.media)
         origin = str(samples_path)
         if r.data.tasks is None:
             ds = tasks.default_tasks(samples, taxonomy, r.prompt_config())

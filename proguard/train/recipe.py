@@ -20,6 +20,7 @@ from typing import Any
 
 from proguard.errors import UsageError
 from proguard.hints import did_you_mean
+from proguard.media import MediaLimits
 from proguard.protocol import PromptConfig
 from proguard.scoring.specs import RewardSpec, RewardSpecError, load_preset, parse_specs, preset_names
 from proguard.tasks.config import TaskConfig, TaskError, TaskOptions
@@ -113,6 +114,11 @@ class DataConfig:
     allow_outside_data: bool = field(
         default=False,
         metadata={"help": "accept media paths that resolve outside the data file's folder (absolute, ../, links)"},
+    )
+    media: MediaLimits = field(
+        default_factory=MediaLimits,
+        metadata={"help": "video and audio limits checked at load (duration, frames, sample rates) and the "
+                          "frame rate / sample rate given to the model"},
     )
 
 

@@ -157,7 +157,9 @@ def build_trainer(
         peft_config=_peft_config(r),
         callbacks=[metrics_callback(out / METRICS_FILE), *callbacks],
     )
-    trainer.omni_policy, trainer.omni_inputs = omni, encoder
+    trainer.omni_policy, trainer.omni_inputs, trainer.media_limits = omni, encoder, r.data.media
+    if encoder is not None:
+        encoder.fps = r.data.media.video_fps
     rollout.attach(trainer)
     return Setup(trainer, processor, model_path, alignment, ds)
 

@@ -38,6 +38,7 @@ def guard_trainer_class():
         #   _get_per_token_logps_and_entropies  runs TRL's own loop one chunk at a time with that chunk's
         #                          media added to the model call by a forward pre-hook.
         omni_inputs = None  # an OmniInputs, set by build_trainer for policies that take video/audio
+        media_limits = None  # the recipe's data.media (MediaLimits), set by build_trainer
         _prompt_media = None
         _sample_media = None
         _forward_media = None
@@ -57,7 +58,7 @@ def guard_trainer_class():
                         "this batch has video or audio but the trainer has no media encoder (omni_inputs); "
                         "build it with proguard.train.run.build_trainer"
                     )
-                self._prompt_media = [row_media(x) for x in inputs]
+                self._prompt_media = [row_media(x, self.media_limits) for x in inputs]
                 rows = [{k: v for k, v in x.items() if k not in ("image", "images", "video", "audio")} for x in inputs]
                 try:
                     output = super()._generate_and_score_completions(rows)
@@ -164,15 +165,15 @@ def guard_trainer_class():
     return GuardGRPOTrainer
 
 
-def row_media(row: dict) -> dict:
+def row_media(row: dict, limits=None) -> dict:
     """A training row's media as the model needs them: PIL images, decoded video frames, 16 kHz audio."""
     from proguard.media import load_audio, load_video
 
     images = row.get("images") or ([row["image"]] if row.get("image") is not None else [])
     images = [im.convert("RGB") if hasattr(im, "convert") else im for im in images]
     video = row.get("video")
-    videos = [load_video(video[0] if len(video) == 1 else video).frames] if video else []
-    audios = [load_audio(row["audio"])] if row.get("audio") else []
+    videos = [load_video(video[0] if len(video) == 1 else video, limits).frames] if video else []
+    audios = [load_audio(row["audio"], limits)] if row.get("audio") else []
     return {"images": images, "videos": videos, "audios": audios}
 
 
