@@ -63,6 +63,9 @@ def step_per_modality(reps: int) -> dict:
     tax = load_taxonomy("default")
     tasks = default_tasks(load_samples(BUNDLED_SAMPLES, tax), tax, PromptConfig(descriptions=False))
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    from proguard.train.rollout import media_token_ids
+
+    suppress = sorted(media_token_ids(model.config))  # as training does (a sampled placeholder breaks the loss pass)
     out = {}
     for m in MODALITIES:
         rows = [r for r in tasks if r["modality"] == m]
@@ -77,7 +80,8 @@ def step_per_modality(reps: int) -> dict:
                            [x["audios"] for x in media])
             model.eval()
             with torch.no_grad():
-                seq = model.generate(**batch, max_new_tokens=16, min_new_tokens=16, do_sample=True)
+                seq = model.generate(**batch, max_new_tokens=16, min_new_tokens=16, do_sample=True,
+                                     suppress_tokens=suppress)
             model.train()
             full = {**batch, "input_ids": seq,
                     "attention_mask": torch.cat([batch["attention_mask"], torch.ones_like(seq[:, batch["input_ids"].shape[1]:])], 1)}

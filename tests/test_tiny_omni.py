@@ -70,3 +70,26 @@ def test_placeholder_count_must_match_the_media(omni):
         inputs([_prompt(inputs, "audio") + "<|AUDIO|>"], audios=[[np.zeros(16000, np.float32)]])
     with pytest.raises(ValueError, match="video placeholder but no video"):
         inputs([_prompt(inputs, "video")])
+
+
+def test_qwen2_5_vl_takes_video_through_omni_inputs():
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from proguard.models.omni_inputs import OmniInputs
+    from proguard.models.tiny_vlm import tiny_vlm_path
+
+    path = tiny_vlm_path()
+    model = AutoModelForImageTextToText.from_pretrained(path).eval()
+    proc = AutoProcessor.from_pretrained(path)
+    enc = OmniInputs(proc.tokenizer, proc.image_processor, None, getattr(proc, "video_processor", None),
+                     video_time_key="second_per_grid_ts")
+    text = proc.tokenizer.apply_chat_template(
+        [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "hi"}]}], add_generation_prompt=True,
+        tokenize=False)
+    batch = enc([text, text], videos=[[draw_frames(4, 56)], [draw_frames(6, 56, seed=2)]])
+    assert (batch["input_ids"] == model.config.video_token_id).sum(-1).tolist() == [8, 12]  # 2 and 3 temporal x 4
+    with torch.no_grad():
+        out = model.generate(**batch, max_new_tokens=3, do_sample=False)
+    assert out.shape == (2, batch["input_ids"].shape[1] + 3)
+    with pytest.raises(ValueError, match="need a feature extractor"):
+        enc([proc.tokenizer.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False)], audios=[[tone(0.5)]])

@@ -321,7 +321,7 @@ class TransformersBackend:
         if enc is None:
             p = self._processor
             enc = OmniInputs(p.tokenizer, p.image_processor, getattr(p, "feature_extractor", None),
-                             getattr(p, "video_processor", None))
+                             getattr(p, "video_processor", None), video_time_key="second_per_grid_ts")
         texts = [enc.tokenizer.apply_chat_template(clean_messages(m), add_generation_prompt=True, tokenize=False)
                  for m, _ in batch]
         images = [[_rgb(m)] if m is not None and not isinstance(m, Media) else [] for _, m in batch]

@@ -46,7 +46,11 @@ class MediaTokens:
 class OmniInputs:
     """Encode chat texts + per-sample media into Qwen2.5-Omni / Qwen2.5-VL model inputs."""
 
-    def __init__(self, tokenizer, image_processor, feature_extractor=None, video_processor=None, *, fps: float = 2.0):
+    def __init__(self, tokenizer, image_processor, feature_extractor=None, video_processor=None, *, fps: float = 2.0,
+                 video_time_key: str = "video_second_per_grid"):
+        # Seconds per temporal patch: Qwen2.5-Omni's forward calls it video_second_per_grid,
+        # Qwen2.5-VL's second_per_grid_ts.
+        self.video_time_key = video_time_key
         self.tokenizer = tokenizer
         self.image_processor = image_processor
         self.feature_extractor = feature_extractor
@@ -124,7 +128,7 @@ class OmniInputs:
             pixel, grids = self.encode_videos(videos)
             out["pixel_values_videos"], out["video_grid_thw"] = pixel, grids
             temporal = int(getattr(self.image_processor, "temporal_patch_size", 2))
-            out["video_second_per_grid"] = torch.tensor([temporal / self.fps] * len(videos))
+            out[self.video_time_key] = torch.tensor([temporal / self.fps] * len(videos))
             text = self._expand(i, text, [int(g.prod()) // self.merge_size**2 for g in grids], self.tokens.video, "video")
         elif self.tokens.video and self.tokens.video in text:
             raise ValueError(f"sample {i + 1}: the prompt has a video placeholder but no video was given")
@@ -167,7 +171,8 @@ def collate_media(media: Sequence[dict]) -> dict:
     import torch
 
     out: dict[str, Any] = {}
-    for key in ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw", "video_second_per_grid"):
+    for key in ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw", "video_second_per_grid",
+                "second_per_grid_ts"):
         parts = [m[key] for m in media if key in m]
         if parts:
             out[key] = torch.cat(parts)

@@ -53,7 +53,8 @@ def media_inputs(model_path: str, processor, model_config):
 
     if has_omni_inputs(model_path) or is_omni_policy(model_config):
         return load_omni_inputs(model_path)
-    return OmniInputs(processor.tokenizer, processor.image_processor, None, getattr(processor, "video_processor", None))
+    return OmniInputs(processor.tokenizer, processor.image_processor, None, getattr(processor, "video_processor", None),
+                      video_time_key="second_per_grid_ts")
 
 
 def load_processor(model_path: str, r: Recipe):

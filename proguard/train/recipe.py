@@ -115,6 +115,11 @@ class DataConfig:
         default=False,
         metadata={"help": "accept media paths that resolve outside the data file's folder (absolute, ../, links)"},
     )
+    modalities: list[str] | None = field(
+        default=None,
+        metadata={"help": "train only on these modalities (e.g. [text, image, text_image] for a policy without "
+                          "audio); the rows left out are counted in the start-up report; null: every modality"},
+    )
     media: MediaLimits = field(
         default_factory=MediaLimits,
         metadata={"help": "video and audio limits checked at load (duration, frames, sample rates) and the "

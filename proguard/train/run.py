@@ -135,6 +135,13 @@ def build_trainer(
     modalities = set(ds["modality"])
     rollout.check_media(modalities, model_config)
     omni = is_omni_policy(model_config)
+    audio = sorted(m for m in modalities if m.endswith("audio"))
+    if audio and not omni:
+        raise TrainError(
+            f"the training data has {', '.join(audio)} samples but the policy ({type(model_config).__name__}) has no "
+            "audio encoder: train an omni policy (model.name_or_path: tiny-omni, or a Qwen2.5-Omni checkpoint) "
+            "or leave audio out with data.modalities"
+        )
     needs_media = omni or any(m.endswith(("video", "audio")) for m in modalities)
     encoder = media_inputs(model_path, processor, model_config) if needs_media else None
     alignment = None if omni else check_image_token_alignment(processor, model_config, ds)
