@@ -50,7 +50,8 @@ def test_perfect_guard_scores_one_everywhere(tmp_path, ood_tasks, scorer):
     assert m["n"] == n and n >= 30  # two text+image Weapons samples are dropped: see proguard.tasks
     for label in ("request", "response"):
         for mod, v in m["binary"][label].items():
-            assert (v["fp"], v["fn"], v["f1"]) == (0, 0, 1.0), (label, mod)
+            assert (v["fp"], v["fn"]) == (0, 0), (label, mod)
+            assert v["f1"] == 1.0 or v["tp"] == 0, (label, mod)  # F1 is undefined without an unsafe sample
     assert m["category"]["n"] > 0 and m["category"]["exact"] == m["category"]["parent"] == 1.0
     od = m["ood_detection"]
     assert (od["n"], od["tp"], od["fp"], od["fn"], od["f1"]) == (m["n_unsafe"], m["n_ood"], 0, 0, 1.0)

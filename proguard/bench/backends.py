@@ -322,6 +322,14 @@ class TransformersBackend:
             p = self._processor
             enc = OmniInputs(p.tokenizer, p.image_processor, getattr(p, "feature_extractor", None),
                              getattr(p, "video_processor", None), video_time_key="second_per_grid_ts")
+        if enc.feature_extractor is None and any(isinstance(m, Media) and m.audio is not None for _, m in batch):
+            # A model without an audio encoder: those samples fail on their own, the rest are answered.
+            ok = [i for i, (_, m) in enumerate(batch) if not (isinstance(m, Media) and m.audio is not None)]
+            answers = self._generate_media([batch[i] for i in ok]) if ok else []
+            out: list[str | GenerationFailed] = [GenerationFailed(f"{self.model_path}: the model takes no audio")] * len(batch)
+            for i, a in zip(ok, answers, strict=True):
+                out[i] = a
+            return out
         texts = [enc.tokenizer.apply_chat_template(clean_messages(m), add_generation_prompt=True, tokenize=False)
                  for m, _ in batch]
         images = [[_rgb(m)] if m is not None and not isinstance(m, Media) else [] for _, m in batch]

@@ -47,6 +47,16 @@ def prompt_hash(messages: Any, image: Any, video: Any = None, audio: Any = None)
     """A hash of a prompt: its messages as JSON and, if any, the image's mode, size and pixels, or the
     video / audio paths with their sizes and modification times (decoding them to hash would cost a decode)."""
     h = hashlib.sha256(json.dumps(messages, sort_keys=True, default=str).encode())
+    if image is not None and not hasattr(image, "tobytes"):  # a decoded video / audio (backends.Media)
+        import numpy as np
+
+        frames = getattr(image, "video", None) or []
+        h.update(f"|media|{len(frames)}|".encode())
+        for f in frames:
+            h.update(f.tobytes())
+        if getattr(image, "audio", None) is not None:
+            h.update(np.ascontiguousarray(image.audio, dtype=np.float32).tobytes())
+        return h.hexdigest()[:16]
     for paths in ([video] if isinstance(video, str) else video or [], [audio] if audio else []):
         for p in paths:
             st = Path(p).stat() if Path(p).exists() else None
