@@ -13,8 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from proguard.bench.backends import GenerationFailed, GenerationSettings, Prompt
-from proguard.bench.backends import media_of
+from proguard.bench.backends import GenerationFailed, GenerationSettings, Prompt, media_of
 from proguard.bench.cache import prompt_hash
 from proguard.protocol import format_answer
 from rewards.types import Target
