@@ -3,11 +3,14 @@
 A sample record (one JSON object per line)::
 
     id              str, unique
-    modality        "text" | "image" | "text_image"
-    request         str   (text, text_image; absent for image)
-    response        str   (optional; absent for image)
+    modality        "text" | "image" | "text_image" | "video" | "text_video" | "audio" | "text_audio"
+    request         str   (every modality but the media-only image, video, audio)
+    response        str   (optional; absent for image, video, audio)
     image           str path (relative to the data file) or bytes (image, text_image)
-    request_label   "safe" | "unsafe"   (for image-only samples: the image's label)
+    video           str path of a video file or of a directory of frame images, or a list of frame
+                    image paths (video, text_video); decoded with PyAV (proguard.media)
+    audio           str path of a wav / flac / ogg / mp3 file (audio, text_audio)
+    request_label   "safe" | "unsafe"   (for media-only samples: the medium's label)
     response_label  "safe" | "unsafe"   (exactly when ``response`` is present)
     category        ID (``C8S1``) or name of a node in the taxonomy; required when any label is
                     unsafe, empty when all are safe
@@ -15,6 +18,8 @@ A sample record (one JSON object per line)::
                     always land in the same split
 
 Every problem is reported with the file, the row and the field; nothing is dropped silently.
+Videos and audio are opened and checked against ``MediaLimits`` (duration, frames, sample rate)
+at load time; a loaded set stores them as absolute paths (a video as its list of paths).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import datasets
 import pyarrow as pa
@@ -33,12 +38,15 @@ from PIL import Image as PILImage
 
 from proguard.errors import UsageError
 from proguard.hints import problems_message
-from rewards.types import LABELS, MODALITIES
+from proguard.media.decode import MediaError, MediaLimits, check_audio, check_video
+from rewards.types import LABELS, MEDIA_ONLY, MEDIUM, MODALITIES
 from taxonomy import Taxonomy
 
 SAMPLE_FIELDS = (
-    "id", "modality", "request", "response", "image", "request_label", "response_label", "category", "group",
+    "id", "modality", "request", "response", "image", "video", "audio", "request_label", "response_label", "category",
+    "group",
 )
+MEDIA_FIELDS = ("image", "video", "audio")
 BUNDLED_SAMPLES = Path(__file__).parent / "assets" / "sample" / "samples.jsonl"
 
 
@@ -58,6 +66,8 @@ class Sample:
     request_label: str
     response_label: str | None
     category: str | None
+    video: list[str] | None = None  # absolute paths: [file], [directory] or the frames
+    audio: str | None = None  # absolute path
     group: str | None = None  # samples of one group (e.g. one prompt, several responses) never cross splits
 
 
@@ -71,6 +81,8 @@ def sample_features() -> datasets.Features:
             "request": s,
             "response": s,
             "image": datasets.Image(),
+            "video": datasets.Sequence(s),
+            "audio": s,
             "request_label": s,
             "response_label": s,
             "category": s,
@@ -80,18 +92,24 @@ def sample_features() -> datasets.Features:
 
 
 def load_samples(
-    path: str | Path, taxonomy: Taxonomy, *, check_images: bool = True, allow_outside_data: bool = False
+    path: str | Path,
+    taxonomy: Taxonomy,
+    *,
+    check_images: bool = True,
+    allow_outside_data: bool = False,
+    media_limits: MediaLimits | None = None,
 ) -> datasets.Dataset:
     """Load and validate labelled samples; raises ``DataError`` naming file, row and field.
 
     Media paths must stay inside the data file's folder (after following links) unless
     ``allow_outside_data``: a shared data file must not be able to pull in any readable file of the
-    machine it is loaded on.
+    machine it is loaded on. ``check_images`` also opens every video and audio file and checks it
+    against ``media_limits``.
     """
     samples = list(
         validate_samples(
             read_records(path), taxonomy, origin=str(path), check_images=check_images,
-            allow_outside_data=allow_outside_data,
+            allow_outside_data=allow_outside_data, media_limits=media_limits,
         )
     )
     return samples_to_dataset(samples)
@@ -166,14 +184,16 @@ def validate_samples(
     origin: str,
     check_images: bool = True,
     allow_outside_data: bool = False,
+    media_limits: MediaLimits | None = None,
 ) -> Iterator[Sample]:
     """Validate records; collects every problem (up to a limit) before raising one ``DataError``."""
     errors: list[str] = []
     seen: dict[str, int] = {}
     out = []
+    rules = _MediaRules(check_images, allow_outside_data, media_limits or MediaLimits())
     for row, record, base in records:
         problems: list[str] = []
-        sample = _validate(record, taxonomy, base, (check_images, allow_outside_data), problems)
+        sample = _validate(record, taxonomy, base, rules, problems)
         sid = record.get("id")
         if isinstance(sid, (str, int)) and str(sid) in seen:
             problems.append(f"id: duplicate of row {seen[str(sid)]}")
@@ -202,6 +222,8 @@ def sample_problems(
     has_request: bool | None = None,
     has_response: bool | None = None,
     has_image: bool | None = None,
+    has_video: bool | None = None,
+    has_audio: bool | None = None,
 ) -> list[str]:
     """Problems with one sample's modality, labels, category and which fields it carries, as ``field: what``.
 
@@ -217,11 +239,11 @@ def sample_problems(
         problems.append(f"request_label: must be safe or unsafe, got {request_label!r}")
     if response_label is not None and response_label not in LABELS:
         problems.append(f"response_label: must be safe or unsafe, got {response_label!r}")
-    if modality == "image":
+    if modality in MEDIA_ONLY:
         if has_request or has_response:
-            problems.append("modality: image samples carry no request or response text (use text_image)")
+            problems.append(f"modality: {modality} samples carry no request or response text (use text_{modality})")
         if response_label is not None:
-            problems.append("response_label: image samples have no response label")
+            problems.append(f"response_label: {modality} samples have no response label")
     else:
         if has_request is False:
             problems.append(f"request: required for {modality} samples")
@@ -229,11 +251,14 @@ def sample_problems(
             problems.append("response_label: required when a response is given")
         if has_response is False and response_label is not None:
             problems.append("response_label: given without a response")
-    if has_image is not None:
-        if modality == "text" and has_image:
-            problems.append("image: text samples carry no image (use text_image)")
-        elif modality != "text" and not has_image:
-            problems.append(f"image: required for {modality} samples")
+    for medium, has in (("image", has_image), ("video", has_video), ("audio", has_audio)):
+        if has is None:
+            continue
+        if MEDIUM[modality] == medium and not has:
+            problems.append(f"{medium}: required for {modality} samples")
+        elif MEDIUM[modality] != medium and has:
+            hint = f" (use text_{medium})" if modality == "text" else f" (a sample carries one medium: use {medium} or text_{medium})"
+            problems.append(f"{medium}: {modality} samples carry no {medium}{hint}")
     unsafe = request_label == "unsafe" or response_label == "unsafe"
     category = category or None
     if category is None and unsafe:
@@ -243,11 +268,18 @@ def sample_problems(
     return problems
 
 
-def valid_sample_columns(table: pa.Table, has_image: pa.Array, node_ids: Sequence[str]) -> tuple[list[int], list[bool]] | None:
+def valid_sample_columns(
+    table: pa.Table,
+    has_image: pa.Array,
+    node_ids: Sequence[str],
+    has_video: pa.Array | None = None,
+    has_audio: pa.Array | None = None,
+) -> tuple[list[int], list[bool]] | None:
     """``sample_problems`` over a whole Arrow table at once, for the task generator's fast path.
 
     Returns each row's position in ``node_ids`` (-1: safe) and its unsafe flag when every row passes
-    (unique non-empty IDs, the rules of ``sample_problems`` with ``has_image``, a category that is
+    (unique non-empty IDs, the rules of ``sample_problems`` with ``has_image`` / ``has_video`` /
+    ``has_audio`` (absent: no row carries that medium), a category that is
     one of ``node_ids``); ``None`` when any row fails, and the caller then names each problem with
     ``sample_problems`` row by row. Same rules, Arrow kernels: the row loop took 0.15 s on 87k samples.
     """
@@ -265,13 +297,16 @@ def valid_sample_columns(table: pa.Table, has_image: pa.Array, node_ids: Sequenc
         return None
     if pc.index_in(col["modality"], value_set=pa.array(MODALITIES)).null_count:
         return None
-    if not pc.all(pc.equal(pc.not_equal(col["modality"], "text"), has_image)).as_py():
-        return None
+    none = pa.array([False] * n)
+    for medium, has in (("image", has_image), ("video", has_video), ("audio", has_audio)):
+        wants = pc.is_in(col["modality"], value_set=pa.array([m for m, v in MEDIUM.items() if v == medium]))
+        if not pc.all(pc.equal(wants, none if has is None else has)).as_py():
+            return None
     labels = pa.array(LABELS)
     if pc.index_in(col["request_label"], value_set=labels).null_count \
             or pc.index_in(col["response_label"], value_set=labels).null_count != col["response_label"].null_count:
         return None
-    is_image = pc.equal(col["modality"], "image")
+    is_image = pc.is_in(col["modality"], value_set=pa.array(MEDIA_ONLY))  # no conversation text
     has_request, has_response = col["request"].is_valid(), col["response"].is_valid()
     if pc.any(pc.and_(is_image, pc.or_(pc.or_(has_request, has_response), col["response_label"].is_valid()))).as_py():
         return None
@@ -296,10 +331,20 @@ def _str_field(record: dict, key: str, problems: list[str]) -> str | None:
     return value
 
 
-def _validate(
-    record: dict, taxonomy: Taxonomy, base: Path, media: tuple[bool, bool], problems: list[str]
-) -> Sample | None:
-    """One record as a ``Sample`` (``None`` with ``problems`` filled); ``media`` is (decode check, allow outside)."""
+class _MediaRules(NamedTuple):
+    """How media fields are checked: decode them, allow paths outside the data folder, the limits."""
+
+    check: bool
+    allow_outside: bool
+    limits: MediaLimits
+
+
+def _present(value: Any) -> bool:
+    return value not in (None, "", {}, [])
+
+
+def _validate(record: dict, taxonomy: Taxonomy, base: Path, media: _MediaRules, problems: list[str]) -> Sample | None:
+    """One record as a ``Sample`` (``None`` with ``problems`` filled)."""
     unknown = sorted(set(record) - set(SAMPLE_FIELDS))
     if unknown:
         problems.append(f"{unknown[0]}: unknown field (known: {', '.join(SAMPLE_FIELDS)})")
@@ -316,14 +361,19 @@ def _validate(
     response_label = record.get("response_label") or None
     group = _str_field(record, "group", problems)
     category = record.get("category") or None
-    raw_image = record.get("image")
+    raw = {f: record.get(f) for f in MEDIA_FIELDS}
     problems.extend(
         sample_problems(
             modality, request_label, response_label, category, has_request=request is not None,
-            has_response=response is not None, has_image=raw_image not in (None, "", {}),
+            has_response=response is not None, has_image=_present(raw["image"]), has_video=_present(raw["video"]),
+            has_audio=_present(raw["audio"]),
         )
     )
-    image = _image(raw_image, modality, base, media, problems)
+    medium = MEDIUM[modality]
+    # Only the modality's own medium is opened: a misplaced one is already a problem above.
+    image = _image(raw["image"], base, media, problems) if medium == "image" and _present(raw["image"]) else None
+    video = _video(raw["video"], base, media, problems) if medium == "video" and _present(raw["video"]) else None
+    audio = _audio(raw["audio"], base, media, problems) if medium == "audio" and _present(raw["audio"]) else None
 
     node_id = None
     if category is not None:
@@ -334,36 +384,43 @@ def _validate(
             node_id = node.key or node.id
     if problems:
         return None
-    return Sample(str(sid), modality, request, response, image, request_label, response_label, node_id, group)
+    return Sample(
+        str(sid), modality, request, response, image, request_label, response_label, node_id, video, audio, group
+    )
 
 
-def _image(value: Any, modality: str, base: Path, media: tuple[bool, bool], problems: list[str]) -> Any:
-    check, allow_outside = media
+def _media_path(value: str, field: str, base: Path, media: _MediaRules, problems: list[str], *, dir_ok: bool = False):
+    """A media path resolved against the data folder (and kept inside it unless allowed); ``None`` on a problem."""
+    p = Path(value)
+    p = p if p.is_absolute() else (base / p)
+    if not (p.is_file() or (dir_ok and p.is_dir())):
+        problems.append(f"{field}: file not found: {p}")
+        return None
+    resolved = p.resolve()
+    if not media.allow_outside and not resolved.is_relative_to(base.resolve()):
+        problems.append(
+            f"{field}: {value!r} resolves to {resolved}, outside the data file's folder {base.resolve()}; "
+            "move it there or allow it explicitly (--allow-outside-data / data.allow_outside_data)"
+        )
+        return None
+    return resolved
+
+
+def _image(value: Any, base: Path, media: _MediaRules, problems: list[str]) -> Any:
     if isinstance(value, dict):  # a datasets Image cell: {"bytes": ..., "path": ...}
         value = value.get("bytes") or value.get("path")
-    if modality == "text" or value is None or value == "":
-        return None  # presence is checked by sample_problems
     if isinstance(value, (bytes, bytearray)):
         source: Any = io.BytesIO(value)
         result: Any = bytes(value)
     elif isinstance(value, str):
-        p = Path(value)
-        p = p if p.is_absolute() else (base / p)
-        if not p.is_file():
-            problems.append(f"image: file not found: {p}")
-            return None
-        resolved = p.resolve()
-        if not allow_outside and not resolved.is_relative_to(base.resolve()):
-            problems.append(
-                f"image: {value!r} resolves to {resolved}, outside the data file's folder {base.resolve()}; "
-                "move it there or allow it explicitly (--allow-outside-data / data.allow_outside_data)"
-            )
+        resolved = _media_path(value, "image", base, media, problems)
+        if resolved is None:
             return None
         source = result = str(resolved)
     else:
         problems.append(f"image: must be a path or bytes, got {type(value).__name__}")
         return None
-    if check:
+    if media.check:
         try:
             with PILImage.open(source) as im:
                 im.verify()
@@ -371,3 +428,47 @@ def _image(value: Any, modality: str, base: Path, media: tuple[bool, bool], prob
             problems.append(f"image: unreadable ({type(exc).__name__}: {exc})")
             return None
     return result
+
+
+def _video(value: Any, base: Path, media: _MediaRules, problems: list[str]) -> list[str] | None:
+    """A video file, a frame directory or a list of frame paths, as absolute paths (checked when asked)."""
+    if isinstance(value, str):
+        resolved = _media_path(value, "video", base, media, problems, dir_ok=True)
+        paths = None if resolved is None else [resolved]
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, str) and v for v in value):
+        found = [_media_path(v, "video", base, media, problems) for v in value]
+        paths = None if any(f is None for f in found) else found
+    else:
+        problems.append(f"video: must be a path (file or frame directory) or a list of frame paths, got {type(value).__name__}")
+        return None
+    if paths is None:
+        return None
+    if media.check:
+        try:
+            check_video(paths[0] if len(paths) == 1 and not _is_frame(paths[0]) else paths, media.limits)
+        except MediaError as exc:
+            problems.append(f"video: {exc}")
+            return None
+    return [str(p) for p in paths]
+
+
+def _is_frame(path: Path) -> bool:
+    from proguard.media.decode import FRAME_SUFFIXES
+
+    return path.is_file() and path.suffix.lower() in FRAME_SUFFIXES
+
+
+def _audio(value: Any, base: Path, media: _MediaRules, problems: list[str]) -> str | None:
+    if not isinstance(value, str):
+        problems.append(f"audio: must be a path to a wav, flac, ogg or mp3 file, got {type(value).__name__}")
+        return None
+    resolved = _media_path(value, "audio", base, media, problems)
+    if resolved is None:
+        return None
+    if media.check:
+        try:
+            check_audio(resolved, media.limits)
+        except MediaError as exc:
+            problems.append(f"audio: {exc}")
+            return None
+    return str(resolved)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from rewards import _checks
 from rewards.api import Scored
-from rewards.types import Parsed, Target
+from rewards.types import Parsed, Target, has_response
 
 
 class BinaryReward:
@@ -24,7 +24,7 @@ class BinaryReward:
 
     Returns:
         ``Scored``: the weighted total plus the parts ``request`` and ``response`` (1.0 right, 0.0
-        wrong; ``response`` is ``None`` for image samples).
+        wrong; ``response`` is ``None`` for media-only samples: image, video, audio).
 
     Example:
         >>> from rewards.types import Target, Verdict
@@ -45,7 +45,7 @@ class BinaryReward:
         request: list[float | None] = []
         response: list[float | None] = []
         for p, t in zip(parsed, targets, strict=True):
-            image = t.modality == "image"
+            image = not has_response(t.modality)  # media-only: the request label is the whole answer
             if not p.ok or p.modality != t.modality:
                 total.append(0.0)
                 request.append(0.0)

@@ -12,21 +12,40 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Modality = Literal["text", "image", "text_image"]
+Modality = Literal["text", "image", "text_image", "video", "text_video", "audio", "text_audio"]
 Label = Literal["safe", "unsafe"]
 CategoryKind = Literal["none", "id", "free_text"]
 CategoryLevel = Literal["subcategory", "category"]
 
-MODALITIES: tuple[str, ...] = ("text", "image", "text_image")
+MODALITIES: tuple[str, ...] = ("text", "image", "text_image", "video", "text_video", "audio", "text_audio")
 LABELS: tuple[str, ...] = ("safe", "unsafe")
+
+MEDIA_ONLY: tuple[str, ...] = ("image", "video", "audio")
+"""Modalities with no conversation: the guard labels the medium itself (a request label, no response)."""
+
+MEDIUM: dict[str, str | None] = {
+    "text": None,
+    "image": "image",
+    "text_image": "image",
+    "video": "video",
+    "text_video": "video",
+    "audio": "audio",
+    "text_audio": "audio",
+}
+"""The non-text input a modality carries (the sample field holding it), ``None`` for text."""
+
+
+def has_response(modality: str) -> bool:
+    """Whether answers for ``modality`` carry a ``Response:`` label (every modality but the media-only ones)."""
+    return modality not in MEDIA_ONLY
 
 
 @dataclass(frozen=True)
 class Verdict:
     """A well-formed guard answer.
 
-    ``request`` is the image's label for image-only samples. ``response`` is ``None`` for image-only
-    samples and for conversations without a response. ``category`` is a prompt-side ID when
+    ``request`` is the medium's label for media-only samples (image, video, audio). ``response`` is
+    ``None`` for media-only samples and for conversations without a response. ``category`` is a prompt-side ID when
     ``category_kind == "id"``, the model's own short name when ``"free_text"``, else ``None``.
     """
 

@@ -16,10 +16,13 @@ import datasets
 
 from proguard.data import Sample, samples_to_dataset
 from proguard.protocol import PromptConfig, build_messages
-from rewards.types import MODALITIES, Target
+from rewards.types import MEDIUM, MODALITIES, Target, has_response
 from taxonomy import Taxonomy, parse_id
 
-IMAGES = sorted((Path(__file__).resolve().parents[1] / "proguard" / "assets" / "sample" / "images").glob("*.png"))
+_SAMPLE = Path(__file__).resolve().parents[1] / "proguard" / "assets" / "sample"
+IMAGES = sorted((_SAMPLE / "images").glob("*.png"))
+VIDEOS = sorted((_SAMPLE / "video").glob("*.mp4"))
+AUDIO = sorted((_SAMPLE / "audio").glob("*.ogg"))
 
 
 def synthetic_samples(taxonomy: Taxonomy, per_leaf: int = 1, safe: int = 12, seed: int = 0) -> datasets.Dataset:
@@ -42,10 +45,13 @@ def synthetic_samples(taxonomy: Taxonomy, per_leaf: int = 1, safe: int = 12, see
 
 
 def _sample(sid: str, modality: str, label: str, category: str | None, rng: random.Random) -> Sample:
-    text = None if modality == "image" else f"Request {sid}: please describe the thing in detail."
-    response = "Here is a plain answer." if modality != "image" and rng.random() < 0.5 else None
-    image = str(rng.choice(IMAGES)) if modality != "text" else None
-    return Sample(sid, modality, text, response, image, label, "safe" if response else None, category)
+    text = f"Request {sid}: please describe the thing in detail." if has_response(modality) else None
+    response = "Here is a plain answer." if has_response(modality) and rng.random() < 0.5 else None
+    medium = MEDIUM[modality]
+    image = str(rng.choice(IMAGES)) if medium == "image" else None
+    video = [str(rng.choice(VIDEOS))] if medium == "video" else None
+    audio = str(rng.choice(AUDIO)) if medium == "audio" else None
+    return Sample(sid, modality, text, response, image, label, "safe" if response else None, category, video, audio)
 
 
 def samples_by_id(samples: datasets.Dataset) -> dict[str, dict[str, Any]]:
@@ -89,7 +95,7 @@ def assert_task_matches_protocol(
     shown = set(json.loads(row["id_map"]))
     assert row["hidden"] == [n.key or n.id for n in taxonomy.nodes() if (n.key or n.id) not in shown]
     assert row["category_level"] == config.level(row["modality"], visible)
-    for key in ("modality", "request_label", "response_label", "category"):
+    for key in ("modality", "request_label", "response_label", "category", "video", "audio"):
         assert row[key] == sample[key], f"{row['task_id']}: {key}"
     target = Target.from_columns(row)
     assert target.category == sample["category"] and target.ood == row["ood"]

@@ -50,7 +50,8 @@ def test_perfect_guard_scores_one_everywhere(tmp_path, ood_tasks, scorer):
     assert m["n"] == n and n >= 30  # two text+image Weapons samples are dropped: see proguard.tasks
     for label in ("request", "response"):
         for mod, v in m["binary"][label].items():
-            assert (v["fp"], v["fn"], v["f1"]) == (0, 0, 1.0), (label, mod)
+            assert (v["fp"], v["fn"]) == (0, 0), (label, mod)
+            assert v["f1"] == 1.0 or v["tp"] == 0, (label, mod)  # F1 is undefined without an unsafe sample
     assert m["category"]["n"] > 0 and m["category"]["exact"] == m["category"]["parent"] == 1.0
     od = m["ood_detection"]
     assert (od["n"], od["tp"], od["fp"], od["fn"], od["f1"]) == (m["n_unsafe"], m["n_ood"], 0, 0, 1.0)
@@ -162,18 +163,19 @@ def test_interrupted_run_resumes_without_regenerating(tmp_path, samples):
 
     again = ScriptedBackend.from_tasks(tasks, perfect_answer)
     resumed = run_bench(tasks, again, tmp_path, QUIET)
-    assert again.prompts == 36 - 8 and (resumed.generated, resumed.cached) == (28, 8)
+    n = len(tasks)  # the bundled set, every modality
+    assert again.prompts == n - 8 and (resumed.generated, resumed.cached) == (n - 8, 8)
 
     third = ScriptedBackend.from_tasks(tasks, perfect_answer)
     cached = run_bench(tasks, third, tmp_path, QUIET)
-    assert third.calls == 0 and cached.cached == 36
+    assert third.calls == 0 and cached.cached == n
     strip = lambda m: {k: v for k, v in m.items() if k != "timing"}  # noqa: E731
     clean = run_bench(tasks, ScriptedBackend.from_tasks(tasks, perfect_answer), tmp_path / "clean", QUIET)
     assert strip(cached.metrics) == strip(resumed.metrics) == strip(clean.metrics)
 
     other = ScriptedBackend.from_tasks(tasks, perfect_answer, settings=GenerationSettings(max_new_tokens=7))
     run_bench(tasks, other, tmp_path, QUIET)
-    assert other.prompts == 36  # other sampling settings: nothing reused
+    assert other.prompts == n  # other sampling settings: nothing reused
 
     changed = tasks.map(lambda r, i: {"prompt": _edit(r["prompt"]) if i == 0 else r["prompt"]}, with_indices=True)
     fourth = ScriptedBackend.from_tasks(changed, perfect_answer)

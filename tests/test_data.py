@@ -24,7 +24,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 def test_bundled_samples_cover_all_modalities():
     ds = load_samples(BUNDLED_SAMPLES, TAX)
     assert len(ds) >= 30
-    assert set(ds["modality"]) == {"text", "image", "text_image"}
+    assert set(ds["modality"]) == {"text", "image", "text_image", "video", "text_video", "audio", "text_audio"}
     unsafe = [r for r in ds if "unsafe" in (r["request_label"], r["response_label"])]
     assert unsafe and all(r["category"] in TAX for r in unsafe)
     row = next(r for r in ds if r["modality"] == "image")
@@ -98,7 +98,7 @@ GOOD = {"id": "a", "modality": "text", "request": "hi", "request_label": "safe"}
         ({**GOOD, "response_label": "safe"}, "response_label", "given without a response"),
         ({**GOOD, "request_label": "unsafe"}, "category", "required when a label is unsafe"),
         ({**GOOD, "category": "Weapons"}, "category", "every label is safe"),
-        ({**GOOD, "modality": "audio"}, "modality", "must be one of"),
+        ({**GOOD, "modality": "smell"}, "modality", "must be one of"),
         ({**GOOD, "image": "pic.png"}, "image", "text samples carry no image"),
         ({"id": "a", "modality": "image", "request_label": "safe"}, "image", "required for image samples"),
         ({"id": "a", "modality": "image", "request": "hi", "image": "pic.png", "request_label": "safe"}, "modality", "no request or response text"),

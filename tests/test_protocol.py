@@ -12,11 +12,10 @@ from proguard.protocol import (
     parse_completion,
     system_prompt,
 )
-from rewards.types import FormatError, Verdict
+from rewards.types import MODALITIES, FormatError, Verdict
 from taxonomy import load_taxonomy
 
 TAX = load_taxonomy("default")
-MODALITIES = ("text", "image", "text_image")
 
 
 @pytest.mark.parametrize("modality", MODALITIES)
@@ -53,7 +52,40 @@ def test_messages_shape_per_modality():
     m = build_messages("text_image", "what is this?", "a cat", TAX)
     assert m[1]["content"][0] == {"type": "image"} and "User: what is this?" in m[1]["content"][1]["text"]
     with pytest.raises(ValueError, match="modality"):
-        build_messages("audio", "x", None, TAX)
+        build_messages("smell", "x", None, TAX)
+
+
+def test_all_seven_modalities_are_covered():
+    assert set(MODALITIES) == {"text", "image", "text_image", "video", "text_video", "audio", "text_audio"}
+
+
+@pytest.mark.parametrize(
+    "modality, part, subject, user",
+    [
+        ("video", "video", "The video.", "Assess this video."),
+        ("audio", "audio", "The audio.", "Assess this audio."),
+        ("text_video", "video", "The user's request.", "Conversation:\nUser: is this ok?\nAssistant: (no response)"),
+        ("text_audio", "audio", "The user's request.", "Conversation:\nUser: is this ok?\nAssistant: (no response)"),
+    ],
+)
+def test_video_and_audio_prompts(modality, part, subject, user):
+    media_only = "_" not in modality
+    m = build_messages(modality, None if media_only else "is this ok?", None, TAX)
+    assert m[1]["content"] == [{"type": part}, {"type": "text", "text": user}]
+    prompt = system_prompt(modality, TAX)
+    assert f"Request: safe or unsafe. {subject}" in prompt
+    # video and audio alone are judged like an image: a request label, no response line
+    assert ("Response:" in prompt) is (not media_only)
+    assert ("top-level category" in prompt) is (not media_only)  # text+medium asks the top level, as text+image
+    task = prompt.split("\n")[0]
+    assert (f"the {part} below" if media_only else f"(text and {part})") in task
+    assert system_prompt(modality, TAX) != system_prompt(modality.replace(part, "image"), TAX)
+
+
+@pytest.mark.parametrize("modality", ["video", "audio"])
+def test_media_only_answers_reject_a_response_line(modality):
+    assert parse_completion(GOOD, modality).code == "unexpected_field"
+    assert parse_completion(GOOD, "text_" + modality).ok
 
 
 @pytest.mark.parametrize(
@@ -67,6 +99,12 @@ def test_messages_shape_per_modality():
         ("image", "safe", None, None, "none"),
         ("text_image", "unsafe", "unsafe", "C3", "id"),
         ("text_image", "unsafe", "safe", "Crypto pump scheme", "free_text"),
+        ("video", "unsafe", None, "C10S2", "id"),
+        ("video", "safe", None, None, "none"),
+        ("text_video", "unsafe", "safe", "C3", "id"),
+        ("audio", "unsafe", None, "threatening voice message", "free_text"),
+        ("audio", "safe", None, None, "none"),
+        ("text_audio", "safe", "unsafe", "C8", "id"),
     ],
 )
 def test_format_then_parse_round_trip(modality, req, resp, category, kind):
@@ -132,7 +170,7 @@ MALFORMED = [
     (GOOD.replace("Category: C1S1", "Category: " + "very long name " * 20), "text", "category_too_long"),
     (GOOD, "image", "unexpected_field"),
     ("<think>r</think><answer>\nRequest: unsafe\nCategory: C1S1\n</answer>", "text", "missing_field"),
-    ("<think>r</think><answer>\nRequest: unsafe\nCategory: C1S1\n</answer>", "video", "bad_modality"),
+    ("<think>r</think><answer>\nRequest: unsafe\nCategory: C1S1\n</answer>", "smell", "bad_modality"),
     ("<thinking>r</thinking>\n<answer>\nRequest: safe\nResponse: safe\nCategory: None\n</answer>", "text", "missing_tag"),
     ("<THINK>r</THINK>\n<ANSWER>\nRequest: safe\nResponse: safe\nCategory: None\n</ANSWER>", "text", "missing_tag"),
     ("\u202e<think>r</think>\u200b<answer>\nRequest: safe\nResponse: safe\nCategory: None\n</answer>", "text", "text_outside_tags"),

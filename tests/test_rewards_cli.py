@@ -121,14 +121,14 @@ def test_score_with_a_preset_and_ood_rows(tmp_path, monkeypatch, capsys, preset,
 def test_score_reports_every_bad_row_without_a_traceback(tmp_path, inputs, capsys):
     _, recipe = inputs
     bad = write_jsonl(tmp_path / "bad.jsonl", [
-        {"completion": "x", "modality": "video", "request_label": "safe"},
+        {"completion": "x", "modality": "smell", "request_label": "safe"},
         {"modality": "text", "request_label": "safe", "response_label": "safe"},
         {"completion": "x", "modality": "text", "request_label": "unsafe", "category": "Knitting"},
     ])
     assert cli_main(["rewards", "score", "--recipe", str(recipe), "--input", str(bad)]) == 2
     msg = capsys.readouterr().err
     assert msg.startswith("proguard rewards: error: 3 problem(s) in")
-    assert f"{bad}: row 1: modality: must be one of text, image, text_image" in msg
+    assert f"{bad}: row 1: modality: must be one of text, image, text_image, video" in msg
     assert f"{bad}: row 2: completion: missing" in msg
     assert f"{bad}: row 3: category: 'Knitting' is not an ID or name" in msg
     assert cli_main(["rewards", "score", "--preset", "nope", "--input", str(bad)]) == 2

@@ -22,6 +22,7 @@ from proguard.scoring.registry import ENTRY_POINT_GROUP, default_registry
 from proguard.testing.reward_contract import ContractViolation, check_reward
 from rewards.ood_description import OODDescription
 from rewards.ood_similarity import OODSimilarity
+from rewards.types import MODALITIES
 from synonym_bank.index import EmbeddingIndex
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,7 +60,7 @@ def test_every_registered_builtin_is_covered():
 def test_builtin_meets_the_contract_on_1000_hostile_completions(name):
     report = check_reward(build(name), n=400, seed_value=1, batch_size=16)
     assert report.hostile >= MIN_COMPLETIONS, report
-    assert report.modalities == {"text", "image", "text_image"}
+    assert report.modalities == set(MODALITIES)
     assert report.non_text > 100  # None, numbers, bytes and chat lists were among them
     assert len(report.format_errors) >= 8  # many distinct ways to be malformed were exercised
 

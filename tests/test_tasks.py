@@ -23,7 +23,7 @@ from proguard.tasks import (
     format_summary,
     generate_tasks,
 )
-from rewards.types import TARGET_COLUMNS, Target
+from rewards.types import MEDIUM, MODALITIES, TARGET_COLUMNS, Target
 from taxonomy import load_taxonomy, parent_id_of, parse_id
 from task_helpers import assert_task_matches_protocol, samples_by_id, synthetic_samples, visible_taxonomy
 from reference_data import PROGUARD_TAXONOMY, private_copy
@@ -69,7 +69,8 @@ def test_default_tasks_are_the_plain_prompt_of_every_sample(tax, bundled):
         assert_task_matches_protocol(row, tax, samples)
         assert json.loads(row["id_map"]) == {n.id: n.id for n in tax.nodes()}
         assert row["ood"] is False and row["ood_name"] is None and row["ood_synonyms"] == [] and row["hidden"] == []
-        assert (row["image"] is None) == (row["modality"] == "text")
+        for medium in ("image", "video", "audio"):  # each task carries exactly its modality's medium
+            assert (row[medium] is not None) == (MEDIUM[row["modality"]] == medium), (row["task_id"], medium)
 
 
 @pytest.mark.parametrize(
@@ -138,22 +139,23 @@ def test_ood_exactly_when_the_asked_node_or_its_parent_is_hidden(tax, synth, lev
 def test_ood_target_is_the_node_the_prompt_asks_for(tax, synth):
     build = generate_tasks(synth, tax, TaskConfig(holdout=["C8"], seed=1))
     ood = build.tasks["eval_ood"]
-    assert len(ood) == 3 * 2 * 3  # 3 subcategories x 3 modalities x 2 samples each
+    assert len(ood) == 3 * 2 * len(MODALITIES)  # 3 subcategories x 7 modalities x 2 samples each
     for row in ood:
         node = tax.get(row["category"])
-        want = tax.parent(node.id) if row["modality"] == "text_image" else node  # text+image asks for C<i>
+        top = PromptConfig().category_levels[row["modality"]] == "category"  # text+image/video/audio ask for C<i>
+        want = tax.parent(node.id) if top else node
         assert row["ood"] and row["ood_name"] == want.name and row["ood_synonyms"] == list(want.synonyms)
 
 
 def test_held_out_subcategory_under_a_listed_parent(tax, synth):
     build = generate_tasks(synth, tax, TaskConfig(holdout=["C8S1"], seed=1))
     ood = build.tasks["eval_ood"]
-    assert {r["modality"] for r in ood} == {"text", "image"}
+    assert {r["modality"] for r in ood} == {"text", "image", "video", "audio"}  # the subcategory-level ones
     assert all(r["ood_name"] == "Weapons" for r in ood)
     # Text+image prompts ask only for C<i>: the listed parent is the right answer, so these are not OOD;
     # they may not train either, so they are reported as excluded, never dropped silently.
     excluded = build.summary["excluded"]
-    assert excluded["count"] == 2 and all(s in synth["id"] for s in excluded["sample_ids"])
+    assert excluded["count"] == 2 * 3 and all(s in synth["id"] for s in excluded["sample_ids"])  # 2 per text+medium
     for split in ("train", "eval_id"):
         assert "C8S1" not in build.tasks[split]["category"]
 
@@ -232,6 +234,20 @@ def test_modality_balance(tax, mode):
         assert len(set(train["sample_id"])) == 21
 
 
+def test_modality_balance_across_all_seven(tax):
+    sample = Path(BUNDLED_SAMPLES).parent
+    img, vid, aud = str(sample / "images" / "sun.png"), [str(sample / "video" / "sun.mp4")], str(sample / "audio" / "chime.ogg")
+    sizes = {"text": 9, "image": 3, "text_image": 4, "video": 2, "text_video": 5, "audio": 6, "text_audio": 3}
+    rows = []
+    for m, k in sizes.items():
+        media_only = "_" not in m and m != "text"
+        for i in range(k):
+            rows.append(Sample(f"{m}-{i}", m, None if media_only else "hi", None, img if "image" in m else None,
+                               "safe", None, None, vid if "video" in m else None, aud if "audio" in m else None))
+    build = generate_tasks(samples_to_dataset(rows), tax, TaskConfig(balance_modalities="down", eval_fraction=0, seed=2))
+    assert build.summary["splits"]["train"]["modality"] == dict.fromkeys(sorted(sizes), 2)
+
+
 # ---- errors ----------------------------------------------------------------------------------------
 def test_unknown_holdout_ids(tax, bundled):
     with pytest.raises(TaskError, match=r"holdout: unknown node ID\(s\) C99, C8S9 in taxonomy 'proguard-default'"):
@@ -290,7 +306,7 @@ def test_bad_sample_rows_are_reported(tax):
     rows = [
         {"id": "a", "modality": "text", "request": "x", "request_label": "unsafe", "category": "Weapons"},
         {"id": "a", "modality": "text", "request": "x", "request_label": "safe", "category": None},
-        {"id": "c", "modality": "video", "request": "x", "request_label": "safe", "category": None},
+        {"id": "c", "modality": "smell", "request": "x", "request_label": "safe", "category": None},
         {"id": "d", "modality": "text", "request": "x", "request_label": "unsafe", "category": None},
     ]
     with pytest.raises(TaskError) as err:
@@ -447,14 +463,17 @@ def test_category_disjoint_split_on_the_proguard_taxonomy(capsys):
     # subcategory, whose listed parent is the right answer at category level (reported as excluded).
     under = [r for r in samples if r["category"] in held]
     assert len(tasks["eval_ood"]) + build.summary["excluded"]["count"] == len(under)
-    assert build.summary["excluded"]["count"] == 1
+    excluded = build.summary["excluded"]
+    assert excluded["count"] == 3  # one per category-level modality: text_image, text_video, text_audio
+    modality_of = {r["id"]: r["modality"] for r in samples}
+    assert sorted(modality_of[s] for s in excluded["sample_ids"]) == ["text_audio", "text_image", "text_video"]
     # the printed summary: counts per split and modality, OOD share, the held-out categories
     text = format_summary(build.summary)
-    for name, ds in tasks.items():
-        m = {k: ds["modality"].count(k) for k in ("text", "image", "text_image")}
+    for name, ds in ((k, v) for k, v in tasks.items() if len(v)):
+        m = {k: ds["modality"].count(k) for k in MODALITIES}
         ood = sum(ds["ood"])
-        line = (f"{name:<9}{len(ds):>7}{m['text']:>7}{m['image']:>7}{m['text_image']:>11}"
-                f"{sum(r is not None for r in ds['category']):>8}{ood:>7}{ood / len(ds):>10.1%}")
+        line = (f"{name:<9}{len(ds):>7}" + "".join(f"{m[k]:>{max(7, len(k) + 1)}}" for k in MODALITIES)
+                + f"{sum(r is not None for r in ds['category']):>8}{ood:>7}{ood / len(ds):>10.1%}")
         assert line in text.splitlines()
     assert f"held out: {holdout[0]} {tax.get(holdout[0]).name}, {holdout[1]} {tax.get(holdout[1]).name}" in text
     assert "leak check passed" in text
@@ -524,7 +543,7 @@ def _grouped_samples(tax, n_prompts: int = 24, per_prompt: int = 6):
         for r in range(per_prompt):
             harmful = (p + r) % 5 == 0
             rows.append(Sample(f"q{p}-m{r}", "text", f"question {p}", f"answer {r}", None, "unsafe",
-                               "unsafe" if harmful else "safe", leaf.id, f"q{p}"))
+                               "unsafe" if harmful else "safe", leaf.id, group=f"q{p}"))
     return samples_to_dataset(rows)
 
 
@@ -553,3 +572,30 @@ def test_leak_check_catches_a_group_across_splits(tax):
     groups[eval_sid] = groups[train_sid]
     with pytest.raises(LeakError, match=r"eval_id: task .*group \('q\d+'\) is also in train"):
         check_split(build.tasks, tax, [], groups={k: f"group:{v}" for k, v in groups.items()})
+
+
+# ---- held-out modality (OmniGuard's cross-modal transfer test) -------------------------------------
+def test_holdout_modality_keeps_it_out_of_training(tax, synth):
+    build = generate_tasks(synth, tax, TaskConfig(holdout=["C8"], holdout_modality="audio", seed=1))
+    tasks = build.tasks
+    ev = tasks["eval_modality"]
+    assert len(ev) and set(ev["modality"]) == {"audio"}
+    assert "audio" not in tasks["train"]["modality"] and "audio" not in tasks["eval_id"]["modality"]
+    # every audio sample is somewhere: eval_modality (in-taxonomy) or eval_ood (held-out category)
+    audio_ids = {s["id"] for s in synth if s["modality"] == "audio"}
+    ood_audio = {r["sample_id"] for r in tasks["eval_ood"] if r["modality"] == "audio"}
+    assert set(ev["sample_id"]) | ood_audio == audio_ids and not set(ev["sample_id"]) & ood_audio
+    assert not any(ev["ood"]) and all(r["category"] is None or not r["category"].startswith("C8") for r in ev)
+    assert all(a is not None for a in ev["audio"])
+    assert set(tasks["train"]["modality"]) == set(MODALITIES) - {"audio"}
+    assert build.summary["splits"]["eval_modality"]["modality"] == {"audio": len(ev)}
+    assert list(tasks) == ["train", "eval_id", "eval_ood", "eval_modality"]
+    assert "eval_modality" not in generate_tasks(synth, tax, TaskConfig(seed=1)).tasks  # only when asked for
+
+
+def test_holdout_modality_errors(tax, bundled):
+    with pytest.raises(TaskError, match="holdout_modality: must be one of text, image"):
+        TaskConfig(holdout_modality="smell")
+    text_only = bundled.filter(lambda r: r["modality"] == "text")
+    with pytest.raises(TaskError, match="holdout_modality video: no sample has that modality"):
+        generate_tasks(text_only, tax, TaskConfig(holdout_modality="video"))

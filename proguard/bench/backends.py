@@ -30,7 +30,37 @@ from typing import Any, Protocol, runtime_checkable
 from proguard.bench.errors import BackendMissing, BenchError
 
 Messages = list[dict[str, Any]]
-Prompt = tuple[Messages, Any]  # (chat messages, PIL image or None)
+Prompt = tuple[Messages, Any]  # (chat messages, PIL image, Media or None)
+
+
+@dataclass(frozen=True)
+class Media:
+    """A prompt's video or audio, decoded: ``video`` a list of RGB frames, ``audio`` 16 kHz mono samples.
+
+    It takes the image's place in a ``Prompt``; the transformers backend feeds it through
+    ``OmniInputs``, the vLLM and OpenAI backends refuse it (TRL-free paths not verified here).
+    """
+
+    video: list | None = None
+    audio: Any = None
+
+    @property
+    def kind(self) -> str:
+        return "video" if self.video is not None else "audio"
+
+
+def media_of(row: dict[str, Any]) -> Any:
+    """A task row's medium for a ``Prompt``: its image, a decoded ``Media`` for video/audio, or ``None``."""
+    if row.get("video"):
+        from proguard.media import load_video
+
+        v = row["video"]
+        return Media(video=load_video(v[0] if len(v) == 1 else v).frames)
+    if row.get("audio"):
+        from proguard.media import load_audio
+
+        return Media(audio=load_audio(row["audio"]))
+    return row.get("image")
 
 BACKENDS = ("transformers", "vllm", "openai")
 VLLM_MISSING = "the vllm backend needs vLLM: pip install 'proguard[vllm]'"
@@ -155,16 +185,19 @@ def clean_messages(messages: Messages) -> Messages:
 
 
 def _check_batch(batch: Sequence[Prompt]) -> None:
-    for i, (messages, image) in enumerate(batch):
-        wants = sum(
-            1
-            for m in messages
-            if isinstance(m.get("content"), list)
-            for p in m["content"]
-            if isinstance(p, dict) and p.get("type") == "image"
-        )
-        if wants != (image is not None):
-            raise BenchError(f"prompt {i}: has {wants} image part(s) but {'an' if image is not None else 'no'} image")
+    for i, (messages, medium) in enumerate(batch):
+        kinds = [p.get("type") for m in messages if isinstance(m.get("content"), list)
+                 for p in m["content"] if isinstance(p, dict)]
+        kind = medium.kind if isinstance(medium, Media) else "image"
+        wants = kinds.count(kind)
+        if wants != (medium is not None) or (medium is None and any(k in kinds for k in ("image", "video", "audio"))):
+            raise BenchError(f"prompt {i}: has {wants} {kind} part(s) but {'a' if medium is not None else 'no'} {kind}")
+
+
+def refuse_media(batch: Sequence[Prompt], backend: str) -> None:
+    """``BenchError`` for video/audio prompts on a backend that cannot send them."""
+    if any(isinstance(m, Media) for _, m in batch):
+        raise BenchError(f"the {backend} backend does not take video or audio here; use --backend transformers")
 
 
 def _rgb(image: Any) -> Any:
@@ -208,6 +241,7 @@ class TransformersBackend:
         self.dtype = dtype
         self._model: Any = None
         self._processor: Any = None
+        self._omni: Any = None  # an OmniInputs for omni checkpoints (proguard.models.tiny_omni layout)
 
     def describe(self) -> dict[str, Any]:
         """Backend, model path and fingerprint, sampling settings."""
@@ -245,7 +279,13 @@ class TransformersBackend:
         except ValueError:  # a text-only checkpoint: no image-text-to-text class is registered for it
             model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=dtype)
         self._model = model.to(device).eval()
-        self._processor = AutoProcessor.from_pretrained(self.model_path)
+        from proguard.models.tiny_omni import has_omni_inputs, load_omni_inputs
+
+        if has_omni_inputs(self.model_path):
+            self._omni = load_omni_inputs(self.model_path)
+            self._processor = self._omni.tokenizer
+        else:
+            self._processor = AutoProcessor.from_pretrained(self.model_path)
         tok = getattr(self._processor, "tokenizer", self._processor)
         tok.padding_side = "left"  # decoder-only batched generation continues from the right edge
         if tok.pad_token is None:
@@ -261,6 +301,8 @@ class TransformersBackend:
         _check_batch(batch)
         self.prepare()
         processor = self._processor
+        if any(isinstance(m, Media) for _, m in batch) or self._omni is not None:
+            return self._generate_media(batch)
         is_multimodal = hasattr(processor, "image_processor")
         images = [_rgb(img) for _, img in batch if img is not None]
         if images and not is_multimodal:
@@ -281,6 +323,40 @@ class TransformersBackend:
             out = self._model.generate(**inputs, **kwargs)
         new = out[:, inputs["input_ids"].shape[1] :]
         return list(processor.batch_decode(new, skip_special_tokens=True))
+
+    def _generate_media(self, batch: Sequence[Prompt]) -> list[str | GenerationFailed]:
+        """Prompts with video or audio (or any prompt of an omni checkpoint), encoded with ``OmniInputs``."""
+        import torch
+
+        from proguard.models.omni_inputs import OmniInputs
+
+        enc = self._omni
+        if enc is None:
+            p = self._processor
+            enc = OmniInputs(p.tokenizer, p.image_processor, getattr(p, "feature_extractor", None),
+                             getattr(p, "video_processor", None), video_time_key="second_per_grid_ts")
+        if enc.feature_extractor is None and any(isinstance(m, Media) and m.audio is not None for _, m in batch):
+            # A model without an audio encoder: those samples fail on their own, the rest are answered.
+            ok = [i for i, (_, m) in enumerate(batch) if not (isinstance(m, Media) and m.audio is not None)]
+            answers = self._generate_media([batch[i] for i in ok]) if ok else []
+            out: list[str | GenerationFailed] = [GenerationFailed(f"{self.model_path}: the model takes no audio")] * len(batch)
+            for i, a in zip(ok, answers, strict=True):
+                out[i] = a
+            return out
+        texts = [enc.tokenizer.apply_chat_template(clean_messages(m), add_generation_prompt=True, tokenize=False)
+                 for m, _ in batch]
+        images = [[_rgb(m)] if m is not None and not isinstance(m, Media) else [] for _, m in batch]
+        videos = [[m.video] if isinstance(m, Media) and m.video is not None else [] for _, m in batch]
+        audios = [[m.audio] if isinstance(m, Media) and m.audio is not None else [] for _, m in batch]
+        inputs = {k: v.to(self._model.device) for k, v in enc(texts, images, videos, audios).items()}
+        s = self.settings
+        kwargs: dict[str, Any] = {"max_new_tokens": s.max_new_tokens, "do_sample": s.temperature > 0}
+        if s.temperature > 0:
+            kwargs.update(temperature=s.temperature, top_p=s.top_p)
+            torch.manual_seed(s.seed)
+        with torch.no_grad():
+            out = self._model.generate(**inputs, **kwargs)
+        return list(enc.tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -328,6 +404,7 @@ class VLLMBackend:
         if not batch:
             return []
         _check_batch(batch)
+        refuse_media(batch, "vllm")
         self.prepare()
         requests = []
         for messages, image in batch:
@@ -419,6 +496,7 @@ class OpenAIBackend:
     def generate(self, batch: Sequence[Prompt]) -> list[str | GenerationFailed]:
         """One chat-completion request per prompt; failures after retries are returned, not raised."""
         _check_batch(batch)
+        refuse_media(batch, "openai")
         bodies = [self.request_body(m, img) for m, img in batch]
         if len(bodies) <= 1 or self.concurrency == 1:
             return [self._post(b) for b in bodies]

@@ -46,9 +46,24 @@ def config_key(description: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(description, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def prompt_hash(messages: Any, image: Any) -> str:
-    """A hash of a prompt: its messages as JSON and, if any, the image's mode, size and pixels."""
+def prompt_hash(messages: Any, image: Any, video: Any = None, audio: Any = None) -> str:
+    """A hash of a prompt: its messages as JSON and, if any, the image's mode, size and pixels, or the
+    video / audio paths with their sizes and modification times (decoding them to hash would cost a decode)."""
     h = hashlib.sha256(json.dumps(messages, sort_keys=True, default=str).encode())
+    if image is not None and not hasattr(image, "tobytes"):  # a decoded video / audio (backends.Media)
+        import numpy as np
+
+        frames = getattr(image, "video", None) or []
+        h.update(f"|media|{len(frames)}|".encode())
+        for f in frames:
+            h.update(f.tobytes())
+        if getattr(image, "audio", None) is not None:
+            h.update(np.ascontiguousarray(image.audio, dtype=np.float32).tobytes())
+        return h.hexdigest()[:16]
+    for paths in ([video] if isinstance(video, str) else video or [], [audio] if audio else []):
+        for p in paths:
+            st = Path(p).stat() if Path(p).exists() else None
+            h.update(f"|{p}|{st.st_size if st else -1}|{st.st_mtime_ns if st else -1}|".encode())
     if image is not None:
         h.update(f"|{image.mode}|{image.size}|".encode())
         h.update(image.tobytes())

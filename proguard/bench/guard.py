@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from proguard.bench.backends import Backend, GenerationFailed, GenerationSettings, make_backend
+from proguard.bench.backends import Backend, GenerationFailed, GenerationSettings, Media, make_backend
 from proguard.bench.errors import BenchError
 from proguard.protocol import PromptConfig, build_messages, parse_completion
 from rewards.types import FormatError, Parsed
@@ -55,15 +55,30 @@ def load_image(image: Any) -> Any:
     raise BenchError(f"image: must be a path, bytes or a PIL image, got {type(image).__name__}")
 
 
-def input_modality(request: str | None, response: str | None, image: Any) -> str:
-    """``text``, ``image`` or ``text_image`` for an input; ``ValueError`` for an incomplete one."""
+def input_modality(request: str | None, response: str | None, image: Any, video: Any = None, audio: Any = None) -> str:
+    """The modality of an input (``text``, ``image``, ``text_video``...); ``ValueError`` for an incomplete one."""
     if response and not request:
         raise BenchError("a response needs the request it answers (give request= too)")
-    if image is not None:
-        return "text_image" if request else "image"
+    given = [k for k, v in (("image", image), ("video", video), ("audio", audio)) if v is not None]
+    if len(given) > 1:
+        raise BenchError(f"one medium per input, got {' and '.join(given)}")
+    if given:
+        return f"text_{given[0]}" if request else given[0]
     if not request:
         raise BenchError("nothing to moderate: give a request (and optionally a response), an image, or both")
     return "text"
+
+
+def _load_media(item: Mapping[str, Any]) -> Any:
+    """An input's video or audio decoded into a backend ``Media`` (``None`` without either)."""
+    from proguard.media import load_audio, load_video
+
+    if item.get("video"):
+        v = item["video"]
+        return Media(video=load_video(v if isinstance(v, (str, Path)) else list(v)).frames)
+    if item.get("audio"):
+        return Media(audio=load_audio(item["audio"]))
+    return None
 
 
 class Guard:
@@ -101,26 +116,31 @@ class Guard:
         b = make_backend(backend, model, settings, base_url=base_url, api_key=api_key, **backend_options)
         return cls(b, taxonomy, require_think=require_think)
 
-    def moderate(self, request: str | None = None, response: str | None = None, image: Any = None) -> Parsed:
-        """Classify one input: text (request, optional response), an image (path/bytes/PIL), or both."""
-        return self.moderate_many([{"request": request, "response": response, "image": image}])[0].parsed
+    def moderate(self, request: str | None = None, response: str | None = None, image: Any = None,
+                 video: Any = None, audio: Any = None) -> Parsed:
+        """Classify one input: text (request, optional response), with at most one image (path/bytes/PIL),
+        video (file, frame directory or frame list) or audio file."""
+        item = {"request": request, "response": response, "image": image, "video": video, "audio": audio}
+        return self.moderate_many([item])[0].parsed
 
     def moderate_many(self, items: Sequence[Mapping[str, Any]]) -> list[Moderation]:
         """Classify many inputs (dicts with ``request``, ``response``, ``image``), batched."""
         prompts = []
         for n, item in enumerate(items, start=1):
-            unknown = sorted(set(item) - {"id", "request", "response", "image"})
+            unknown = sorted(set(item) - {"id", "request", "response", "image", "video", "audio"})
             if unknown:
-                raise BenchError(f"input {n}: unknown field(s) {', '.join(unknown)} (known: id, request, response, image)")
+                raise BenchError(f"input {n}: unknown field(s) {', '.join(unknown)} "
+                                 "(known: id, request, response, image, video, audio)")
             request = item.get("request") or None
             response = item.get("response") or None
             try:
                 image = load_image(item.get("image"))
-                modality = input_modality(request, response, image)
-            except ValueError as exc:
+                modality = input_modality(request, response, image, item.get("video") or None, item.get("audio") or None)
+                medium = image if image is not None else _load_media(item)
+            except ValueError as exc:  # MediaError is a ValueError too
                 raise BenchError(f"input {n}: {exc}") from None
             messages = build_messages(modality, request, response, self.taxonomy, self.prompt_config)
-            prompts.append((modality, messages, image))
+            prompts.append((modality, messages, medium))
         out: list[Moderation] = []
         for start in range(0, len(prompts), self.batch_size):
             chunk = prompts[start : start + self.batch_size]

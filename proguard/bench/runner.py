@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from proguard.bench import report
-from proguard.bench.backends import Backend, GenerationFailed, prepare, token_counter
+from proguard.bench.backends import Backend, GenerationFailed, media_of, prepare, token_counter
 from proguard.bench.cache import CACHE_FILE, CachedGeneration, GenerationCache, config_key, prompt_hash
 from proguard.bench.errors import BenchError
 from proguard.bench.metrics import Record, compute_metrics, predicted_parent, reasoning_words
@@ -105,12 +105,13 @@ def check_tasks(tasks: Any, origin: str = "tasks") -> None:
         seen[tid] = row
 
 
-EVAL_SPLITS = ("eval_id", "eval_ood")
+EVAL_SPLITS = ("eval_id", "eval_ood", "eval_modality")
+"""Splits a benchmark runs by default; a held-out modality is all of eval_modality, so its per-modality row is the transfer score."""
 
 
 def select_splits(tasks: Any, split: str | None, origin: str = "tasks") -> Any:
     """One dataset from a ``DatasetDict``: ``split`` names one split, several joined by commas, or
-    ``all``; ``None`` takes the evaluation splits present (``eval_id``, ``eval_ood``)."""
+    ``all``; ``None`` takes the evaluation splits present (``eval_id``, ``eval_ood``, ``eval_modality``)."""
     import datasets
 
     if not isinstance(tasks, datasets.DatasetDict):
@@ -255,7 +256,7 @@ def _generate(
         for start in range(0, len(order), config.batch_size):
             idx = order[start : start + config.batch_size]
             rows = [tasks[i] for i in idx]
-            hashes = [prompt_hash(r["prompt"], r.get("image")) for r in rows]
+            hashes = [prompt_hash(r["prompt"], r.get("image"), r.get("video"), r.get("audio")) for r in rows]
             pending = []
             for i, row, h in zip(idx, rows, hashes, strict=True):
                 hit = cached.get(str(row["task_id"]))
@@ -269,7 +270,7 @@ def _generate(
             if pending:
                 prepare(backend)  # idempotent; model loading is not generation time
                 t0 = time.perf_counter()
-                outs = backend.generate([(row["prompt"], row.get("image")) for _, row, _ in pending])
+                outs = backend.generate([(row["prompt"], media_of(row)) for _, row, _ in pending])
                 wall = time.perf_counter() - t0
                 if len(outs) != len(pending):
                     raise RuntimeError(f"backend returned {len(outs)} completions for {len(pending)} prompts")

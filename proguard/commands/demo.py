@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     for m in messages:
         print(f"===== {m['role']} =====")
         for part in m["content"]:
-            print("<image>" if part["type"] == "image" else part["text"])
+            print(f"<{part['type']}>" if part["type"] in ("image", "video", "audio") else part["text"])
     level = PromptConfig().level(row["modality"], tax)
     category = row["category"]
     if category and level == "category":

@@ -19,10 +19,14 @@ HELP = "Classify a request/response/image (or a JSONL file of them) with a guard
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``proguard moderate``."""
     add_backend_arguments(p)
-    g = p.add_argument_group("input (one of: --request/--response/--image, or --input)")
+    g = p.add_argument_group("input (one of: --request/--response with at most one --image/--video/--audio, or --input)")
     g.add_argument("--request", default=None, help="the user's request text")
     g.add_argument("--response", default=None, help="the assistant's response text (needs --request)")
     g.add_argument("--image", default=None, help="image path (alone: judge the image; with --request: text+image)")
+    g.add_argument("--video", default=None,
+                   help="video file or frame directory (alone: judge the video; with --request: text+video)")
+    g.add_argument("--audio", default=None,
+                   help="audio file: wav, flac, ogg, mp3 (alone: judge the audio; with --request: text+audio)")
     g.add_argument("--input", default=None,
                    help="JSONL file, one object per line with request, response, image (path relative to the file), id")
     p.add_argument("--taxonomy", default="default", help="policy taxonomy: bundled name or YAML path")
@@ -48,8 +52,9 @@ def read_inputs(path: Path) -> list[dict]:
         check_utf8(path)
     try:
         for n, item in read_jsonl_objects(path):
-            if isinstance(item.get("image"), str) and not Path(item["image"]).is_absolute():
-                item["image"] = str(path.parent / item["image"])
+            for key in ("image", "video", "audio"):  # media paths are relative to the file
+                if isinstance(item.get(key), str) and not Path(item[key]).is_absolute():
+                    item[key] = str(path.parent / item[key])
             item.setdefault("id", str(n))
             items.append(item)
     except OSError as exc:
@@ -68,11 +73,12 @@ def run(args: argparse.Namespace) -> int:
     from proguard.bench.guard import Guard
     from proguard.errors import UsageError
 
-    single = any(v is not None for v in (args.request, args.response, args.image))
+    single = any(v is not None for v in (args.request, args.response, args.image, args.video, args.audio))
     if single == bool(args.input):
-        raise UsageError("give either --request/--response/--image or --input FILE")
+        raise UsageError("give either --request/--response/--image/--video/--audio or --input FILE")
     items = read_inputs(Path(args.input)) if args.input else [
-        {"request": args.request, "response": args.response, "image": args.image}
+        {"request": args.request, "response": args.response, "image": args.image, "video": args.video,
+         "audio": args.audio}
     ]
     where = args.base_url if args.backend == "openai" else args.model
     print(f"moderating {len(items)} input(s) with {where} ({args.backend}, up to {args.max_new_tokens} new tokens) ...",

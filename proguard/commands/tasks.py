@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from rewards.types import MODALITIES
+
 OUTPUT_KIND = "tasks"
 """The marker kind of a tasks output directory (``proguard.outputs``): only such a directory is overwritten."""
 HELP = "Generate train / eval_id / eval_ood task splits with held-out categories (see docs/tasks.md)."
@@ -39,6 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-fraction", type=float, default=0.1, help="share of in-taxonomy samples in eval_id")
     p.add_argument("--balance", choices=("none", "down", "up"), default="none",
                    help="balance modalities in train: down-sample to the rarest or up-sample to the commonest")
+    p.add_argument("--holdout-modality", choices=MODALITIES, default=None,
+                   help="keep one modality out of training: its in-taxonomy samples form eval_modality "
+                        "(OmniGuard's cross-modal transfer test)")
     p.add_argument("--leak-scope", choices=("policy", "prompt"), default="policy",
                    help="leak check: system prompts only (policy) or training conversations too (prompt)")
     p.add_argument("--no-descriptions", action="store_true", help="list categories without their descriptions")
@@ -72,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
             eval_fraction=args.eval_fraction,
             balance_modalities=args.balance,
             leak_scope=args.leak_scope,
+            holdout_modality=args.holdout_modality,
             prompt=PromptConfig(descriptions=not args.no_descriptions),
         )
         taxonomy = load_taxonomy(args.taxonomy)

@@ -156,7 +156,25 @@ def default_processor_layout() -> str:
     return "qwen2_5_vl" if is_torchvision_available() else "image_only"
 
 
-def _build_tokenizer(vocab_size: int):
+_VL_NAMED_TOKENS = {
+    "image_token": "<|image_pad|>",
+    "video_token": "<|video_pad|>",
+    "vision_bos_token": "<|vision_start|>",
+    "vision_eos_token": "<|vision_end|>",
+}
+
+
+def _build_tokenizer(
+    vocab_size: int,
+    special_tokens: tuple[str, ...] = SPECIAL_TOKENS,
+    named_tokens: dict[str, str] | None = None,
+    chat_template: str = CHAT_TEMPLATE,
+):
+    """A byte-level BPE trained on the built-in corpus, with ``special_tokens`` after its vocabulary.
+
+    ``named_tokens`` become tokenizer attributes (``tokenizer.image_token`` / ``.image_token_id``...)
+    that processors read; the defaults are Qwen2.5-VL's (the tiny Omni thinker passes its own).
+    """
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers.models.qwen2.tokenization_qwen2 import Qwen2Tokenizer
 
@@ -182,7 +200,7 @@ def _build_tokenizer(vocab_size: int):
     vocab: dict[str, int] = dict(state["model"]["vocab"])
     # Like the real tokenizer, the added tokens get ids right after the BPE
     # vocabulary, in Qwen's order (<|endoftext|> first, then <|im_start|> ...).
-    for token in (*SPECIAL_TOKENS, *_NON_SPECIAL_ADDED_TOKENS):
+    for token in (*special_tokens, *_NON_SPECIAL_ADDED_TOKENS):
         vocab[token] = len(vocab)
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in state["model"]["merges"]]
 
@@ -198,21 +216,16 @@ def _build_tokenizer(vocab_size: int):
         split_special_tokens=False,
         # Named extra tokens become tokenizer.image_token / .image_token_id etc.
         # Both Qwen2_5_VLProcessor and PaddleOCRVLProcessor read these.
-        model_specific_special_tokens={
-            "image_token": "<|image_pad|>",
-            "video_token": "<|video_pad|>",
-            "vision_bos_token": "<|vision_start|>",
-            "vision_eos_token": "<|vision_end|>",
-        },
+        model_specific_special_tokens=dict(named_tokens or _VL_NAMED_TOKENS),
     )
     from tokenizers import AddedToken
 
     tokenizer.add_special_tokens(
-        {"extra_special_tokens": [AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS]},
+        {"extra_special_tokens": [AddedToken(t, special=True, normalized=False) for t in special_tokens]},
         replace_extra_special_tokens=False,
     )
     tokenizer.add_tokens([AddedToken(t, special=False, normalized=False) for t in _NON_SPECIAL_ADDED_TOKENS])
-    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.chat_template = chat_template
     return tokenizer
 
 

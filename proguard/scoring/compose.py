@@ -68,10 +68,17 @@ class Breakdown:
     def metrics(self) -> dict[str, float]:
         """``reward/<name>/mean|std`` and ``reward/<name>/<part>/mean`` over the applicable samples,
         ``format/valid_rate`` (the share that follows the protocol exactly, reasoning block included)
-        and ``data/ood_share`` (the share of the batch whose category was hidden from the prompt)."""
+        and ``data/ood_share`` (the share of the batch whose category was hidden from the prompt);
+        ``reward/modality/<modality>/mean`` is the total's mean per modality present in the batch."""
         out: dict[str, float] = {}
         if self.targets:
             out["data/ood_share"] = sum(t.ood for t in self.targets) / len(self.targets)
+            by_modality: dict[str, list[float]] = {}
+            for t, total in zip(self.targets, self.total, strict=False):
+                by_modality.setdefault(t.modality, []).append(float(total))
+            for m in MODALITIES:  # fixed order, so the logged keys come in the same order every step
+                if m in by_modality:
+                    out[f"reward/modality/{m}/mean"] = sum(by_modality[m]) / len(by_modality[m])
         if self.parsed:
             # The batch was parsed with the reasoning block optional; requiring it is the same parse
             # plus "a reasoning block was there", so no second parse is needed.

@@ -12,10 +12,11 @@ from typing import Any
 
 from proguard.errors import UsageError
 from proguard.protocol import PromptConfig
+from rewards.types import MODALITIES
 
 SCOPES = ("policy", "prompt")
 """Leak-check scopes: ``policy`` scans system messages; ``prompt`` training conversations too."""
-SPLITS = ("train", "eval_id", "eval_ood")
+SPLITS = ("train", "eval_id", "eval_ood", "eval_modality")
 HIDE_LEVELS = ("category", "subcategory")
 BALANCE_MODES = ("none", "down", "up")
 
@@ -60,6 +61,11 @@ class TaskOptions:
         metadata={"help": "train only: down subsamples each modality to the rarest one's count, up repeats to the "
                           "commonest one's count; none keeps the data as it is"},
     )
+    holdout_modality: str | None = field(
+        default=None,
+        metadata={"help": "a modality kept out of training (OmniGuard's cross-modal transfer test): its in-taxonomy "
+                          "samples form the eval_modality split, none of its samples train; null keeps all in"},
+    )
     leak_scope: str = field(
         default="policy",
         metadata={"help": "policy: the leak check scans system messages; prompt: training conversations too"},
@@ -80,6 +86,8 @@ class TaskOptions:
         _choice("hide_level", self.hide_level, HIDE_LEVELS)
         _choice("balance_modalities", self.balance_modalities, BALANCE_MODES)
         _choice("leak_scope", self.leak_scope, SCOPES)
+        if self.holdout_modality is not None:
+            _choice("holdout_modality", self.holdout_modality, MODALITIES)
         if not isinstance(self.shuffle_ids, bool):
             raise TaskError(f"shuffle_ids: must be true or false, got {self.shuffle_ids!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:

@@ -7,7 +7,10 @@ category list, IDs optionally shuffled. ``build_tasks`` returns a ``DatasetDict`
   right answer is a free-text name; the target is the hidden node's name and synonyms);
 - ``eval_id`` and ``train``: the other samples, split by ``eval_fraction``. The held-out nodes are
   hidden from every task of every split, so they appear nowhere except as ``eval_ood`` targets;
-  ``check_split`` (``proguard.tasks.leakcheck``) verifies this on every build and raises ``LeakError``.
+  ``check_split`` (``proguard.tasks.leakcheck``) verifies this on every build and raises ``LeakError``;
+- ``eval_modality``: with ``holdout_modality`` (say ``audio``), that modality's in-taxonomy samples;
+  none of its samples is in train or eval_id, so a run measures transfer to an unseen modality
+  (OmniGuard's held-out-modality test). Absent without the option.
 
 Training tasks may also hide random categories (``hide_fraction``) and the sample's own category
 (``own_category_hide_prob``), which makes OOD training tasks from in-taxonomy samples. Whenever
@@ -65,7 +68,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_STREAMS = {"split": 1, "balance": 2, "train": 10, "eval_id": 11, "eval_ood": 12}
+_STREAMS = {"split": 1, "balance": 2, "train": 10, "eval_id": 11, "eval_ood": 12, "eval_modality": 13}
 """Independent random streams per purpose: changing one option does not reshuffle the others."""
 
 
@@ -125,6 +128,16 @@ def generate_tasks(samples: datasets.Dataset, taxonomy: Taxonomy, config: TaskCo
     ood_rows = np.flatnonzero(held & base[asked]).tolist()
     excluded = np.flatnonzero(held & ~base[asked]).tolist()
     pool = np.flatnonzero(~held).tolist()
+    modality_rows: list[int] = []
+    if cfg.holdout_modality is not None:
+        # The held-out modality trains nowhere: its in-taxonomy samples are eval_modality; its samples of
+        # held-out categories stay eval_ood targets (the leak check keeps those in eval_ood only).
+        mine = writer.modality == MODALITIES.index(cfg.holdout_modality)
+        if not mine.any():
+            raise TaskError(f"holdout_modality {cfg.holdout_modality}: no sample has that modality; "
+                            "eval_modality would be empty")
+        modality_rows = [i for i in pool if mine[i]]
+        pool = [i for i in pool if not mine[i]]
     if cfg.holdout and not ood_rows:
         raise TaskError(f"holdout {', '.join(cfg.holdout)}: no unsafe sample falls under it; eval_ood would be empty")
     if excluded:
@@ -140,12 +153,15 @@ def generate_tasks(samples: datasets.Dataset, taxonomy: Taxonomy, config: TaskCo
     fp_cfg = cfg.to_dict()
     zeros = np.zeros
     plans = {"train": train, "eval_id": (np.asarray(eval_rows, np.int64), zeros(len(eval_rows), np.int64)),
-             "eval_ood": (np.asarray(ood_rows, np.int64), zeros(len(ood_rows), np.int64))}
+             "eval_ood": (np.asarray(ood_rows, np.int64), zeros(len(ood_rows), np.int64)),
+             "eval_modality": (np.asarray(modality_rows, np.int64), zeros(len(modality_rows), np.int64))}
     splits = {}
     # The leak check's regex pass over the prompts (the larger half of its work) runs on worker threads
     # while the next batches are written; check_split collects those results for the very same chunks.
     with PromptScanner.for_holdout(taxonomy, cfg.holdout) as scanner:
         for name in SPLITS:
+            if name == "eval_modality" and cfg.holdout_modality is None:
+                continue  # present only when asked for (an empty split would not reload from disk)
             rows, copies = plans[name]
             rng = _rng(cfg, name)
             batches = []
@@ -193,11 +209,13 @@ def _read_samples(
     for name in _REQUIRED + _OPTIONAL:
         cols[name] = table.column(name).to_pylist() if name in table.column_names else [None] * table.num_rows
     images = _image_storage(table)
-    fast = valid_sample_columns(table, images.is_valid(), index.src)
+    videos, audios = _present(table, "video"), _present(table, "audio")
+    fast = valid_sample_columns(table, images.is_valid(), index.src, videos, audios)
     if fast is not None:
         cols["cat"], cols["unsafe"] = fast
         return cols, table, images, _table_hash(table)
     has_image = images.is_valid().to_pylist()
+    has_video, has_audio = videos.to_pylist(), audios.to_pylist()
     problems: list[str] = []
     seen: dict[str, int] = {}
     cats: list[int] = []
@@ -217,7 +235,8 @@ def _read_samples(
             f"{where}: {p}"
             for p in sample_problems(
                 cols["modality"][i], req, resp, cat, has_request=cols["request"][i] is not None,
-                has_response=cols["response"][i] is not None, has_image=has_image[i],
+                has_response=cols["response"][i] is not None, has_image=has_image[i], has_video=has_video[i],
+                has_audio=has_audio[i],
             )
         )
         c = index.by_src.get(cat, -1) if cat is not None else -1
@@ -231,6 +250,16 @@ def _read_samples(
         raise TaskError(problems_message(f"{len(problems)} problem(s) in the samples:", problems))
     cols["cat"], cols["unsafe"] = cats, unsafe
     return cols, table, images, _table_hash(table)
+
+
+def _present(table: pa.Table, name: str) -> pa.Array:
+    """Per row, whether the media column ``name`` holds a value (all False when the column is absent)."""
+    if name not in table.column_names:
+        return pa.array([False] * table.num_rows)
+    col = table.column(name).combine_chunks()
+    if pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
+        return pc.fill_null(pc.greater(pc.list_value_length(col), 0), False)
+    return pc.fill_null(pc.greater(pc.utf8_length(col.cast(pa.string())), 0), False)
 
 
 def _image_storage(table: pa.Table) -> pa.Array:
@@ -456,13 +485,14 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     lines = [f"tasks from {summary['samples']} samples, taxonomy {summary['taxonomy']!r}, seed {cfg['seed']}"]
     held = ", ".join(f"{h['id']} {h['name']}" for h in summary["holdout"]) or "none"
     lines.append(f"held out: {held} ({len(summary['hidden_everywhere'])} node(s) hidden from every task)")
-    head = f"{'split':<9}{'tasks':>7}{'text':>7}{'image':>7}{'text_image':>11}{'unsafe':>8}{'OOD':>7}{'OOD share':>10}"
-    lines.append(head)
+    widths = {m: max(7, len(m) + 1) for m in MODALITIES}  # one column per modality
+    head = f"{'split':<9}{'tasks':>7}" + "".join(f"{m:>{w}}" for m, w in widths.items())
+    lines.append(head + f"{'unsafe':>8}{'OOD':>7}{'OOD share':>10}")
     for name, s in summary["splits"].items():
         m = s["modality"]
         lines.append(
-            f"{name:<9}{s['tasks']:>7}{m.get('text', 0):>7}{m.get('image', 0):>7}{m.get('text_image', 0):>11}"
-            f"{s['unsafe']:>8}{s['ood']:>7}{s['ood_share']:>10.1%}"
+            f"{name:<9}{s['tasks']:>7}" + "".join(f"{m.get(k, 0):>{w}}" for k, w in widths.items())
+            + f"{s['unsafe']:>8}{s['ood']:>7}{s['ood_share']:>10.1%}"
         )
     own = cfg["own_category_hide_prob"]
     lines.append(

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from proguard.protocol import PromptConfig, build_messages, system_prompt, user_text
-from rewards.types import MODALITIES
+from rewards.types import MEDIUM, MODALITIES
 from taxonomy import Node, Taxonomy
 
 Layout = tuple[tuple[int, tuple[int, ...]], ...]
@@ -53,6 +53,8 @@ def task_features() -> datasets.Features:
             "sample_id": s,
             "prompt": datasets.List({"role": s, "content": datasets.List(part)}),
             "image": datasets.Image(),
+            "video": datasets.List(s),
+            "audio": s,
             "modality": s,
             "request_label": s,
             "response_label": s,
@@ -144,8 +146,10 @@ class RowWriter:
         self.index, self.config, self.s, self.images = index, config, samples, images
         self.copied = {  # columns copied from the samples as they are
             k: table.column(k).combine_chunks().cast(pa.string()) if k in table.column_names else pa.nulls(len(table), pa.string())
-            for k in ("id", "modality", "request_label", "response_label", "category")
+            for k in ("id", "modality", "request_label", "response_label", "category", "audio")
         }
+        self.copied["video"] = (table.column("video").combine_chunks().cast(pa.list_(pa.string()))
+                                if "video" in table.column_names else pa.nulls(len(table), pa.list_(pa.string())))
         self.features = task_features()
         self.schema = self.features.arrow_schema
         self.cat = np.asarray(samples["cat"], dtype=np.int64)
@@ -282,13 +286,15 @@ class RowWriter:
         user_piece = self.n_pieces + rows
         sys_q = np.concatenate([self.p_head[tmpl][:, None], line_pieces.reshape(n, -1),
                                 self.p_tail[tmpl][:, None], user_piece[:, None]], axis=1)
-        has_image = mod != MODALITIES.index("text")
+        media_type = _MEDIA_TYPE[mod]  # 0: text only, else the media part's index in _PART_TYPES
+        has_media = media_type > 0
         n_lines = len(line_cols) * n_shown
         part_sizes = np.stack([n_lines + 2, np.zeros(n, np.int64), np.ones(n, np.int64)], axis=1)
-        part_mask = np.stack([np.zeros(n, bool), ~has_image, np.zeros(n, bool)], axis=1)  # drop absent image parts
+        part_mask = np.stack([np.zeros(n, bool), ~has_media, np.zeros(n, bool)], axis=1)  # drop absent media parts
         keep = ~part_mask.ravel()
-        is_image = np.stack([np.zeros(n, bool), has_image, np.zeros(n, bool)], axis=1).ravel()[keep]  # per kept part
-        texts = _join(self.all_pieces, sys_q, part_sizes.ravel()[keep], null=is_image)
+        part_type = np.stack([np.zeros(n, np.int8), media_type, np.zeros(n, np.int8)], axis=1).ravel()[keep]
+        is_media = part_type > 0  # per kept part
+        texts = _join(self.all_pieces, sys_q, part_sizes.ravel()[keep], null=is_media)
         map_q = np.concatenate([np.full((n, 1), self.p_open), map_pieces.reshape(n, -1), np.full((n, 1), self.p_close)],
                                axis=1)
         id_maps = _join(self.pieces, map_q, len(map_cols) * n_shown + 2)
@@ -304,8 +310,10 @@ class RowWriter:
             "task_id": pa.array([f"{split}/{sid[i]}/{c}" if c else f"{split}/{sid[i]}"
                                  for i, c in zip(rows.tolist(), copies.tolist())], pa.string()),
             "sample_id": self.copied["id"].take(rows),
-            "prompt": _prompt(n, texts, is_image, part_mask, self.schema),
+            "prompt": _prompt(n, texts, part_type, part_mask, self.schema),
             "image": self.images.take(rows),
+            "video": self.copied["video"].take(rows),
+            "audio": self.copied["audio"].take(rows),
             **{k: self.copied[k].take(rows) for k in ("modality", "request_label", "response_label", "category")},
             "category_name": self.names.take(pa.array(np.where(known, cat, 0), mask=~known)),
             "category_level": self.level_names.take(pa.array(tmpl)),
@@ -463,16 +471,19 @@ def _join(pieces: pa.Array, matrix: np.ndarray, sizes: np.ndarray, null: np.ndar
     return pa.StringArray.from_buffers(len(sizes), offsets, data, validity)
 
 
-_PART_TYPES = pa.array(["text", "image"], pa.string())
+_PART_TYPES = pa.array(["text", "image", "video", "audio"], pa.string())
+_MEDIA_TYPE = np.array([0 if MEDIUM[m] is None else ["text", "image", "video", "audio"].index(MEDIUM[m]) for m in MODALITIES],
+                       dtype=np.int8)
+"""Per modality index: the content-part type (index into ``_PART_TYPES``) of its medium, 0 for text only."""
 _ROLES = pa.array(["system", "user"], pa.string())
 
 
-def _prompt(n: int, texts: pa.Array, is_image: np.ndarray, part_mask: np.ndarray, schema: pa.Schema) -> pa.Array:
+def _prompt(n: int, texts: pa.Array, part_type: np.ndarray, part_mask: np.ndarray, schema: pa.Schema) -> pa.Array:
     """The conversational ``prompt`` column: per task a system message and a user message."""
     typ = schema.field("prompt").type
     msg_type = typ.value_type
     content_type = msg_type.field("content").type
-    parts = pa.StructArray.from_arrays([_PART_TYPES.take(pa.array(is_image.astype(np.int8))), texts],
+    parts = pa.StructArray.from_arrays([_PART_TYPES.take(pa.array(part_type.astype(np.int8))), texts],
                                        fields=list(content_type.value_type))
     per_message = np.stack([np.ones(n, np.int64), 1 + (~part_mask[:, 1])], axis=1).ravel()
     content = pa.ListArray.from_arrays(_offsets(per_message), parts, type=content_type)

@@ -37,7 +37,7 @@ except ImportError:  # the kit is opt-in: a plain install trains and scores with
 
 from proguard.protocol import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, format_answer
 from proguard.scoring.compose import Component, CompositeReward, _check_output, parse_batch
-from rewards.types import MODALITIES, Target
+from rewards.types import MODALITIES, Target, has_response
 from taxonomy import Taxonomy, load_taxonomy
 
 _TAGS = [THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE, "<thinking>", "</thinking>", "<answer/>", "<think/>"]
@@ -89,7 +89,7 @@ def targets(taxonomy: Taxonomy | None = None) -> st.SearchStrategy[Target]:
 def _targets(draw: st.DrawFn, tax: Taxonomy) -> Target:
     modality = draw(st.sampled_from(MODALITIES))
     request = draw(st.sampled_from(["safe", "unsafe"]))
-    response = None if modality == "image" else draw(st.sampled_from([None, "safe", "unsafe"]))
+    response = None if not has_response(modality) else draw(st.sampled_from([None, "safe", "unsafe"]))
     unsafe = "unsafe" in (request, response)
     category = draw(st.sampled_from([n.key or n.id for n in tax.nodes()])) if unsafe else None
     id_map: dict[str, str] = {}
@@ -215,7 +215,7 @@ def fixed_cases(taxonomy: Taxonomy | None = None) -> list[tuple[Any, Target]]:
     _, id_map = tax.shuffled(7)
     cases: list[tuple[Any, Target]] = []
     for m in MODALITIES:
-        resp = None if m == "image" else "safe"
+        resp = "safe" if has_response(m) else None
         safe = Target(m, "safe", resp)
         unsafe = Target(m, "unsafe", resp, leaf.id, id_map=id_map)
         ood = Target(m, "unsafe", resp, leaf.id, ood=True, ood_name=leaf.name, ood_synonyms=leaf.synonyms)

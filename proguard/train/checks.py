@@ -1,4 +1,4 @@
-"""Start-up checks before any weights load: image-token alignment and prompt lengths.
+"""Start-up checks before any weights load: image-, video- and audio-token alignment and prompt lengths.
 
 Silent prompt/image misalignment is the most reported failure of VLM GRPO in TRL, so the first
 image row is tokenised both ways TRL does and compared with what the policy's vision tower makes.
@@ -147,3 +147,93 @@ def enforce_prompt_lengths(ds, lengths: list[int], r: Recipe, origin: str = "tra
         raise TrainError(msg + "; nothing left to train on")
     return ds.select(keep)
 
+
+
+@dataclass(frozen=True)
+class MediaAlignment:
+    """The placeholder check for one medium: the row checked and both counts (equal when it passed)."""
+
+    medium: str
+    row: int
+    prompt_tokens: int
+    features: int
+
+
+_MEDIA_TOKEN_IDS = {"image": "image_token_id", "video": "video_token_id", "audio": "audio_token_id"}
+
+
+def check_media_token_alignment(omni_inputs, model_config, ds) -> list[MediaAlignment]:
+    """For the first row of each medium (image, video, audio): placeholder tokens == encoder features.
+
+    The row is encoded as training encodes it (``OmniInputs``), and the expanded prompt's placeholder
+    count is compared with what the policy's towers make from the same tensors: ``prod(grid_thw) /
+    spatial_merge_size**2`` for images and videos (the policy's merge size), and the Qwen2.5-Omni
+    audio tower's two stride-2 stages over the valid mel frames for audio. The placeholder token IDs
+    must also be the model's (``image_token_id`` / ``video_token_id`` / ``audio_token_id``).
+    Raises ``TrainError`` on any difference: a silent misalignment trains on garbage.
+    """
+    from proguard.models.omni_inputs import audio_tokens_for_frames
+    from proguard.train.trainer import row_media
+
+    config = getattr(model_config, "thinker_config", model_config)
+    out: list[MediaAlignment] = []
+    columns = [c for c in ("video", "audio") if c in ds.column_names]
+    modality = ds["modality"]
+    for medium in ("image", "video", "audio"):
+        rows = [i for i, m in enumerate(modality) if medium in m.split("_")]
+        if not rows:
+            continue
+        i = rows[0]
+        if medium != "image" and medium not in columns:
+            raise TrainError(f"training row {i + 1} is a {modality[i]} sample but the data has no {medium} column")
+        row = ds[i]
+        media = row_media(row)
+        text = omni_inputs.tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=False)
+        try:
+            ids, tensors = omni_inputs.encode([text], [media["images"]], [media["videos"]], [media["audios"]])
+        except ValueError as exc:  # placeholders rendered != media given
+            raise TrainError(f"{medium}-token misalignment on training row {i + 1} ({modality[i]}): {exc}") from None
+        token_id = getattr(config, _MEDIA_TOKEN_IDS[medium], None)
+        if token_id is None:
+            token_id = getattr(config, _MEDIA_TOKEN_IDS[medium].replace("_id", "_index"), None)
+        own = getattr(omni_inputs.tokens, f"{medium}_id")
+        if token_id is None or own != token_id:
+            raise TrainError(
+                f"{medium}-token mismatch on training row {i + 1}: the processor marks {medium} with token id {own}, "
+                f"the policy expects {token_id}; the processor and the model come from different checkpoints"
+            )
+        t = tensors[0]
+        if medium == "audio":
+            features = sum(audio_tokens_for_frames(int(m.sum())) for m in t["feature_attention_mask"])
+            how = f"{int(t['feature_attention_mask'].sum())} mel frames through two stride-2 stages"
+        else:
+            vision = getattr(config, "vision_config", None)
+            merge = int(getattr(vision, "spatial_merge_size", 0) or 0)
+            grid = t["image_grid_thw" if medium == "image" else "video_grid_thw"]
+            if not merge:
+                raise TrainError(f"cannot check {medium}-token alignment: the policy config has no vision_config.spatial_merge_size")
+            features = int(sum(int(math.prod(g.tolist())) for g in grid)) // merge**2
+            how = f"grid_thw {grid.tolist()} / spatial_merge_size {merge}^2"
+        n_tokens = ids[0].count(token_id)
+        if n_tokens != features:
+            raise TrainError(
+                f"{medium}-token misalignment on training row {i + 1} ({modality[i]}): the prompt has {n_tokens} "
+                f"{medium} tokens but the policy's encoder makes {features} features ({how}). Check that the "
+                "chat template renders one placeholder per medium and that the processor belongs to the checkpoint."
+            )
+        out.append(MediaAlignment(medium, i, n_tokens, features))
+    return out
+
+
+def media_prompt_lengths(omni_inputs, ds) -> list[int]:
+    """Tokens per training prompt with every medium expanded, as ``OmniInputs`` encodes it (decodes the media)."""
+    from proguard.train.trainer import row_media
+
+    lengths = []
+    for i in range(len(ds)):
+        row = ds[i]
+        media = row_media(row)
+        text = omni_inputs.tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=False)
+        ids, _ = omni_inputs.encode([text], [media["images"]], [media["videos"]], [media["audios"]])
+        lengths.append(len(ids[0]))
+    return lengths

@@ -47,7 +47,8 @@ def build_train_dataset(r: Recipe):
         taxonomy = load_taxonomy(r.data.taxonomy)
         samples_path = BUNDLED_SAMPLES if r.data.samples == BUNDLED else Path(r.data.samples)
         check_source(samples_path)  # a non-UTF-8 or corrupt file: one line naming it, not a traceback
-        samples = load_samples(samples_path, taxonomy, allow_outside_data=r.data.allow_outside_data)
+        samples = load_samples(samples_path, taxonomy, allow_outside_data=r.data.allow_outside_data,
+                               media_limits=r.data.media)
         origin = str(samples_path)
         if r.data.tasks is None:
             ds = tasks.default_tasks(samples, taxonomy, r.prompt_config())
@@ -57,6 +58,20 @@ def build_train_dataset(r: Recipe):
                 raise TrainError(f"data.train_split: the task generator made {', '.join(splits)}, not {r.data.train_split!r}")
             ds = splits[r.data.train_split]
             origin = f"{origin} [{r.data.train_split}]"
+    if r.data.modalities is not None:
+        from rewards.types import MODALITIES
+
+        unknown = [m for m in r.data.modalities if m not in MODALITIES]
+        if unknown:
+            raise TrainError(f"data.modalities: unknown modality {unknown[0]!r}; expected some of {', '.join(MODALITIES)}")
+        keep = set(r.data.modalities)
+        mods = ds["modality"]
+        rows = [i for i, m in enumerate(mods) if m in keep]
+        left = Counter(m for m in mods if m not in keep)
+        if left:  # reported, never silent
+            print(f"[proguard] data.modalities: training on {len(rows)} of {len(ds)} rows; left out "
+                  + ", ".join(f"{m} {n}" for m, n in sorted(left.items())), flush=True)
+        ds = ds.select(rows)
     if r.data.max_samples is not None and len(ds) > r.data.max_samples:
         ds = ds.select(range(r.data.max_samples))
     check_dataset(ds, origin)
@@ -78,20 +93,18 @@ def check_dataset(ds, origin: str) -> None:
         raise TrainError(f"{origin}: no training rows")
     names = row_names(ds)
     problems = []
+    videos = ds["video"] if "video" in ds.column_names else [None] * len(ds)
+    audios = ds["audio"] if "audio" in ds.column_names else [None] * len(ds)
     for i, (prompt, image) in enumerate(_prompts_and_images(ds)):
         if not isinstance(prompt, list) or not all(isinstance(m, dict) and "role" in m for m in prompt):
             problems.append(f"{names[i]}: prompt: must be a list of chat messages")
             continue
-        placeholders = sum(
-            1
-            for m in prompt
-            if isinstance(m.get("content"), list)
-            for part in m["content"]
-            if isinstance(part, dict) and part.get("type") == "image"
-        )
-        n_images = int(image is not None)
-        if placeholders != n_images:
-            problems.append(f"{names[i]}: prompt has {placeholders} image placeholder(s) but the row has {n_images} image(s)")
+        parts = [part.get("type") for m in prompt if isinstance(m.get("content"), list)
+                 for part in m["content"] if isinstance(part, dict)]
+        for medium, value in (("image", image), ("video", videos[i]), ("audio", audios[i])):
+            placeholders, given = parts.count(medium), int(bool(value))
+            if placeholders != given:
+                problems.append(f"{names[i]}: prompt has {placeholders} {medium} placeholder(s) but the row has {given} {medium}(s)")
         if len(problems) >= 20:
             break
     if problems:
@@ -134,7 +147,7 @@ def dataset_summary(ds) -> dict[str, Any]:
 
 
 def render_messages(messages: Sequence[dict]) -> str:
-    """A chat prompt as readable text, images shown as ``<image>``."""
+    """A chat prompt as readable text, media shown as ``<image>`` / ``<video>`` / ``<audio>``."""
     lines = []
     for m in messages:
         lines.append(f"===== {m['role']} =====")
@@ -143,6 +156,7 @@ def render_messages(messages: Sequence[dict]) -> str:
             lines.append(content)
             continue
         for part in content:
-            lines.append("<image>" if part.get("type") == "image" else str(part.get("text", "")))
+            kind = part.get("type")
+            lines.append(f"<{kind}>" if kind in ("image", "video", "audio") else str(part.get("text", "")))
     return "\n".join(lines)
 

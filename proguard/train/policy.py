@@ -7,7 +7,7 @@ from pathlib import Path
 from proguard.outputs import replace_output_dir
 from proguard.hub import local_model_or_download
 from proguard.train.errors import TrainError
-from proguard.train.recipe import TINY_MODEL, Recipe
+from proguard.train.recipe import TINY_MODEL, TINY_OMNI_MODEL, Recipe
 
 REWARD_NAME = "proguard"
 """TRL logs the composite reward's total as ``rewards/proguard/mean``."""
@@ -37,12 +37,41 @@ def resolve_model_path(r: Recipe, *, allow_download: bool = False) -> str:
         from proguard.models.tiny_vlm import tiny_vlm_path
 
         return str(tiny_vlm_path())
+    if r.model.name_or_path == TINY_OMNI_MODEL:
+        from proguard.models.tiny_omni import tiny_omni_path
+
+        return str(tiny_omni_path())
     return local_model_or_download(r.model.name_or_path, allow_download, what="model.name_or_path")
 
 
+def is_omni_policy(model_config) -> bool:
+    """Whether the policy is an omni thinker (Qwen2.5-Omni / Qwen3-Omni class: audio + vision in, text out)."""
+    return "omni" in str(getattr(model_config, "model_type", ""))
+
+
+def media_inputs(model_path: str, processor, model_config):
+    """The ``OmniInputs`` that encodes this policy's video and audio (and, for omni policies, images)."""
+    from proguard.models.omni_inputs import OmniInputs
+    from proguard.models.tiny_omni import has_omni_inputs, load_omni_inputs
+
+    if has_omni_inputs(model_path) or is_omni_policy(model_config):
+        return load_omni_inputs(model_path)
+    return OmniInputs(processor.tokenizer, processor.image_processor, None, getattr(processor, "video_processor", None),
+                      video_time_key="second_per_grid_ts")
+
+
 def load_processor(model_path: str, r: Recipe):
-    """The policy's processor, left-padded as TRL needs, with the recipe's image pixel budget."""
-    from transformers import AutoProcessor, ProcessorMixin
+    """The policy's processor, left-padded as TRL needs, with the recipe's image pixel budget.
+
+    For the tiny omni thinker it is the tokenizer: TRL then sees a text model, and every medium goes
+    through ``OmniInputs`` (``media_inputs``; why in proguard/models/omni_inputs.py).
+    """
+    from transformers import AutoProcessor, AutoTokenizer, ProcessorMixin
+
+    from proguard.models.tiny_omni import has_omni_inputs
+
+    if has_omni_inputs(model_path):
+        return AutoTokenizer.from_pretrained(model_path, padding_side="left", truncation_side="left")
 
     processor = AutoProcessor.from_pretrained(
         model_path, padding_side="left", truncation_side="left", trust_remote_code=r.model.trust_remote_code

@@ -23,6 +23,7 @@ from typing import Any
 
 from proguard.errors import UsageError
 from proguard.hints import did_you_mean
+from proguard.media import MediaLimits
 from proguard.protocol import PromptConfig
 from proguard.scoring.specs import RewardSpec, RewardSpecError, load_preset, parse_specs, preset_names
 from proguard.tasks.config import TaskConfig, TaskError, TaskOptions
@@ -30,6 +31,8 @@ from proguard.train.recipe_guards import env_reads, non_finite
 
 TINY_MODEL = "tiny"
 """``model.name_or_path`` value that builds the in-process tiny Qwen2.5-VL (``proguard.models.tiny_vlm``)."""
+TINY_OMNI_MODEL = "tiny-omni"
+"""``model.name_or_path`` value that builds the in-process tiny Qwen2.5-Omni thinker (``proguard.models.tiny_omni``)."""
 BUNDLED = "bundled"
 """``data.samples`` value for the bundled sample set (``proguard.data.BUNDLED_SAMPLES``)."""
 
@@ -52,7 +55,8 @@ class ModelConfig:
 
     name_or_path: str = field(
         default=TINY_MODEL,
-        metadata={"help": "the policy: a local checkpoint directory, a hub ID, or 'tiny' (the in-process tiny Qwen2.5-VL)"},
+        metadata={"help": "the policy: a local checkpoint directory, a hub ID, 'tiny' (the in-process tiny Qwen2.5-VL) "
+                          "or 'tiny-omni' (the in-process tiny Qwen2.5-Omni thinker: text, image, video, audio)"},
     )
     dtype: str = field(
         default="auto",
@@ -114,6 +118,16 @@ class DataConfig:
     allow_outside_data: bool = field(
         default=False,
         metadata={"help": "accept media paths that resolve outside the data file's folder (absolute, ../, links)"},
+    )
+    modalities: list[str] | None = field(
+        default=None,
+        metadata={"help": "train only on these modalities (e.g. [text, image, text_image] for a policy without "
+                          "audio); the rows left out are counted in the start-up report; null: every modality"},
+    )
+    media: MediaLimits = field(
+        default_factory=MediaLimits,
+        metadata={"help": "video and audio limits checked at load (duration, frames, sample rates) and the "
+                          "frame rate / sample rate given to the model"},
     )
 
 
@@ -676,6 +690,7 @@ def _explain_field(key: str, f: dataclasses.Field, short: bool = False) -> str:
 __all__ = [
     "BUNDLED",
     "TINY_MODEL",
+    "TINY_OMNI_MODEL",
     "CheckpointConfig",
     "DataConfig",
     "GRPOOptions",

@@ -30,6 +30,7 @@ from typing import Any
 
 from proguard.train.errors import TrainError
 from proguard.train.recipe import Recipe
+from rewards.types import MEDIUM
 
 VLLM_MISSING = (
     "rollout.backend is 'vllm' but vLLM is not installed: install the `vllm` extra: "
@@ -103,6 +104,34 @@ def block_image_tokens(args: Any, model_config: Any) -> None:
     args.generation_kwargs = kwargs
 
 
+def media_token_ids(model_config: Any) -> set[int]:
+    """The policy's media placeholder and marker token IDs (an omni thinker names some ``*_token_index``)."""
+    # The start/end markers too: a sampled <|vision_bos|> at the end of a completion sends the omni
+    # thinker's rope index looking past the sequence for the placeholder after it.
+    keys = ("image_token_id", "video_token_id", "audio_token_id", "image_token_index", "video_token_index",
+            "audio_token_index", "vision_start_token_id", "vision_end_token_id", "audio_start_token_id",
+            "audio_end_token_id")
+    config = getattr(model_config, "thinker_config", model_config)
+    return {int(v) for v in (getattr(config, k, None) for k in keys) if v is not None}
+
+
+def suppress_media_tokens(args: Any, model_config: Any) -> None:
+    """Keep transformers ``generate()`` from sampling any media placeholder (``suppress_tokens``).
+
+    TRL suppresses only ``image_token_id``, and only when the processing class is a processor: a
+    sampled ``<|VIDEO|>`` or ``<|AUDIO|>`` (or, for the omni policy, whose processing class is its
+    tokenizer, ``<|IMAGE|>``) makes the loss forward pass count more placeholders than features
+    (``Image features and image tokens do not match, tokens: 26, features: 24``, step 2 of the tiny
+    omni recipe). Tokens the recipe suppresses in ``grpo.extra.generation_kwargs`` are kept.
+    """
+    ids = media_token_ids(model_config)
+    if not ids:
+        return
+    kwargs = dict(args.generation_kwargs or {})
+    kwargs["suppress_tokens"] = sorted(ids | {int(t) for t in kwargs.get("suppress_tokens") or ()})
+    args.generation_kwargs = kwargs
+
+
 def adapt_trainer(trainer: Any) -> None:
     """Make a ``GRPOTrainer``'s colocated vLLM engine take weight updates on the CPU backend (no-op elsewhere)."""
     generation = getattr(trainer, "vllm_generation", None)
@@ -155,6 +184,10 @@ class RolloutBackend:
 
     def prepare(self, args: Any, model_config: Any) -> None:
         """Adjust the ``GRPOConfig`` once the policy's config is known, before the trainer is built."""
+        suppress_media_tokens(args, model_config)
+
+    def check_media(self, modalities: set[str], model_config: Any) -> None:
+        """Raise ``TrainError`` if this backend cannot generate for the training data's modalities."""
 
     def attach(self, trainer: Any) -> None:
         """Adapt the built trainer."""
@@ -173,6 +206,20 @@ class VLLMRollout(RolloutBackend):
 
     def prepare(self, args: Any, model_config: Any) -> None:
         block_image_tokens(args, model_config)
+
+    def check_media(self, modalities: set[str], model_config: Any) -> None:
+        # TRL 1.16's vLLM path hands vLLM prompt token IDs plus images only (trl#5373): frames and audio
+        # would be dropped, or a placeholder would reach vLLM without its features. Not verified here
+        # (no vLLM build with Qwen2.5-Omni on these machines), so refused rather than guessed.
+        media = sorted(m for m in modalities if MEDIUM.get(m) in ("video", "audio"))
+        omni = "omni" in str(getattr(model_config, "model_type", ""))
+        if media or omni:
+            what = f"the training data has {', '.join(media)} samples" if media else "the policy is an omni model"
+            raise TrainError(
+                f"rollout.backend: vllm cannot generate here: {what}, and TRL's vLLM rollout passes images only. "
+                "Use rollout.backend: hf (transformers generate, which proguard feeds video frames and audio "
+                "features per sample)"
+            )
 
     def attach(self, trainer: Any) -> None:
         adapt_trainer(trainer)

@@ -28,11 +28,18 @@ from pathlib import Path
 from typing import Any
 
 from proguard.train.checkpoints import describe_skipped, find_resumable, remove_staging, set_aside, truncate_metrics
-from proguard.train.checks import Alignment, check_image_token_alignment, enforce_prompt_lengths, prompt_lengths
+from proguard.train.checks import (
+    Alignment,
+    check_image_token_alignment,
+    check_media_token_alignment,
+    enforce_prompt_lengths,
+    media_prompt_lengths,
+    prompt_lengths,
+)
 from proguard.train.dataset import build_train_dataset, dataset_summary, render_messages, row_names
 from proguard.train.errors import TrainError, TrainInputError
 from proguard.train.grpo_args import grpo_config_kwargs, prompts_per_step
-from proguard.train.policy import load_processor, prepare_policy_dir, resolve_model_path
+from proguard.train.policy import is_omni_policy, load_processor, media_inputs, prepare_policy_dir, resolve_model_path
 from proguard.train.recipe import Recipe, recipe_to_yaml
 from proguard.train.rollout import rollout_backend
 from proguard.train.trainer import guard_trainer_class, metrics_callback
@@ -124,15 +131,32 @@ def build_trainer(
     ds = train_dataset if train_dataset is not None else build_train_dataset(r)
     model_path = resolve_model_path(r, allow_download=allow_download)
     processor = load_processor(model_path, r)
-    if r.images.max_pixels or r.images.min_pixels:
+    from transformers import ProcessorMixin
+
+    if (r.images.max_pixels or r.images.min_pixels) and isinstance(processor, ProcessorMixin):
         with state.local_main_process_first():
             if state.is_local_main_process:
                 prepare_policy_dir(model_path, processor, out / POLICY_INIT_DIR)
         model_path = str(out / POLICY_INIT_DIR)
     model_config = AutoConfig.from_pretrained(model_path, trust_remote_code=r.model.trust_remote_code)
-    alignment = check_image_token_alignment(processor, model_config, ds)
+    modalities = set(ds["modality"])
+    rollout.check_media(modalities, model_config)
+    omni = is_omni_policy(model_config)
+    audio = sorted(m for m in modalities if m.endswith("audio"))
+    if audio and not omni:
+        raise TrainError(
+            f"the training data has {', '.join(audio)} samples but the policy ({type(model_config).__name__}) has no "
+            "audio encoder: train an omni policy (model.name_or_path: tiny-omni, or a Qwen2.5-Omni checkpoint) "
+            "or leave audio out with data.modalities"
+        )
+    needs_media = omni or any(m.endswith(("video", "audio")) for m in modalities)
+    encoder = media_inputs(model_path, processor, model_config) if needs_media else None
+    alignment = None if omni else check_image_token_alignment(processor, model_config, ds)
+    if encoder is not None:
+        check_media_token_alignment(encoder, model_config, ds)
     rollout.prepare(args, model_config)
-    ds = enforce_prompt_lengths(ds, prompt_lengths(processor, ds), r)
+    lengths = media_prompt_lengths(encoder, ds) if omni else prompt_lengths(processor, ds)
+    ds = enforce_prompt_lengths(ds, lengths, r)
 
     if reward_funcs is None:
         from proguard.scoring.compose import build_reward
@@ -147,6 +171,9 @@ def build_trainer(
         peft_config=_peft_config(r),
         callbacks=[metrics_callback(out / METRICS_FILE), *callbacks],
     )
+    trainer.omni_policy, trainer.omni_inputs, trainer.media_limits = omni, encoder, r.data.media
+    if encoder is not None:
+        encoder.fps = r.data.media.video_fps
     rollout.attach(trainer)
     trainer.proguard_recipe = r  # the model cards of checkpoints name the recipe and base model
     return Setup(trainer, processor, model_path, alignment, ds)
@@ -285,7 +312,11 @@ def save_final(trainer, processor, final_dir: Path, *, merge_lora: bool = False,
         trainer.save_model(str(final_dir))  # gathers ZeRO-3 shards; every process must call it
     if trainer.is_world_process_zero():
         processor.save_pretrained(final_dir)
-        processor.tokenizer.save_pretrained(final_dir)
+        getattr(processor, "tokenizer", processor).save_pretrained(final_dir)
+        if getattr(trainer, "omni_policy", False):  # its image processor and audio features reload with it
+            from proguard.models.tiny_omni import save_omni_inputs
+
+            save_omni_inputs(trainer.omni_inputs, final_dir)
         model = trainer.accelerator.unwrap_model(trainer.model)
         if getattr(model, "generation_config", None) is not None:
             model.generation_config.save_pretrained(final_dir)

@@ -1,9 +1,9 @@
 """``GuardGRPOTrainer``: TRL's ``GRPOTrainer`` with the smallest overrides proguard needs, and its callbacks.
 
-The overrides: mixed text/image batches, an epoch-seeded sampler (resume replays the right order),
-atomic checkpoint saves (``proguard.train.checkpoints``) and a checkpoint loader that maps saved keys
-back to the model's own names. Nothing here is a
-second RL loop: generation, advantages and the loss are TRL's.
+The overrides: mixed text/image batches, video and audio (omni policies and Qwen2.5-VL video; see
+``GuardGRPOTrainer``), an epoch-seeded sampler (resume replays the right order), atomic checkpoint
+saves (``proguard.train.checkpoints``) and a checkpoint loader that maps saved keys back to the
+model's own names. Nothing here is a second RL loop: generation, advantages and the loss are TRL's.
 """
 
 from __future__ import annotations
@@ -29,13 +29,110 @@ def guard_trainer_class():
         that generation returns get ``[]`` for text-only prompts.
         """
 
+        # ---- video and audio ----------------------------------------------------------------
+        # TRL 1.16 forwards only images (trl#5373). For a batch with any video or audio, or any batch
+        # of an omni policy, every medium takes this path instead: TRL sees text-only rows, and
+        #   _tokenize_prompts      expands each sample's placeholders with OmniInputs and hands the
+        #                          media tensors to generation (TRL passes multimodal fields through);
+        #   the output dict        carries each sample's media tensors ("omni_media", a list, which TRL's
+        #                          shuffle/split of the generation batch keeps aligned per sample);
+        #   _get_per_token_logps_and_entropies  runs TRL's own loop one chunk at a time with that chunk's
+        #                          media added to the model call by a forward pre-hook.
+        omni_inputs = None  # an OmniInputs, set by build_trainer for policies that take video/audio
+        media_limits = None  # the recipe's data.media (MediaLimits), set by build_trainer
+        _prompt_media = None
+        _sample_media = None
+        _forward_media = None
+        _pending = None
+
+        def _media_batch(self, inputs) -> bool:
+            if not inputs:
+                return False
+            if getattr(self, "omni_policy", False):
+                return True
+            return any(x.get("video") or x.get("audio") for x in inputs)
+
         def _generate_and_score_completions(self, inputs):
+            if self._media_batch(inputs):
+                if self.omni_inputs is None:
+                    raise TrainError(
+                        "this batch has video or audio but the trainer has no media encoder (omni_inputs); "
+                        "build it with proguard.train.run.build_trainer"
+                    )
+                self._prompt_media = [row_media(x, self.media_limits) for x in inputs]
+                rows = [{k: v for k, v in x.items() if k not in ("image", "images", "video", "audio")} for x in inputs]
+                try:
+                    output = super()._generate_and_score_completions(rows)
+                finally:
+                    self._prompt_media = None
+                output["omni_media"] = self._sample_media
+                self._sample_media = self._forward_media = None
+                return output
             if inputs and "image" in inputs[0] and "images" not in inputs[0]:
                 inputs = [
                     {**{k: v for k, v in x.items() if k != "image"}, "images": [] if x["image"] is None else [x["image"]]}
                     for x in inputs
                 ]
             return super()._generate_and_score_completions(inputs)
+
+        def _tokenize_prompts(self, prompts: list):
+            if self._prompt_media is None:
+                return super()._tokenize_prompts(prompts)
+            from proguard.models.omni_inputs import collate_media
+
+            texts = self.processing_class.apply_chat_template(
+                prompts, add_generation_prompt=True, tokenize=False, chat_template=self.chat_template,
+                **self.chat_template_kwargs,
+            )
+            media = self._prompt_media
+            ids, per_sample = self.omni_inputs.encode(
+                texts, [m["images"] for m in media], [m["videos"] for m in media], [m["audios"] for m in media]
+            )
+            self._sample_media = self._forward_media = per_sample
+            return ids, None, collate_media(per_sample)
+
+        def _compute_loss(self, model, inputs):
+            self._forward_media = inputs.get("omni_media")
+            try:
+                return super()._compute_loss(model, inputs)
+            finally:
+                self._forward_media = None
+
+        def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep,
+                                               batch_size=None, compute_entropy=False, compute_aux_loss=False,
+                                               **kwargs):
+            media = self._forward_media
+            if media is None or not any(media):
+                return super()._get_per_token_logps_and_entropies(
+                    model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy,
+                    compute_aux_loss, **kwargs,
+                )
+            import torch
+
+            from proguard.models.omni_inputs import collate_media
+
+            if len(media) != input_ids.size(0):
+                raise TrainError(f"media for {len(media)} samples but {input_ids.size(0)} sequences: samples out of step")
+            _install_media_hook(self, model)
+            step = batch_size or input_ids.size(0)
+            logps, entropies, aux = [], [], []
+            for start in range(0, input_ids.size(0), step):
+                end = min(start + step, input_ids.size(0))
+                device = input_ids.device
+                self._pending = {k: v.to(device) for k, v in collate_media(media[start:end]).items()}
+                try:
+                    lp, ent, ax = super()._get_per_token_logps_and_entropies(
+                        model, input_ids[start:end], attention_mask[start:end], logits_to_keep, end - start,
+                        compute_entropy, compute_aux_loss,
+                    )
+                finally:
+                    self._pending = None
+                logps.append(lp)
+                entropies.append(ent)
+                aux.append(ax)
+            entropy = torch.cat(entropies) if compute_entropy else None
+            aux_loss = torch.stack(aux).mean() if compute_aux_loss and aux[0] is not None else None
+            return torch.cat(logps), entropy, aux_loss
 
         def _generate(self, prompts: list):
             out = super()._generate(prompts)
@@ -104,6 +201,33 @@ def guard_trainer_class():
                 )
 
     return GuardGRPOTrainer
+
+
+def row_media(row: dict, limits=None) -> dict:
+    """A training row's media as the model needs them: PIL images, decoded video frames, 16 kHz audio."""
+    from proguard.media import load_audio, load_video
+
+    images = row.get("images") or ([row["image"]] if row.get("image") is not None else [])
+    images = [im.convert("RGB") if hasattr(im, "convert") else im for im in images]
+    video = row.get("video")
+    videos = [load_video(video[0] if len(video) == 1 else video, limits).frames] if video else []
+    audios = [load_audio(row["audio"], limits)] if row.get("audio") else []
+    return {"images": images, "videos": videos, "audios": audios}
+
+
+def _install_media_hook(trainer, model) -> None:
+    """Once per module: a forward pre-hook adding ``trainer._pending`` media to the model call."""
+    module = trainer.accelerator.unwrap_model(model)
+    if getattr(module, "_proguard_media_hook", None) is not None:
+        return
+
+    def hook(mod, args, kwargs):
+        pending = trainer._pending
+        if pending:
+            kwargs = {**kwargs, **pending}
+        return args, kwargs
+
+    module._proguard_media_hook = module.register_forward_pre_hook(hook, with_kwargs=True)
 
 
 class EpochSeededSampler:

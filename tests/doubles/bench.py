@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from proguard.bench.backends import GenerationFailed, GenerationSettings, Prompt
+from proguard.bench.backends import GenerationFailed, GenerationSettings, Prompt, media_of
 from proguard.bench.cache import prompt_hash
 from proguard.protocol import format_answer
 from rewards.types import Target
@@ -41,7 +41,7 @@ class ScriptedBackend:
     @classmethod
     def from_tasks(cls, tasks: Any, answer: Callable[[dict[str, Any]], str | GenerationFailed], **kwargs: Any) -> ScriptedBackend:
         """A backend answering each task row with ``answer(row)``."""
-        table = {prompt_hash(row["prompt"], row.get("image")): answer(row) for row in tasks}
+        table = {prompt_hash(row["prompt"], media_of(row)): answer(row) for row in tasks}
         return cls(table, **kwargs)
 
     def describe(self) -> dict[str, Any]:
