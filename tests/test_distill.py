@@ -28,6 +28,7 @@ TAX = load_taxonomy("default")
 def tasks():
     """Shuffled-ID training tasks of the bundled samples, some with their own category hidden (OOD)."""
     samples = load_samples(BUNDLED_SAMPLES, TAX)
+    samples = samples.filter(lambda r: r["modality"] in ("text", "image", "text_image"))  # the tiny VL's three
     cfg = TaskConfig(shuffle_ids=True, own_category_hide_prob=0.5, seed=1)
     return build_tasks(samples, TAX, cfg)["train"]
 

@@ -219,11 +219,13 @@ def test_cli_rank_names_a_bad_line(tmp_path):
 def test_cli_build_json_says_whether_wordnet_was_used(tmp_path, capsys):
     tax_file = tmp_path / "policy.yaml"
     dump_taxonomy(small_policy(), tax_file)
-    assert cli_main(["synonyms", "build", "--taxonomy", str(tax_file), "--no-wordnet", "--json", "-"]) == 0
+    assert cli_main(["synonyms", "build", "--taxonomy", str(tax_file), "--next-to-taxonomy", "--no-wordnet",
+                     "--json", "-"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["wordnet_used"] is False and summary["wordnet"] == "off (--no-wordnet)"
     assert summary["nodes"] == 3 and summary["proposals"] == {}
-    assert cli_main(["synonyms", "build", "--taxonomy", str(tax_file), "--wordnet-dir", str(tmp_path / "none")]) == 0
+    assert cli_main(["synonyms", "build", "--taxonomy", str(tax_file), "--out", str(tmp_path / "bank.yaml"),
+                     "--wordnet-dir", str(tmp_path / "none")]) == 0
     assert "WordNet proposals: not used: " in capsys.readouterr().out
 
 

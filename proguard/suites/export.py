@@ -41,7 +41,7 @@ def to_samples(samples: Sequence[BenchSample], taxonomy: Taxonomy, cmap: Categor
             node = taxonomy.find(ids[0])
             category = node.key or node.id
         out.append(Sample(s.id, s.modality, s.request, s.response, s.image, s.request_label, s.response_label,
-                          category, s.group))
+                          category, group=s.group))
     return out, left
 
 

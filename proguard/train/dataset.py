@@ -59,19 +59,7 @@ def build_train_dataset(r: Recipe):
             ds = splits[r.data.train_split]
             origin = f"{origin} [{r.data.train_split}]"
     if r.data.modalities is not None:
-        from rewards.types import MODALITIES
-
-        unknown = [m for m in r.data.modalities if m not in MODALITIES]
-        if unknown:
-            raise TrainError(f"data.modalities: unknown modality {unknown[0]!r}; expected some of {', '.join(MODALITIES)}")
-        keep = set(r.data.modalities)
-        mods = ds["modality"]
-        rows = [i for i, m in enumerate(mods) if m in keep]
-        left = Counter(m for m in mods if m not in keep)
-        if left:  # reported, never silent
-            print(f"[proguard] data.modalities: training on {len(rows)} of {len(ds)} rows; left out "
-                  + ", ".join(f"{m} {n}" for m, n in sorted(left.items())), flush=True)
-        ds = ds.select(rows)
+        ds = select_modalities(ds, r.data.modalities)
     if r.data.max_samples is not None and len(ds) > r.data.max_samples:
         ds = ds.select(range(r.data.max_samples))
     check_dataset(ds, origin)
@@ -160,3 +148,19 @@ def render_messages(messages: Sequence[dict]) -> str:
             lines.append(f"<{kind}>" if kind in ("image", "video", "audio") else str(part.get("text", "")))
     return "\n".join(lines)
 
+
+def select_modalities(ds, modalities: list[str], key: str = "data.modalities"):
+    """The rows of ``ds`` whose modality is listed; how many of each other modality were left out is printed."""
+    from rewards.types import MODALITIES
+
+    unknown = [m for m in modalities if m not in MODALITIES]
+    if unknown:
+        raise TrainError(f"{key}: unknown modality {unknown[0]!r}; expected some of {', '.join(MODALITIES)}")
+    keep = set(modalities)
+    mods = ds["modality"]
+    rows = [i for i, m in enumerate(mods) if m in keep]
+    left = Counter(m for m in mods if m not in keep)
+    if left:  # reported, never silent
+        print(f"[proguard] {key}: training on {len(rows)} of {len(ds)} rows; left out "
+              + ", ".join(f"{m} {n}" for m, n in sorted(left.items())), flush=True)
+    return ds.select(rows)

@@ -74,6 +74,10 @@ def build_sft_dataset(r: SFTRecipe, *, progress: bool = True):
     else:
         ds = distill_inline(r, Path(r.output_dir) / DISTILL_DIR, progress=progress)
         origin = str(Path(r.output_dir) / DISTILL_DIR / "dataset")
+    if r.data.modalities is not None:
+        from proguard.train.dataset import select_modalities
+
+        ds = select_modalities(ds, r.data.modalities)
     if r.data.max_samples is not None and len(ds) > r.data.max_samples:
         ds = ds.select(range(r.data.max_samples))
     check_sft_dataset(ds, origin)

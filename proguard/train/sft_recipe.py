@@ -68,6 +68,11 @@ class SFTDataConfig:
     label_only: bool = field(default=False, metadata={"help": "train on the <answer> block alone, the critique dropped "
                                                               "(OmniGuard's label-only ablation)"})
     max_samples: int | None = field(default=None, metadata={"help": "use only the first N rows"})
+    modalities: list[str] | None = field(
+        default=None,
+        metadata={"help": "train only on these modalities (e.g. [text, image, text_image] for a vision-language "
+                          "policy); the rows left out are counted and printed; null: all"},
+    )
 
 
 @dataclass
