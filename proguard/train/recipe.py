@@ -392,6 +392,11 @@ def load_recipe(
             merged = OmegaConf.merge(merged, layer)
         except OmegaConfBaseException as exc:
             raise RecipeError(f"{origin}: {_key_message(exc)}") from None
+    # The finite-number rule runs on the merged values before the sections are built: a section that checks
+    # itself on construction (data.media, data.tasks) would otherwise report a NaN in its own words.
+    problem = non_finite(OmegaConf.to_container(merged, resolve=False))
+    if problem:
+        raise RecipeError(f"{_where(layers)}: {problem}")
     try:
         recipe = OmegaConf.to_object(merged)
     except OmegaConfBaseException as exc:
