@@ -37,5 +37,5 @@ installed=$(date +%s)
 echo "== ci_vllm: venv ready in $((installed - start)) s ($(du -sh "$VENV" | cut -f1))"
 
 cd "$REPO"
-PROGUARD_REQUIRE_VLLM=1 "$VENV/bin/python" -m pytest -q -p no:cacheprovider -rs tests/test_vllm_cpu.py tests/test_bench_vllm.py
+PROGUARD_REQUIRE_VLLM=1 "$VENV/bin/python" -m pytest -q -p no:cacheprovider -rsx tests/test_vllm_cpu.py tests/test_bench_vllm.py
 echo "== ci_vllm: tests passed in $(($(date +%s) - installed)) s"
