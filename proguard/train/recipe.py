@@ -335,20 +335,16 @@ class Recipe:
 # ---------------------------------------------------------------------------------------------
 # Loading
 # ---------------------------------------------------------------------------------------------
-def load_recipe(
-    path: str | Path | None, overrides: Sequence[str] = (), *, allow_env: bool | Sequence[str] = ()
-) -> Recipe:
-    """Schema defaults <- the YAML file <- ``key=value`` overrides, typed and checked.
+def recipe_layers(
+    path: str | Path | None, overrides: Sequence[str], *, sections: str, example: str
+) -> list[tuple[str, Any]]:
+    """``(origin, config)`` per layer: the YAML file, then the command-line dotlist (``RecipeError`` if malformed).
 
-    ``${oc.env:VAR}`` interpolation is off unless ``allow_env`` names ``VAR`` (or is ``True``): a
-    shared recipe must not read API keys out of the environment into run names and saved files.
-    Keys filled from the environment are written back as their ``${oc.env:...}`` text by
-    ``recipe_to_yaml``, so the value itself never reaches ``recipe.yaml`` or ``--dry-run``.
+    Shared by the GRPO and SFT recipe loaders; ``sections`` and ``example`` only word their messages.
     """
     from omegaconf import DictConfig, OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    schema = OmegaConf.structured(Recipe)
     layers: list[tuple[str, Any]] = []
     if path is not None:
         path = Path(path)
@@ -359,16 +355,34 @@ def load_recipe(
         except Exception as exc:  # yaml's parser errors carry the line; keep their message
             raise RecipeError(f"{path}: not valid YAML: {exc}") from None
         if not isinstance(raw, DictConfig):
-            raise RecipeError(f"{path}: a recipe is a mapping of sections (model:, data:, grpo: ...), got a list")
+            raise RecipeError(f"{path}: a recipe is a mapping of sections ({sections}), got a list")
         layers.append((str(path), raw))
     if overrides:
         bad = [o for o in overrides if "=" not in o or o.startswith("=")]
         if bad:
-            raise RecipeError(f"command line: {bad[0]!r}: overrides are key=value (e.g. grpo.max_steps=10)")
+            raise RecipeError(f"command line: {bad[0]!r}: overrides are key=value (e.g. {example})")
         try:
             layers.append(("command line", OmegaConf.from_dotlist(list(overrides))))
         except OmegaConfBaseException as exc:
             raise RecipeError(f"command line: {exc}") from None
+    return layers
+
+
+def load_recipe(
+    path: str | Path | None, overrides: Sequence[str] = (), *, allow_env: bool | Sequence[str] = ()
+) -> Recipe:
+    """Schema defaults <- the YAML file <- ``key=value`` overrides, typed and checked.
+
+    ``${oc.env:VAR}`` interpolation is off unless ``allow_env`` names ``VAR`` (or is ``True``): a
+    shared recipe must not read API keys out of the environment into run names and saved files.
+    Keys filled from the environment are written back as their ``${oc.env:...}`` text by
+    ``recipe_to_yaml``, so the value itself never reaches ``recipe.yaml`` or ``--dry-run``.
+    """
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    schema = OmegaConf.structured(Recipe)
+    layers = recipe_layers(path, overrides, sections="model:, data:, grpo: ...", example="grpo.max_steps=10")
 
     merged = schema
     env_keys: dict[str, str] = {}

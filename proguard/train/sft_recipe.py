@@ -21,6 +21,7 @@ from typing import Any
 from proguard.protocol import PromptConfig
 from proguard.tasks.config import TaskError, TaskOptions
 from proguard.train.recipe import (
+    recipe_layers,
     BUNDLED,
     DTYPES,
     REPORTERS,
@@ -123,29 +124,10 @@ class SFTRecipe:
 # ---------------------------------------------------------------------------------------------
 def load_sft_recipe(path: str | Path | None, overrides: Sequence[str] = ()) -> SFTRecipe:
     """Schema defaults <- the YAML file <- ``key=value`` overrides, typed and checked (``RecipeError``)."""
-    from omegaconf import DictConfig, OmegaConf
+    from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    layers: list[tuple[str, Any]] = []
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise RecipeError(f"{path}: no such recipe file")
-        try:
-            raw = OmegaConf.load(path)
-        except Exception as exc:  # yaml's parser errors carry the line; keep their message
-            raise RecipeError(f"{path}: not valid YAML: {exc}") from None
-        if not isinstance(raw, DictConfig):
-            raise RecipeError(f"{path}: a recipe is a mapping of sections (model:, data:, sft: ...), got a list")
-        layers.append((str(path), raw))
-    if overrides:
-        bad = [o for o in overrides if "=" not in o or o.startswith("=")]
-        if bad:
-            raise RecipeError(f"command line: {bad[0]!r}: overrides are key=value (e.g. sft.max_steps=10)")
-        try:
-            layers.append(("command line", OmegaConf.from_dotlist(list(overrides))))
-        except OmegaConfBaseException as exc:
-            raise RecipeError(f"command line: {exc}") from None
+    layers = recipe_layers(path, overrides, sections="model:, data:, sft: ...", example="sft.max_steps=10")
     merged = OmegaConf.structured(SFTRecipe)
     for origin, layer in layers:
         _check_sections(OmegaConf.to_container(layer, resolve=False), SFTRecipe, origin, prefix="")
