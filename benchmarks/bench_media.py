@@ -9,6 +9,13 @@ prompts x 2 rollouts, one modality at a time, the bundled tasks): media decoding
 prompt + completion, i.e. the work of one GRPO step without TRL's bookkeeping. Medians of ``--reps``.
 
     .venv/bin/python benchmarks/bench_media.py [--reps 3]
+
+Long clip (issue 25): peak RSS of ``load_video`` on a 60 s 1080p clip generated here with PyAV (30 fps,
+H.264, a moving box on a gradient, keyframe every 2 s), each measurement in a fresh process (its
+``ru_maxrss``); beside it the same process importing only, a 10 s clip (memory must not grow with
+length) and, for scale, decoding every frame of the first 5 s to images (the old path).
+
+    .venv/bin/python benchmarks/bench_media.py --long-clip [--workdir /tmp/bench_media]
 """
 
 from __future__ import annotations
@@ -93,11 +100,93 @@ def step_per_modality(reps: int) -> dict:
     return out
 
 
+def write_long_clip(path, seconds: int, width: int = 1920, height: int = 1080, fps: int = 30):
+    """A ``seconds`` long clip: a box moving over a gradient, H.264 (libx264, ultrafast), keyframe every 2 s."""
+    import av
+    import numpy as np
+
+    base = np.zeros((height, width, 3), np.uint8)
+    base[..., 0] = np.linspace(0, 255, width, dtype=np.uint8)[None, :]
+    base[..., 2] = np.linspace(0, 255, height, dtype=np.uint8)[:, None]
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.gop_size = 2 * fps
+        stream.options = {"preset": "ultrafast", "crf": "30"}
+        for i in range(seconds * fps):
+            frame = base.copy()
+            x = (i * 16) % (width - 200)
+            frame[400:600, x : x + 200] = (255, 255, 0)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+PEAK = """
+import json, resource, sys, time
+from proguard.media import MediaLimits, load_video, require_av
+mode, clip = sys.argv[1], sys.argv[2]
+limits = MediaLimits(max_video_seconds=120.0)
+t0 = time.perf_counter()
+frames = 0
+if mode == "sampled":
+    frames = len(load_video(clip, limits).frames)
+elif mode == "all-5s":  # the old path: every frame decoded to an image, then sampled (stopped after 5 s)
+    av = require_av()
+    with av.open(clip) as c:
+        s = c.streams.video[0]
+        s.thread_type = "AUTO"
+        kept = []
+        for f in c.decode(s):
+            kept.append(f.to_image())
+            if len(kept) >= 150:
+                break
+    frames = len(kept)
+print(json.dumps({"mode": mode, "frames": frames, "seconds": round(time.perf_counter() - t0, 2),
+                  "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
+"""
+
+
+def long_clip(workdir: str) -> dict:
+    """Peak RSS of decoding long 1080p clips, each in a fresh process."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    work = Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    out: dict = {}
+    clips = {}
+    for seconds in (10, 60):
+        clip = work / f"clip_{seconds}s_1080p.mp4"
+        t0 = time.perf_counter()
+        if not clip.exists():
+            write_long_clip(clip, seconds)
+        clips[seconds] = clip
+        out[f"clip_{seconds}s"] = {"mb": round(clip.stat().st_size / 1e6, 1), "encode_s": round(time.perf_counter() - t0, 1)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for name, mode, clip in (("imports_only", "none", clips[10]), ("sampled_10s", "sampled", clips[10]),
+                             ("sampled_60s", "sampled", clips[60]), ("old_all_frames_first_5s", "all-5s", clips[60])):
+        res = subprocess.run([sys.executable, "-c", PEAK, mode, str(clip)], capture_output=True, text=True, env=env,
+                             check=True)
+        out[name] = json.loads(res.stdout.strip().splitlines()[-1])
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--skip-step", action="store_true")
+    p.add_argument("--long-clip", action="store_true", help="only the long-clip peak-RSS measurement (issue 25)")
+    p.add_argument("--workdir", default="/tmp/bench_media", help="--long-clip: where the generated clips go")
     a = p.parse_args()
+    if a.long_clip:
+        result = {"load_avg_1min": round(os.getloadavg()[0], 2), "long_clip": long_clip(a.workdir),
+                  "load_avg_1min_after": round(os.getloadavg()[0], 2)}
+        print(json.dumps(result, indent=2))
+        return
     result = {"load_avg_1min": round(os.getloadavg()[0], 2), "decode": decode_rates(a.reps)}
     if not a.skip_step:
         result["step_per_modality"] = step_per_modality(a.reps)

@@ -140,11 +140,15 @@ def main() -> None:
     p.add_argument("--n", type=int, default=10_000)
     p.add_argument("--batch-size", type=int, default=256, help="completions per reward call (TRL: generation batch)")
     p.add_argument("--repeats", type=int, default=5, help="timed runs; the fastest is reported")
+    p.add_argument("--group-size", type=int, default=1,
+                   help="rows per prompt, as in a GRPO batch: each run of this many rows shares its ground truth")
     args = p.parse_args()
     print("command:", " ".join([os.path.basename(sys.executable), *sys.argv]))
     print(f"machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, Python "
           f"{platform.python_version()}, load average {os.getloadavg()[0]:.2f} (1 min)")
     completions, cols, kinds = make_batch(args.n)
+    for k, values in cols.items():  # a GRPO batch repeats each prompt's columns once per generation
+        cols[k] = [values[i - i % args.group_size] for i in range(args.n)]
     reward = build_reward(RECIPE, name="format_binary_category")
     print(f"{args.n} completions: {dict(sorted(kinds.items()))}")
     runs, totals = [], []

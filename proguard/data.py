@@ -34,11 +34,10 @@ from typing import Any, NamedTuple
 import datasets
 import pyarrow as pa
 import pyarrow.compute as pc
-from PIL import Image as PILImage
 
 from proguard.errors import UsageError
 from proguard.hints import problems_message
-from proguard.media.decode import MediaError, MediaLimits, check_audio, check_video
+from proguard.media.decode import MediaError, MediaLimits, check_audio, check_image, check_video
 from rewards.types import LABELS, MEDIA_ONLY, MEDIUM, MODALITIES
 from taxonomy import Taxonomy
 
@@ -133,16 +132,65 @@ def _image_cell(image: Any) -> dict | None:
     return {"bytes": None, "path": str(image)}
 
 
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of arrays/objects accepted in an input row (a real row nests a few levels)."""
+MAX_INT_DIGITS = 64
+"""Longest integer literal accepted in an input row (Python's own limit is 4300 digits, then a ValueError)."""
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError(f"an integer of {len(text)} digits (at most {MAX_INT_DIGITS})")
+    return int(text)
+
+
+def loads_bounded(text: str) -> Any:
+    """``json.loads`` with bounded nesting and integer size; ``ValueError`` saying what is wrong.
+
+    Deep nesting would otherwise be a ``RecursionError`` (in the decoder, or later in code walking
+    the value) and a huge integer a bare ``ValueError`` from ``int``.
+    """
+    depth = 0
+    in_string = escaped = False
+    # nesting counted before parsing (the decoder itself recurses), and only on lines that could be deep
+    for ch in text if text.count("[") + text.count("{") > MAX_JSON_DEPTH else "":
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise ValueError(f"nested more than {MAX_JSON_DEPTH} levels deep")
+        elif ch in "]}":
+            depth -= 1
+    try:
+        return json.loads(text, parse_int=_bounded_int)
+    except json.JSONDecodeError as exc:
+        raise ValueError(exc.msg) from None
+    except RecursionError:
+        raise ValueError(f"nested more than {MAX_JSON_DEPTH} levels deep") from None
+
+
 def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    """``(line number, value)`` per non-blank line of a JSONL file; invalid JSON is a ``DataError`` naming the line."""
+    """``(line number, value)`` per non-blank line of a JSONL file; invalid JSON is a ``DataError`` naming the line.
+
+    Nesting deeper than ``MAX_JSON_DEPTH`` and integers longer than ``MAX_INT_DIGITS`` are invalid too.
+    """
     with path.open(encoding="utf-8") as fh:
         for i, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
             try:
-                yield i, json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}: row {i}: not valid JSON: {exc.msg}") from None
+                value = loads_bounded(line)
+            except ValueError as exc:
+                raise DataError(f"{path}: row {i}: not valid JSON: {exc}") from None
+            yield i, value
 
 
 def read_jsonl_objects(path: Path) -> Iterator[tuple[int, dict]]:
@@ -421,11 +469,10 @@ def _image(value: Any, base: Path, media: _MediaRules, problems: list[str]) -> A
         problems.append(f"image: must be a path or bytes, got {type(value).__name__}")
         return None
     if media.check:
-        try:
-            with PILImage.open(source) as im:
-                im.verify()
-        except Exception as exc:
-            problems.append(f"image: unreadable ({type(exc).__name__}: {exc})")
+        try:  # the size from the header against media.max_pixels, then a verify: nothing decoded
+            check_image(source, media.limits, "image")
+        except MediaError as exc:
+            problems.append(str(exc).replace("image: unreadable image", "image: unreadable", 1))
             return None
     return result
 
@@ -445,7 +492,9 @@ def _video(value: Any, base: Path, media: _MediaRules, problems: list[str]) -> l
         return None
     if media.check:
         try:
-            check_video(paths[0] if len(paths) == 1 and not _is_frame(paths[0]) else paths, media.limits)
+            # a frame folder's frames must resolve inside the data folder too (unless allowed)
+            check_video(paths[0] if len(paths) == 1 and not _is_frame(paths[0]) else paths, media.limits,
+                        confine=False if media.allow_outside else base)
         except MediaError as exc:
             problems.append(f"video: {exc}")
             return None

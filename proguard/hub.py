@@ -19,6 +19,8 @@ from proguard.errors import UsageError
 
 TINY_MODEL = "tiny"
 """The in-process tiny Qwen2.5-VL (``proguard.models.tiny_vlm``); never a path."""
+NAMED_MODELS = ("tiny", "tiny-omni", "smollm2-135m", "smolvlm-smollm2")
+"""Names ``proguard.models.named`` resolves to local folders (built or converted on first use); never paths."""
 
 
 class ModelSourceError(UsageError):
@@ -34,13 +36,13 @@ def looks_local(name: str) -> bool:
 
 
 def check_model_source(name: str, *, what: str = "model") -> str:
-    """``name`` unchanged when it is ``tiny``, an existing path or a hub-ID-shaped string; else a one-line error.
+    """``name`` unchanged when it is a named model (``NAMED_MODELS``), an existing path or a hub-ID-shaped string; else a one-line error.
 
     A path-shaped ``name`` that does not exist raises ``no such model directory: PATH``; one that is a
     file (not a checkpoint directory) says so too. Hub IDs pass through: whether they may be downloaded
     is the loader's concern.
     """
-    if name == TINY_MODEL:
+    if name in NAMED_MODELS:
         return name
     path = Path(name).expanduser()
     if path.exists():

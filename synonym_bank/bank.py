@@ -246,10 +246,14 @@ def _read(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise BankError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise BankError(f"{path}: not UTF-8 text (byte {exc.start}); a bank is a YAML or JSON file") from None
     try:
         return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+    except (ValueError, yaml.YAMLError) as exc:  # ValueError: JSONDecodeError, an integer over Python's digit limit
         raise BankError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from None
+    except RecursionError:
+        raise BankError(f"{path}: nested too deeply to be a bank") from None
 
 
 def default_paths(taxonomy_source: str | Path) -> tuple[Path, Path]:

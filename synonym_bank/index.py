@@ -125,6 +125,11 @@ class SentenceEncoder:
             model, resolved, {"max_seq_length": self._model.max_seq_length, "dim": dim_fn()}
         )
 
+    @property
+    def sentence_transformer(self) -> Any:
+        """The loaded sentence-transformers model (``synonym_bank.contrastive`` fine-tunes a copy of it)."""
+        return self._model
+
     def encode(self, texts: list[str]) -> torch.Tensor:
         """L2-normalised float32 embeddings, one row per text, on the encoder's device."""
         with torch.inference_mode():

@@ -46,9 +46,14 @@ def words(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text)]
 
 
+def split_items(text: str) -> list[str]:
+    """A name's list items (split on commas, semicolons, slashes, 'and', 'or', '&'), each with a word."""
+    return [part for part in _ITEM_SPLIT.split(text) if words(part)]
+
+
 def list_items(text: str) -> int:
     """How many list items a name holds (split on commas, semicolons, slashes, 'and', 'or', '&')."""
-    return max(1, sum(1 for part in _ITEM_SPLIT.split(text) if words(part)))
+    return max(1, len(split_items(text)))
 
 
 def _stem(word: str) -> str:

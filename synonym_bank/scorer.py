@@ -3,32 +3,34 @@
 One scorer serves the ``ood_description`` reward, the ranking API (``synonym_bank.ranking``,
 ``proguard synonyms rank``) and the bench's OOD-description metric, so the three can never disagree.
 
-Every node of the policy (hidden or visible) is represented by three views, each an L2-normalised
-embedding of the policy author's own text:
+Every node of the policy (hidden or visible) is one L2-normalised embedding of the policy author's
+own text, ``"<name>. <description>"`` (``views="described"``, the default). Round 1's three views
+(``views="three"``: that text, the same with the synonyms, and a prototype of phrases and sentences)
+stay available; on the held-out tasks of ``benchmarks/bench_ood_validity.py`` they did not beat the
+one view (docs/ood_reward.md). The *fit* of a name ``q`` to node ``j`` is the cosine ``l_j(q)``.
+The probability that ``q`` names node ``j`` is a softmax over **all** nodes plus a *none* option::
 
-* ``"<name>. <description>"``;
-* the same followed by ``" Also: <synonym>, <synonym>, ..."`` (the bank's phrases);
-* the normalised mean of the embeddings of the first view, each phrase, and each sentence of the
-  description (a prototype, as in prototypical networks).
-
-The *fit* of a name ``q`` to node ``j`` is the mean of the three cosines, ``l_j(q)``. The score of
-``q`` for node ``j`` is a softmax over **all** nodes plus a *none* option::
-
-    p_j(q) = exp(l_j / T) / (exp(tau / T) + sum_k exp(l_k / T))
+    p_j(q) = exp(l_j / T) / (exp(null(q) / T) + sum_k exp(l_k / T)),   null(q) = max(mean_k l_k(q) + delta, floor)
 
 so a name that fits another category as well as ``j`` gets at most about one half, and a name that
-fits nothing better than unrelated policy text does gets about 0. ``T`` and ``tau`` are not
-constants: they come from the model's own similarity distribution over the policy, computed once per
-(model, policy text) and cached on disk next to the bank embeddings (``Calibration``):
+does not stand out from its own average fit over the policy by more than a wrong category typically
+does gets about 0 (gibberish, vague names). ``T`` and ``delta`` are not constants: they come from
+the policy's own phrases under the model, once per (model, policy text), cached on disk next to the
+bank embeddings (``Calibration``):
 
-* ``T`` is the standard deviation of the fit of every bank phrase to every *other* node (the
-  impostor spread: one unit of "how much better than chance" for this model);
-* ``tau`` is the mean, over bank phrases, of their best fit to a node that is not their own (how
-  well the best wrong category typically fits: a name must beat it to earn anything).
+* ``delta`` is the mean, over the policy's phrases (names and synonyms), of their best fit to a node
+  that is not their own minus their mean fit over all nodes (how far the best wrong category
+  typically stands out);
+* ``floor`` is the 0.95 quantile of the fits of policy phrases to nodes not their own (unrelated
+  text earns about 0 even for a model whose cosines crowd together);
+* ``T`` is set so that the policy's own synonyms that rank their node first (they are not in the
+  node text, so they are held-out paraphrases written by the policy author) earn ``PAY`` = 0.95 at the
+  median: a right paraphrase is paid like a right name, whatever the model's cosine scale.
 
-So MiniLM, BGE-M3 or any other sentence-transformers model gives scores on the same scale. The
-reward multiplies ``p`` by the name's form factor (``synonym_bank.name_form``): repetitions, IDs,
-lists, over-long names and invisible characters earn less than a clean short name.
+A name made of list items (``Weapons, Scams and Malware``) is also scored item by item: when an item's
+best node lies outside the hidden node's family (itself, its parent, its children), the name earns
+at most what its weakest item earns, so a list of categories cannot collect the reward of one of them.
+The reward multiplies ``p`` by the name's form factor (``synonym_bank.name_form``).
 """
 
 from __future__ import annotations
@@ -42,17 +44,22 @@ import re
 import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 from pathlib import Path
 
 import numpy as np
 
 from synonym_bank.bank import SynonymBank
+from synonym_bank.contrastive import ADAPT_MODES, BuildReport, ContrastiveOptions, NodeDocument, adapted_index
 from synonym_bank.index import EmbeddingIndex
-from synonym_bank.name_form import FormLimits, NameForm, name_form
+from synonym_bank.name_form import FormLimits, NameForm, name_form, split_items
 from taxonomy import Taxonomy, normalize_name
 
 log = logging.getLogger(__name__)
-CALIBRATION_VERSION = 1  # bump when the views or the calibration change: old cache files are then ignored
+CALIBRATION_VERSION = 3  # bump when the views or the calibration change: old cache files are then ignored
+FLOOR_QUANTILE = 0.95  # the none option never fits worse than this quantile of wrong (phrase, node) fits
+PAY = 0.95  # the median probability of a policy synonym that ranks its node first (sets T; see above)
+VIEWS = ("described", "three")  # the node text a name is compared with (see the module docstring)
 _SENTENCE = re.compile(r"(?<=[.!?;])\s+|\n+")
 
 
@@ -65,6 +72,7 @@ class NodeText:
     name: str
     description: str = ""
     phrases: tuple[str, ...] = ()
+    parent: str | None = None  # the parent node's key (the list-item rule treats parent and children as one family)
 
     def all_phrases(self) -> tuple[str, ...]:
         """Name first, then the other phrases (the name is added if ``phrases`` lacks it)."""
@@ -86,36 +94,75 @@ def policy_nodes(taxonomy: Taxonomy, bank: SynonymBank | None = None) -> list[No
         key = n.key or n.id
         entry = bank.find(key) if bank is not None else None
         phrases = entry.phrases() if entry is not None else (n.name, *n.synonyms)
-        out.append(NodeText(n.id, key, n.name, n.description, tuple(phrases)))
+        parent = taxonomy.get(n.parent_id) if n.parent_id else None
+        out.append(NodeText(n.id, key, n.name, n.description, tuple(phrases),
+                            (parent.key or parent.id) if parent is not None else None))
     return out
+
+
+def node_documents(nodes: Sequence[NodeText]) -> list[NodeDocument]:
+    """The policy text the contrastive fine-tune learns from: per node its text and anchors."""
+    return [NodeDocument.from_text(n.key, n.name, n.description, n.all_phrases(), n.parent) for n in nodes]
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """The model's own similarity scale on a policy: softmax temperature and the *none* option's fit."""
+    """The model's own similarity scale on a policy: softmax temperature and the *none* option's margin."""
 
     temperature: float
-    null_fit: float
+    null_offset: float
+    floor: float
     impostor_mean: float
-    impostor_pairs: int
+    impostor_sd: float
+    paraphrases: int  # how many synonyms ranked their node first and set the temperature
 
     @classmethod
-    def from_fits(cls, fits: np.ndarray, own: Sequence[int]) -> Calibration:
-        """From the fit of every bank phrase (rows) to every node (columns); ``own[i]`` is row i's node."""
+    def from_fits(cls, fits: np.ndarray, own: Sequence[int], synonym: Sequence[bool]) -> Calibration:
+        """From the fit of every policy phrase (rows) to every node (columns).
+
+        ``own[i]`` is row i's node; ``synonym[i]`` says whether row i is a synonym (not the node's name).
+        """
         n_nodes = fits.shape[1]
+        rows = np.arange(len(own))
+        own = np.asarray(own, dtype=int)
         mask = np.ones_like(fits, dtype=bool)
-        mask[np.arange(len(own)), list(own)] = False
+        mask[rows, own] = False
         impostor = fits[mask]
         if n_nodes < 2 or impostor.size < 2:
             raise ValueError("the policy scorer needs at least two nodes to contrast a name against")
-        best_wrong = np.where(mask, fits, -np.inf).max(axis=1)
-        sd = float(impostor.std())
-        return cls(
-            temperature=max(sd, 1e-4),  # a degenerate model (all fits equal) must not divide by 0
-            null_fit=float(best_wrong.mean()),
-            impostor_mean=float(impostor.mean()),
-            impostor_pairs=int(impostor.size),
-        )
+        sd = max(float(impostor.std()), 1e-4)  # a degenerate model (all fits equal) must not divide by 0
+        offset = float((np.where(mask, fits, -np.inf).max(axis=1) - fits.mean(axis=1)).mean())
+        floor = float(np.quantile(impostor, FLOOR_QUANTILE))
+        first = fits.argmax(axis=1) == own
+        chosen = first & np.asarray(synonym, dtype=bool)
+        if chosen.sum() < 3:  # a policy without (enough) synonyms: its names stand in for them
+            chosen = first
+        temperature = sd
+        if chosen.any():
+            f, o = fits[chosen], own[chosen]
+
+            def median_pay(t: float) -> float:
+                null = np.maximum(f.mean(axis=1, keepdims=True) + offset, floor)
+                return float(np.median(_softmax(f, null, t)[np.arange(len(o)), o]))
+
+            lo, hi = np.log(sd / 100), np.log(sd * 10)  # pay falls as T grows: bisect on log T
+            if median_pay(np.exp(hi)) >= PAY:
+                lo = hi
+            for _ in range(60):
+                mid = (lo + hi) / 2
+                lo, hi = (mid, hi) if median_pay(np.exp(mid)) >= PAY else (lo, mid)
+            temperature = float(np.exp(lo))
+        return cls(temperature=temperature, null_offset=offset, floor=floor, impostor_mean=float(impostor.mean()),
+                   impostor_sd=sd, paraphrases=int(chosen.sum()))
+
+
+def _softmax(fit: np.ndarray, null: np.ndarray, temperature: float) -> np.ndarray:
+    """Softmax of ``fit / T`` over the columns plus a *none* column at ``null / T`` (left out of the result)."""
+    z = fit / temperature
+    nz = null / temperature
+    top = np.maximum(z.max(axis=1, keepdims=True) if z.size else nz, nz)
+    ez = np.exp(z - top)
+    return ez / (ez.sum(axis=1, keepdims=True) + np.exp(nz - top))
 
 
 @dataclass(frozen=True)
@@ -123,14 +170,18 @@ class NameScores:
     """Scores of a list of names against every policy node.
 
     ``fit[i, j]`` is the raw fit of name i to node j, ``probability[i, j]`` the calibrated softmax
-    (with the *none* option), ``form[i]`` the form factor, and ``score = probability * form``: the
-    reward name i earns when node j is the hidden one.
+    (with the *none* option and the list-item rule), ``form[i]`` the form factor, and
+    ``score = probability * form``: the reward name i earns when node j is the hidden one.
+    ``embeddings[i]`` is name i's embedding (zeros when its form is 0) and ``items[i]`` the
+    embeddings of its list items (``None`` for a single-item name), for nodes outside the policy.
     """
 
     names: list[str]
     forms: list[NameForm]
     fit: np.ndarray
     probability: np.ndarray
+    embeddings: np.ndarray | None = None
+    items: list[np.ndarray | None] | None = None
 
     @property
     def score(self) -> np.ndarray:
@@ -143,30 +194,63 @@ class PolicyScorer:
 
     Args:
         nodes: the policy's nodes (``policy_nodes(taxonomy, bank)``, or built by hand).
-        index: the embedding index (one shared model); its disk cache holds the view embeddings
+        index: the embedding index (one shared model); its disk cache holds the node embeddings
             and the calibration.
         max_chars: names are cut to this many characters before encoding.
+        views: ``"described"`` (one embedding of ``"<name>. <description>"`` per node, the default)
+            or ``"three"`` (round 1's mean of three views).
+        adapt: ``"none"`` (the model as it is, the default) or ``"contrastive"``: the model is first
+            fine-tuned on this policy's own text (``synonym_bank.contrastive``; trained once per
+            (model, policy text, options), then read from ``index``'s cache folder).
+        adapt_options: settings of the fine-tune (``ContrastiveOptions`` or a mapping of its fields).
     """
 
-    def __init__(self, nodes: Sequence[NodeText], index: EmbeddingIndex, *, max_chars: int = 1000) -> None:
+    def __init__(self, nodes: Sequence[NodeText], index: EmbeddingIndex, *, max_chars: int = 1000,
+                 views: str = "described", adapt: str = "none",
+                 adapt_options: ContrastiveOptions | dict[str, Any] | None = None) -> None:
+        if views not in VIEWS:
+            raise ValueError(f"views: must be one of {', '.join(VIEWS)}, got {views!r}")
+        if adapt not in ADAPT_MODES:
+            raise ValueError(f"adapt: must be one of {', '.join(ADAPT_MODES)}, got {adapt!r}")
+        options = ContrastiveOptions.from_mapping(adapt_options)
+        self.view_set = views
         self.nodes = list(nodes)
         if len(self.nodes) < 2:
             raise ValueError("the policy scorer needs at least two nodes to contrast a name against")
+        self.adapt = adapt
+        self.base_index = index
+        self.adapt_report: BuildReport | None = None
+        if adapt == "contrastive":
+            index, self.adapt_report = adapted_index(node_documents(self.nodes), index, options)
         self.index = index
         self.max_chars = max_chars
         self.limits = FormLimits.from_phrases(p for n in self.nodes for p in n.all_phrases())
         self._col = {n.key: j for j, n in enumerate(self.nodes)}
-        self.views = self._node_matrix(self.nodes)  # (nodes, dim): mean of the three view vectors
+        self.family = self._family_matrix()
+        self.views = self._node_matrix(self.nodes)  # (nodes, dim)
         self.calibration = self._calibrate()
 
     # ---- construction ------------------------------------------------------------------------
     @classmethod
     def for_taxonomy(cls, taxonomy: Taxonomy, index: EmbeddingIndex, bank: SynonymBank | None = None,
-                     **kw: int) -> PolicyScorer:
+                     **kw: Any) -> PolicyScorer:
         """A scorer over every node of ``taxonomy`` (phrases from ``bank`` when given)."""
         return cls(policy_nodes(taxonomy, bank), index, **kw)
 
+    def _family_matrix(self) -> np.ndarray:
+        """``family[j, k]``: node k is node j, its parent or one of its children."""
+        n = len(self.nodes)
+        fam = np.eye(n, dtype=bool)
+        for k, node in enumerate(self.nodes):
+            j = self._col.get(node.parent) if node.parent else None
+            if j is not None:
+                fam[j, k] = fam[k, j] = True
+        return fam
+
     def _node_matrix(self, nodes: Sequence[NodeText]) -> np.ndarray:
+        if self.view_set == "described":  # one view: "<name>. <description>"
+            rows = self.index.phrase_matrix([n.views()[0] for n in nodes]).detach().cpu().numpy()
+            return rows.astype(np.float64)
         texts: list[str] = []
         spans = []
         for n in nodes:
@@ -183,8 +267,8 @@ class PolicyScorer:
 
     def _calibrate(self) -> Calibration:
         key_text = json.dumps(
-            [CALIBRATION_VERSION, self.index.fingerprint, [[n.key, n.name, n.description, list(n.all_phrases())]
-                                                            for n in self.nodes]],
+            [CALIBRATION_VERSION, PAY, FLOOR_QUANTILE, self.view_set, self.index.fingerprint,
+             [[n.key, n.name, n.description, list(n.all_phrases())] for n in self.nodes]],
             ensure_ascii=False,
         )
         digest = hashlib.sha256(key_text.encode()).hexdigest()
@@ -194,8 +278,9 @@ class PolicyScorer:
             return cached
         phrases = [p for n in self.nodes for p in n.all_phrases()]
         own = [j for j, n in enumerate(self.nodes) for _ in n.all_phrases()]
+        synonym = [k > 0 for n in self.nodes for k in range(len(n.all_phrases()))]
         rows = self.index.phrase_matrix(phrases).detach().cpu().numpy().astype(np.float64)
-        result = Calibration.from_fits(rows @ self.views.T, own)
+        result = Calibration.from_fits(rows @ self.views.T, own, synonym)
         _write_calibration(path, result)
         return result
 
@@ -231,33 +316,61 @@ class PolicyScorer:
         return self.embed(texts) @ self.views.T
 
     def node_vectors(self, nodes: Sequence[NodeText]) -> np.ndarray:
-        """The fit vectors of nodes outside the policy (a target's own node): rows to take a dot product with."""
+        """The vectors of nodes outside the policy (a target's own node): rows to take a dot product with."""
         return self._node_matrix(nodes)
 
     def probabilities(self, fit: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
         """Softmax over the nodes (plus ``extra`` columns) and the *none* option, at the calibrated temperature."""
         cal = self.calibration
         logits = fit if extra is None else np.concatenate([fit, extra], axis=1)
-        z = logits / cal.temperature
-        null = np.full((z.shape[0], 1), cal.null_fit / cal.temperature)
-        top = np.maximum(z.max(axis=1, keepdims=True) if z.size else null, null)
-        ez = np.exp(z - top)
-        return ez / (ez.sum(axis=1, keepdims=True) + np.exp(null - top))
+        null = (logits.mean(axis=1, keepdims=True) if logits.size else np.zeros((len(logits), 1))) + cal.null_offset
+        null = np.maximum(null, cal.floor)
+        return _softmax(logits, null, cal.temperature)
 
     def score(self, names: Sequence[str]) -> NameScores:
-        """Scores of ``names`` against every node (names that earn a 0 form are not encoded)."""
-        forms = self.forms(names)
+        """Scores of ``names`` against every node: one encode call for the distinct names and list items.
+
+        Names that earn a 0 form are not encoded (their probability is 0); each distinct name is
+        formed and put through the softmax once.
+        """
+        names = list(names)
+        distinct: dict[str, int] = {}
+        inverse = [distinct.setdefault(n if isinstance(n, str) else "", len(distinct)) for n in names]
+        forms = self.forms(list(distinct))
         live = [i for i, f in enumerate(forms) if f.factor > 0.0]
+        parts = {i: split_items(forms[i].text) for i in live}
+        parts = {i: p for i, p in parts.items() if len(p) > 1}
+        texts = [forms[i].text for i in live] + [t for i in parts for t in parts[i]]
+        rows = self.embed(texts)
+        dim = self.views.shape[1]
+        emb = np.zeros((len(forms), dim))
+        emb[live] = rows[: len(live)]
         fit = np.full((len(forms), len(self.nodes)), -1.0)
         if live:
-            fit[live] = self.fits([forms[i].text for i in live])
+            fit[live] = emb[live] @ self.views.T
         prob = self.probabilities(fit)
+        items: list[np.ndarray | None] = [None] * len(forms)
+        at = len(live)
+        for i, p in parts.items():
+            items[i] = rows[at : at + len(p)]
+            at += len(p)
+            item_fit = items[i] @ self.views.T
+            prob[i] = self.list_rule(prob[i], self.probabilities(item_fit), item_fit.argmax(axis=1), self.family)
         prob[[i for i, f in enumerate(forms) if f.factor == 0.0]] = 0.0
-        return NameScores(list(names), forms, fit, prob)
+        return NameScores(names, [forms[k] for k in inverse], fit[inverse], prob[inverse], emb[inverse],
+                          [items[k] for k in inverse])
+
+    @staticmethod
+    def list_rule(prob: np.ndarray, item_prob: np.ndarray, item_best: np.ndarray, family: np.ndarray) -> np.ndarray:
+        """A name's probabilities after its list items: for node j, when an item's best node is outside
+        j's family, the name earns at most its weakest item's probability of j."""
+        outside = ~family[:, item_best].all(axis=1)  # per node j: some item points outside j's family
+        return np.where(outside, np.minimum(prob, item_prob.min(axis=0)), prob)
 
     def describe(self) -> dict:
         """The calibration and policy size, for reports."""
-        return {"nodes": len(self.nodes), **asdict(self.calibration), **asdict(self.limits)}
+        return {"nodes": len(self.nodes), "views": self.view_set, "adapt": self.adapt, **asdict(self.calibration),
+                **asdict(self.limits)}
 
 
 def _read_calibration(path: Path) -> Calibration | None:
@@ -269,7 +382,7 @@ def _read_calibration(path: Path) -> Calibration | None:
     except (OSError, ValueError, TypeError) as exc:
         log.warning("calibration cache %s unreadable (%s); recomputing", path, exc)
         return None
-    if not all(math.isfinite(v) for v in (cal.temperature, cal.null_fit, cal.impostor_mean)) or cal.temperature <= 0:
+    if not all(math.isfinite(v) for v in (cal.temperature, cal.null_offset, cal.floor, cal.impostor_mean)) or cal.temperature <= 0:
         log.warning("calibration cache %s holds bad values; recomputing", path)
         return None
     return cal

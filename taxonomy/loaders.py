@@ -43,6 +43,12 @@ def load_taxonomy(source: str | Path) -> Taxonomy:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise TaxonomyError(f"{path}: not valid YAML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise TaxonomyError(f"{path}: not UTF-8 text (byte {exc.start}); a taxonomy is a YAML file") from None
+    except OSError as exc:
+        raise TaxonomyError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except RecursionError:
+        raise TaxonomyError(f"{path}: nested too deeply to be a taxonomy") from None
     return taxonomy_from_data(data, origin=str(path))
 
 

@@ -138,13 +138,16 @@ def test_cli_bench_through_the_endpoint_writes_every_output(tmp_path, capsys):
         args = ["bench", "--backend", "openai", "--base-url", server.url, "--model", "stub-guard", "--api-key-env", "",
                 "--limit", "6", "--batch-size", "3", "--seed", "5", "--out", str(out), "--no-progress"]
         assert main(args) == 0
-        assert len(server.requests) == 6
+        assert len(server.requests) == 5
         printed = capsys.readouterr().out
-        assert "samples 6 (6 generated, 0 cached, 0 failed)" in printed and "wrote" in printed
-        assert main(args) == 0 and len(server.requests) == 6  # the rerun is served from the cache
-        assert "samples 6 (0 generated, 6 cached, 0 failed)" in capsys.readouterr().out
+        assert "samples 5 (5 generated, 0 cached, 0 failed)" in printed and "wrote" in printed
+        assert main(args) == 0 and len(server.requests) == 5  # the rerun is served from the cache
+        assert "samples 5 (0 generated, 5 cached, 0 failed)" in capsys.readouterr().out
     results = json.loads((out / "results.json").read_text())
     assert results["run"]["backend"]["base_url"] == server.url and results["run"]["settings"]["seed"] == 5
-    assert results["run"]["tasks"].startswith("default_tasks(") and results["metrics"]["n"] == 6
-    assert len((out / "predictions.jsonl").read_text().splitlines()) == 6
+    # the bundled samples' eval split (6 rows, never the training split) less its video row, which the openai
+    # backend cannot send: skipped and named, not failed
+    assert results["run"]["tasks"].startswith("build_tasks(bundled") and results["metrics"]["n"] == 5
+    assert "skipped, not scored: video 1" in results["run"]["tasks"]
+    assert len((out / "predictions.jsonl").read_text().splitlines()) == 5
     assert (out / "report.md").read_text().startswith("# Guard benchmark report")

@@ -159,3 +159,104 @@ def test_a_bug_keeps_its_traceback(monkeypatch):
     monkeypatch.setattr(demo, "run", boom)
     with pytest.raises(KeyError):
         main(["demo"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile inputs (issue 25): each class below made a command print a traceback. The files are
+# generated here: a real PNG where text is expected, JSON nested 100,000 deep, a 5,000-digit integer.
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory) -> dict[str, str]:
+    from PIL import Image
+
+    d = tmp_path_factory.mktemp("hostile")
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(d / "picture.png")
+    deep = "[" * 100_000 + "]" * 100_000
+    (d / "deep.jsonl").write_text(deep + "\n")
+    (d / "deep_field.jsonl").write_text('{"completion": "x", "request": ' + "[" * 5000 + "]" * 5000 + "}\n")
+    big = "9" * 5000
+    (d / "bigint.jsonl").write_text('{"completion": "x", "id": ' + big + "}\n")
+    (d / "deep.json").write_text(deep)
+    (d / "bigint.json").write_text('{"name": "x", "nodes": {"C1": {"name": ' + big + "}}}")
+    (d / "ok.jsonl").write_text('{"completion": "<answer>Request: safe</answer>", "modality": "text", '
+                                '"request_label": "safe"}\n')
+    (d / "a_dir").mkdir()
+    (d / "a_file").write_text("keep")
+    return {p.name: str(p) for p in d.iterdir()} | {"dir": str(d)}
+
+
+def hostile_cases(h: dict[str, str]) -> dict[str, list[list[str]]]:
+    out = h["dir"] + "/out"
+    deep_jsonl = [h["deep.jsonl"], h["deep_field.jsonl"], h["bigint.jsonl"]]
+    return {
+        "out-in-proc": [
+            ["bench", *OPENAI, "--out", "/proc/self/x"],
+            ["tasks", "--data", str(ROOT / "proguard" / "assets" / "sample" / "samples.jsonl"), "--taxonomy",
+             "default", "--out", "/proc/self/x"],
+            ["distill", "--limit", "2", "--no-progress", "--out", "/proc/self/x"],
+            ["synonyms", "build", "--no-wordnet", "--out", "/proc/self/x"],
+            ["rewards", "score", "--input", h["ok.jsonl"], "--output", "/proc/self/x"],
+        ],
+        "text-file-is-a-png": [
+            ["distill", "--template", h["picture.png"], "--limit", "2", "--no-progress", "--out", out + "-png"],
+            ["synonyms", "check", "--bank", h["picture.png"]],
+            ["demo", "--taxonomy", h["picture.png"]],
+            ["tasks", "--data", h["ok.jsonl"], "--taxonomy", h["picture.png"], "--out", out + "-png"],
+        ],
+        "output-of-the-wrong-type": [
+            ["distill", "--limit", "2", "--no-progress", "--out", h["a_file"]],
+            ["rewards", "score", "--input", h["ok.jsonl"], "--output", h["a_dir"]],
+            ["synonyms", "build", "--no-wordnet", "--out", h["a_dir"]],
+        ],
+        "malformed-base-url": [
+            ["bench", "--backend", "openai", "--model", "m", "--base-url", "http://[::1", "--out", out + "-url"],
+            ["moderate", "--backend", "openai", "--model", "m", "--base-url", "http://[::1", "--request", "hi"],
+            ["distill", "--teacher", "openai", "--model", "m", "--base-url", "http://[::1", "--out", out + "-url2"],
+            ["bench", "--backend", "openai", "--model", "m", "--base-url", "http://h:99999/v1", "--out", out + "-url3"],
+        ],
+        "deep-or-huge-json": [
+            *[["rewards", "score", "--input", f] for f in deep_jsonl],
+            *[["moderate", *OPENAI, "--input", f] for f in deep_jsonl],
+            *[["tasks", "--data", f, "--taxonomy", "default", "--out", out + "-deep"] for f in deep_jsonl],
+            ["synonyms", "check", "--bank", h["deep.json"]],
+            ["synonyms", "check", "--bank", h["bigint.json"]],
+        ],
+        "non-finite-or-zero-numbers": [
+            ["bench", *OPENAI, "--temperature", "nan", "--out", out + "-nan"],
+            ["bench", *OPENAI, "--top-p", "nan", "--out", out + "-nan"],
+            ["moderate", *OPENAI, "--batch-size", "0", "--request", "hi"],
+            ["moderate", *OPENAI[:-2], "--timeout", "inf", "--request", "hi"],
+            ["distill", "--teacher", "openai", "--model", "m", "--base-url", URL, "--temperature", "nan",
+             "--out", out + "-nan2"],
+            ["synonyms", "check", "--min-margin", "nan"],
+            ["suites", "map", "xstest", "--min-score", "nan"],
+            ["synonyms", "build", "--no-wordnet", "--max-per-node", "-1", "--out", out + "-bank.yaml"],
+        ],
+    }
+
+
+@pytest.mark.parametrize("kind", ["out-in-proc", "text-file-is-a-png", "output-of-the-wrong-type", "malformed-base-url",
+                                  "deep-or-huge-json", "non-finite-or-zero-numbers"])
+def test_hostile_inputs_give_one_error_line(kind, hostile, capsys):
+    for args in hostile_cases(hostile)[kind]:
+        try:
+            code = main(args)
+        except SystemExit as exc:
+            code = exc.code
+        err = capsys.readouterr().err
+        assert code in (1, 2), (args, code, err[-800:])
+        assert "Traceback" not in err, (args, err[-2000:])
+        last = [line for line in err.splitlines() if line.strip()][-1]
+        assert "error:" in last, (args, err[-500:])
+    assert Path(hostile["a_file"]).read_text() == "keep" and Path(hostile["a_dir"]).is_dir()
+
+
+def test_non_finite_or_zero_numbers_are_refused_naming_the_option(hostile, capsys):
+    """Not just one line: the line says which number is wrong (``moderate --batch-size 0`` gave a range() message)."""
+    named = ["temperature", "top_p", "batch_size", "--timeout", "temperature", "--min-margin", "--min-score",
+             "--max-per-node"]
+    for args, word in zip(hostile_cases(hostile)["non-finite-or-zero-numbers"], named, strict=True):
+        code = main(args)
+        last = [line for line in capsys.readouterr().err.splitlines() if line.strip()][-1]
+        assert code == 2 and word in last, (args, last)
+

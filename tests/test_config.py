@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from proguard.train.grpo_args import gradient_accumulation, grpo_config_kwargs, prompts_per_step
+from proguard.train.recipe import gradient_accumulation, grpo_config_kwargs, prompts_per_step
 from proguard.train.recipe import Recipe, RecipeError, load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -163,7 +163,7 @@ def test_every_recipe_key_has_help_and_explain_prints_it(capsys):
     import dataclasses
 
     from proguard.cli import main as cli_main
-    from proguard.train.recipe import _section_type
+    from proguard.train.recipe.loader import section_type as _section_type
 
     missing = []
 

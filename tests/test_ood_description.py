@@ -70,6 +70,50 @@ def test_every_hack_scores_below_a_correct_short_name(reward, key):
     assert not offenders, f"hacks scoring >= {floor:.3f}: {offenders}"
 
 
+# Paraphrases written for this test (none is a name or synonym of the bank); each under its hidden node.
+PARAPHRASES = {
+    "C8S1": ["homemade gun", "cooking up pipe bombs", "3D-printed firearms"],
+    "C8S3": ["cooking methamphetamine", "selling cocaine"],
+    "C2S2": ["leaking someone's home address", "sharing a stranger's phone number"],
+    "C3S1": ["online fraud scheme", "fake lottery winnings con"],
+    "C4S2": ["writing ransomware", "keylogger code"],
+    "C4S1": ["breaking into someone's email account", "cracking wifi passwords"],
+    "C9S1": ["encouraging someone to kill themselves", "cutting tips"],
+    "C9S2": ["dog fighting", "hurting a cat"],
+    "C7S1": ["racist jokes", "slurs against immigrants"],
+    "C7S2": ["recruiting for ISIS", "planning a terror attack"],
+    "C1S1": ["torrenting movies", "sharing pirated software"],
+    "C2S1": ["fake news about vaccines", "made-up election claims"],
+    "C6S1": ["laundering drug money", "insider trading tips"],
+    "C6S2": ["smuggling cigarettes across the border", "selling contraband"],
+    "C11S1": ["child sexual abuse imagery"],
+    "C10S3": ["beheading video"],
+    "C5S1": ["dumping toxic waste in a river"],
+    "C8S2": ["making nerve gas", "anthrax production"],
+}
+VAGUE = ["harmful content", "other", "unsafe request", "policy violation", "something bad", "unsafe"]
+GIBBERISH = ["asdf qwer", "xkcd blorp zib", "lorem ipsum dolor", "qzx vbn"]
+LISTS = ["Weapons, Scams, Hate Speech, Malware", "Weapons and Scams and Gore", "Malware, Gore, Piracy"]
+
+
+def test_a_right_paraphrase_is_paid_like_the_right_name_and_vague_answers_get_nothing(reward):
+    tax = load_taxonomy("default")
+    exact, paid, junk = [], [], {}
+    for key, paraphrases in PARAPHRASES.items():
+        node = tax.by_key(key)
+        siblings = [c.name for c in tax.get(node.parent_id).children if c.key != key]
+        names = [node.name, *paraphrases, *VAGUE, *GIBBERISH, *LISTS, *siblings]
+        out = reward([free(n) for n in names], [hidden(key)] * len(names))
+        exact.append(out.total[0])
+        paid += [s for s, r in zip(out.total[1 : 1 + len(paraphrases)], out.parts["rank"][1:], strict=False) if r == 1]
+        junk.update({(key, n): s for n, s in zip(names[1 + len(paraphrases) :], out.total[1 + len(paraphrases) :],
+                                                  strict=True)})
+    assert len(paid) >= 20  # most paraphrases rank their node first
+    assert np.median(paid) >= 0.6 * np.median(exact), (np.median(paid), np.median(exact))
+    offenders = {k: round(s, 3) for k, s in junk.items() if not s < 0.05}
+    assert not offenders, f"vague, gibberish, list or sibling answers scoring >= 0.05: {offenders}"
+
+
 def test_continuous_not_floored_and_discriminative(reward):
     exact, para, other, none = scores(reward, ["Weapons", "homemade gun", "Scams and Fraudulent Schemes",
                                                "gardening tips"], "C8S1")
@@ -135,7 +179,7 @@ def test_two_models_with_different_similarity_scales_give_comparable_scores(inde
     # raw cosines live on very different scales (CLS pooling crowds everything near 0.7) ...
     assert abs(cal_a.impostor_mean - cal_b.impostor_mean) > 0.3
     # ... the calibrated scores do not: an exact name earns a similar reward, unrelated text about 0
-    assert 0.25 < own_a < 0.9 and 0.25 < own_b < 0.9 and abs(own_a - own_b) < 0.3
+    assert 0.5 < own_a <= 1.0 and 0.5 < own_b <= 1.0 and abs(own_a - own_b) < 0.3
     assert junk_a < 0.1 and junk_b < 0.1
 
 
@@ -268,3 +312,17 @@ def test_name_form(raw, text, factor):
 def test_form_limits_come_from_the_policy_phrases():
     limits = FormLimits.from_phrases(["Weapons", "Reproduction, Generation, and Distribution", "Guns and Ammunition"])
     assert limits == FormLimits(max_words=4, max_items=3)
+
+
+def test_list_rule_caps_a_name_whose_items_point_outside_the_hidden_nodes_family():
+    # nodes: 0 = a category, 1 and 2 its children, 3 another category
+    family = np.eye(4, dtype=bool)
+    family[0, 1] = family[1, 0] = family[0, 2] = family[2, 0] = True
+    prob = np.array([0.1, 0.7, 0.1, 0.05])
+    item_prob = np.array([[0.0, 0.9, 0.05, 0.0], [0.0, 0.02, 0.0, 0.95]])  # items best at node 1 and at node 3
+    out = PolicyScorer.list_rule(prob, item_prob, item_prob.argmax(axis=1), family)
+    assert out.tolist() == pytest.approx([0.0, 0.02, 0.0, 0.0])  # every node's family misses one item: capped
+    same_family = np.array([[0.1, 0.8, 0.05, 0.0], [0.2, 0.1, 0.6, 0.0]])  # items best at the two children
+    out = PolicyScorer.list_rule(prob, same_family, same_family.argmax(axis=1), family)
+    assert out[0] == pytest.approx(0.1)  # the category keeps its score: both items are in its family
+    assert out[1] == pytest.approx(0.1) and out[3] == pytest.approx(0.0)  # a child or an outsider is capped

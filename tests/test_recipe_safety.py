@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from proguard.train.recipe import Recipe, RecipeError, load_recipe
-from proguard.train.recipe_guards import non_finite
+from proguard.train.recipe.guards import non_finite
 
 
 def _float_keys(obj, prefix=""):

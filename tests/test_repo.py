@@ -26,7 +26,7 @@ def imported_packages(path: Path) -> set[str]:
 # earlier layers only. A new unit must be placed here: that is where docs/architecture.md draws it.
 PROGUARD_LAYERS = [
     ["errors", "hints", "sanitize"],
-    ["media"],
+    ["media", "plugins"],
     ["outputs", "hub", "protocol", "data", "models"],
     ["inputs"],
     ["scoring", "tasks"],
@@ -71,6 +71,18 @@ def test_proguard_units_form_layers():
             if u and u in layer_of and u != own and layer_of[u] >= layer_of[own]:
                 bad.append(f"proguard/{rel} imports {m} (layer {layer_of[u]} >= its own {layer_of[own]})")
     assert not bad, "\n".join(bad)
+
+
+def test_architecture_doc_draws_the_layers_of_proguard_layers():
+    """docs/architecture.md lists the same units in the same layers as PROGUARD_LAYERS (one line per layer)."""
+    import re
+
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    drawn = {int(m.group(1)): [u.strip() for u in m.group(2).split(",")]
+             for m in re.finditer(r"^layer (\d+)\s+(\S.*)$", doc, re.MULTILINE)}
+    assert [drawn.get(i) for i in range(len(drawn))] == PROGUARD_LAYERS, (
+        "docs/architecture.md's layer lines differ from PROGUARD_LAYERS in tests/test_repo.py"
+    )
 
 
 def test_no_import_cycle_between_proguard_modules():

@@ -10,7 +10,7 @@ import pytest
 
 from proguard.cli import main as cli_main
 from proguard.train.recipe import RecipeError
-from proguard.train.sft_recipe import load_sft_recipe
+from proguard.train.recipe import load_sft_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 SFT = str(ROOT / "recipes" / "tiny" / "sft_cpu.yaml")
@@ -94,14 +94,12 @@ def test_tiny_sft_then_grpo_bf16_on_cuda(tmp_path):
     from proguard.train.quickstart import run_quickstart
 
     result = run_quickstart(
-        SFT, str(ROOT / "recipes" / "tiny" / "grpo_from_sft_cpu.yaml"),
-        sft_overrides=["sft.bf16=true", "model.dtype=bfloat16", "logging.report_to=[none]",
-                       f"output_dir={tmp_path / 'sft'}"],
-        grpo_overrides=["grpo.bf16=true", "model.dtype=bfloat16", "grpo.max_steps=3", "logging.report_to=[none]",
-                        f"output_dir={tmp_path / 'grpo'}"],
+        SFT, str(ROOT / "recipes" / "tiny" / "grpo_from_sft_cpu.yaml"), out=tmp_path / "qs",
+        sft_overrides=["sft.bf16=true", "model.dtype=bfloat16", "logging.report_to=[none]"],
+        grpo_overrides=["grpo.bf16=true", "model.dtype=bfloat16", "grpo.max_steps=3", "logging.report_to=[none]"],
     )
-    assert len(result.sft_loss) >= 2 and result.sft_loss[-1] < result.sft_loss[0]
-    assert len(result.grpo) == 3 and all(0.0 <= r["format/valid_rate"] <= 1.0 for r in result.grpo)
+    assert set(result.scores) == {"always unsafe", "base", "sft", "grpo"}
+    assert len(result.grpo_steps) == 3 and all(0.0 <= r["format/valid_rate"] <= 1.0 for r in result.grpo_steps)
     model = AutoModelForImageTextToText.from_pretrained(result.sft_final)
     assert next(model.parameters()).dtype == torch.bfloat16
     assert (result.grpo_final / "model.safetensors").is_file()

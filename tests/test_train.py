@@ -143,7 +143,7 @@ def test_a_save_killed_before_its_rename_leaves_no_checkpoint_and_a_fresh_run_is
                                                                                                capsys):
     """Checkpoints are written to a staging sibling and renamed: a kill mid-save leaves no checkpoint-N;
     a directory holding only incomplete checkpoints does not stop a fresh run."""
-    import proguard.train.trainer as trainer_module
+    import proguard.train.trainer_mixins as trainer_module
     from proguard.train.checkpoints import checkpoint_problem
 
     real, calls = trainer_module.publish, []

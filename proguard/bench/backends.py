@@ -16,6 +16,8 @@ import http.client
 import importlib.util
 import io
 import json
+import math
+import socket
 import threading
 import time
 import urllib.error
@@ -78,10 +80,17 @@ class GenerationSettings:
     def __post_init__(self) -> None:
         if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
             raise BenchError(f"max_new_tokens must be a positive integer, got {self.max_new_tokens!r}")
-        if self.temperature < 0:
-            raise BenchError(f"temperature must be >= 0, got {self.temperature!r}")
-        if not 0 < self.top_p <= 1:
+        # NaN passes every comparison's negation: test for finiteness first (--temperature nan, --top-p inf)
+        if not _finite(self.temperature) or self.temperature < 0:
+            raise BenchError(f"temperature must be a finite number >= 0, got {self.temperature!r}")
+        if not _finite(self.top_p) or not 0 < self.top_p <= 1:
             raise BenchError(f"top_p must be in (0, 1], got {self.top_p!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise BenchError(f"seed must be an integer, got {self.seed!r}")
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 @dataclass(frozen=True)
@@ -142,8 +151,10 @@ def make_backend(
         raise BackendMissing(VLLM_MISSING)  # before the model: the missing library is the first thing to fix
     if kind in ("transformers", "vllm"):
         from proguard.hub import local_model_or_download
+        from proguard.models.named import named_model_path
 
-        model = local_model_or_download(model, bool(allow_download), what="--model")
+        named = named_model_path(model)  # tiny, tiny-omni, smollm2-135m: built or converted once, cached
+        model = str(named) if named is not None else local_model_or_download(model, bool(allow_download), what="--model")
     if kind == "transformers":
         return TransformersBackend(model, settings, **options)
     if kind == "vllm":
@@ -423,6 +434,8 @@ class VLLMBackend:
 # ---------------------------------------------------------------------------------------------
 MAX_REPLY_BYTES = 4_000_000
 """Largest reply body read (a 1024-token answer with its JSON is a few kB; this leaves room for long ones)."""
+MAX_ERROR_BYTES = 65_536
+"""Largest error body read (only its first few hundred characters are shown)."""
 CHARS_PER_TOKEN = 16
 """Reply text is cut at ``max_new_tokens`` x this many characters: no tokenizer's tokens are longer on average."""
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
@@ -432,7 +445,9 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 class OpenAIBackend:
     """Chat completions from any OpenAI-compatible server (``vllm serve``, a hosted API).
 
-    Images travel as base64 PNG data URLs in ``image_url`` parts. Timeouts, connection errors,
+    Images travel as base64 PNG data URLs in ``image_url`` parts. ``timeout`` bounds each attempt as
+    a whole, from connecting to the last byte of the body (a server that drips a byte a second is cut
+    off at the deadline, not kept alive by every byte). Timeouts, connection errors,
     HTTP 429 and 5xx are retried with exponential backoff (``backoff_s * 2**attempt``); a prompt
     that still fails comes back as ``GenerationFailed`` so the run goes on. Requests of a batch
     run ``concurrency`` at a time.
@@ -442,7 +457,7 @@ class OpenAIBackend:
     with a reasoning parser move the ``<think>`` block there). Replies are bounded: a body over
     ``max_reply_bytes`` is not read further and fails; content longer than ``max_new_tokens`` x
     ``chars_per_token`` characters (a server ignoring ``max_tokens``) is cut there. Both count in
-    ``truncations``.
+    ``truncations``. An error body is read up to ``MAX_ERROR_BYTES``.
     """
 
     def __init__(
@@ -460,10 +475,16 @@ class OpenAIBackend:
         max_reply_bytes: int = MAX_REPLY_BYTES,
         chars_per_token: int = CHARS_PER_TOKEN,
     ) -> None:
-        parsed = urllib.parse.urlparse(base_url)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        try:
+            parsed = urllib.parse.urlparse(base_url)
+            parsed.port  # noqa: B018 - raises on a port that is not a number
+            hostname = parsed.hostname
+        except ValueError as exc:  # http://[::1 (an unclosed IPv6 bracket), a port out of range
+            raise BenchError(f"base URL {base_url!r} is malformed ({exc}); it must look like http://host:port/v1") from None
+        if parsed.scheme not in ("http", "https") or not parsed.netloc or not hostname:
             raise BenchError(f"base URL must look like http://host:port/v1, got {base_url!r}")
-        if not timeout > 0 or max_retries < 0 or not backoff_s >= 0 or concurrency < 1:
+        if (not _finite(timeout) or not timeout > 0 or not isinstance(max_retries, int) or max_retries < 0
+                or not _finite(backoff_s) or not backoff_s >= 0 or not isinstance(concurrency, int) or concurrency < 1):
             raise BenchError(
                 f"--timeout must be > 0, --max-retries >= 0 and --concurrency >= 1 (got timeout={timeout}, "
                 f"max_retries={max_retries}, concurrency={concurrency}; backoff_s={backoff_s} must be >= 0)"
@@ -483,8 +504,9 @@ class OpenAIBackend:
         self.max_reply_chars = self.settings.max_new_tokens * chars_per_token
         self.truncations = 0  # replies cut at max_reply_chars or dropped at max_reply_bytes
         self._count_lock = threading.Lock()
-        handlers = [urllib.request.ProxyHandler({})] if parsed.hostname in _LOOPBACK else []
-        self._opener = urllib.request.build_opener(*handlers)  # a local server is never reached via a proxy
+        handlers = [urllib.request.ProxyHandler({})] if hostname in _LOOPBACK else []
+        # a local server is never reached via a proxy; every connection is registered with its request's deadline
+        self._opener = urllib.request.build_opener(*handlers, _DeadlineHTTPHandler(), _DeadlineHTTPSHandler())
 
     def describe(self) -> dict[str, Any]:
         """Backend, endpoint, served model name and sampling settings (never the API key)."""
@@ -527,18 +549,33 @@ class OpenAIBackend:
             if attempt:
                 time.sleep(self.backoff_s * 2 ** (attempt - 1))
             req = urllib.request.Request(url, data=data, headers=headers, method="POST")
+            deadline = _Deadline(self.timeout)
+            req.proguard_deadline = deadline  # type: ignore[attr-defined]  # read by _DeadlineHTTP(S)Handler
             try:
                 with self._opener.open(req, timeout=self.timeout) as resp:
-                    payload = resp.read(self.max_reply_bytes + 1)  # never more than the cap in memory
+                    payload = _read_capped(resp, self.max_reply_bytes + 1)  # never more than the cap in memory
             except urllib.error.HTTPError as exc:
-                detail = _clip(exc.read().decode("utf-8", "replace"))
+                try:
+                    detail = _clip(_read_capped(exc, MAX_ERROR_BYTES))
+                except (OSError, http.client.HTTPException):
+                    detail = "(body not read)"
+                finally:
+                    exc.close()
                 last = f"HTTP {exc.code} from {url}: {detail}"
                 if exc.code not in RETRY_STATUS:
                     return GenerationFailed(last)  # a client error will not fix itself
                 continue
-            except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:  # timeouts are OSErrors
+            except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:  # timeouts are OSErrors
                 reason = getattr(exc, "reason", exc)
-                last = f"{type(reason).__name__} from {url}: {reason}"
+                if deadline.expired:
+                    last = f"no complete reply from {url} within --timeout {self.timeout:g} s"
+                else:
+                    last = f"{type(reason).__name__} from {url}: {reason}"
+                continue
+            finally:
+                deadline.cancel()
+            if deadline.expired:  # the socket was shut down mid-body: what was read is cut short
+                last = f"no complete reply from {url} within --timeout {self.timeout:g} s"
                 continue
             if len(payload) > self.max_reply_bytes:
                 self._count_truncation()
@@ -568,6 +605,76 @@ class OpenAIBackend:
     def _count_truncation(self) -> None:
         with self._count_lock:
             self.truncations += 1
+
+
+class _Deadline:
+    """One HTTP attempt's deadline: when it passes, the attempt's socket is shut down, which ends any
+    blocking read at once (the per-read ``timeout`` of urllib alone is renewed by every byte)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def attach(self, sock: socket.socket | None) -> None:
+        with self._lock:
+            self._sock = sock
+            if self.expired:
+                self._shutdown()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+def _deadline_connection(base: type, req: Any) -> type:
+    """``base`` (an ``http.client`` connection class) whose socket is handed to ``req``'s deadline."""
+    deadline = getattr(req, "proguard_deadline", None)
+
+    class Connection(base):  # type: ignore[misc, valid-type]
+        def connect(self) -> None:
+            super().connect()
+            if deadline is not None:
+                deadline.attach(self.sock)
+
+    return Connection
+
+
+class _DeadlineHTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req):  # noqa: D102
+        return self.do_open(_deadline_connection(http.client.HTTPConnection, req), req)
+
+
+class _DeadlineHTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req):  # noqa: D102
+        extra = {"check_hostname": self._check_hostname} if hasattr(self, "_check_hostname") else {}
+        return self.do_open(_deadline_connection(http.client.HTTPSConnection, req), req, context=self._context, **extra)
+
+
+def _read_capped(resp: Any, limit: int) -> bytes:
+    """At most ``limit`` bytes of a response body, read in chunks (a shut-down socket ends the loop)."""
+    chunks, size = [], 0
+    while size < limit:
+        chunk = resp.read(min(65536, limit - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def _openai_message(message: dict[str, Any], image: Any) -> dict[str, Any]:

@@ -41,18 +41,20 @@ def load_image(image: Any) -> Any:
         return None
     if isinstance(image, Image.Image):
         return image.convert("RGB")
+    from proguard.media import MediaError, open_image
+
     if isinstance(image, (bytes, bytearray)):
-        return Image.open(io.BytesIO(image)).convert("RGB")
-    if isinstance(image, (str, Path)):
-        path = Path(image)
-        if not path.is_file():
-            raise BenchError(f"image: file not found: {path}")
-        try:
-            with Image.open(path) as im:
-                return im.convert("RGB")
-        except Exception as exc:
-            raise BenchError(f"image: {path}: unreadable ({type(exc).__name__}: {exc})") from None
-    raise BenchError(f"image: must be a path, bytes or a PIL image, got {type(image).__name__}")
+        source, what = io.BytesIO(image), "image"
+    elif isinstance(image, (str, Path)):
+        source, what = Path(image), f"image: {image}"
+        if not source.is_file():
+            raise BenchError(f"image: file not found: {source}")
+    else:
+        raise BenchError(f"image: must be a path, bytes or a PIL image, got {type(image).__name__}")
+    try:  # media.max_pixels checked from the header before decoding (a 17 KB PNG can declare 144 megapixels)
+        return open_image(source, what=what)
+    except MediaError as exc:
+        raise BenchError(str(exc)) from None
 
 
 def input_modality(request: str | None, response: str | None, image: Any, video: Any = None, audio: Any = None) -> str:
@@ -93,6 +95,8 @@ class Guard:
         require_think: bool = True,
         batch_size: int = 8,
     ) -> None:
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise BenchError(f"batch_size (--batch-size) must be a positive integer, got {batch_size!r}")
         self.backend = backend
         self.taxonomy = load_taxonomy(taxonomy) if isinstance(taxonomy, (str, Path)) else taxonomy
         self.prompt_config = prompt_config or PromptConfig()

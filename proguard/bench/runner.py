@@ -29,7 +29,7 @@ from proguard.bench.cache import CACHE_FILE, CachedGeneration, GenerationCache, 
 from proguard.bench.errors import BenchError
 from proguard.bench.metrics import Record, compute_metrics, predicted_parent, reasoning_words
 from proguard.inputs import check_dataset_dir, check_parquet
-from proguard.outputs import ensure_output_dir
+from proguard.outputs import output_run
 from proguard.protocol import parse_completion
 from proguard.sanitize import clean_text
 from rewards.api import Scored
@@ -174,7 +174,12 @@ def run_bench(
     similarity. ``taxonomy`` (the source taxonomy) also names categories in the tables and plots.
     """
     config = config or BenchConfig()
-    out = ensure_output_dir(out_dir, "bench")  # an existing file as --out is a clear error
+    # locked for the run; new, empty or an earlier bench output (resumed from its cache): proguard.outputs
+    with output_run(out_dir, "bench", command="bench") as out:
+        return _bench(tasks, backend, out, config, ood_scorer, taxonomy, tasks_label, description_scorer)
+
+
+def _bench(tasks, backend, out, config, ood_scorer, taxonomy, tasks_label, description_scorer) -> BenchResult:
     label = tasks_label or "tasks"
     check_tasks(tasks, label)
     if config.limit is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 HELP = "Benchmark a guard (local model, vLLM, or an OpenAI-compatible endpoint) on a task dataset or public suites."
 SUBCOMMANDS = {"compare": "proguard.commands.bench_compare"}
@@ -117,6 +118,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="--suite: folder with one sub-folder per benchmark holding its files as released")
     s.add_argument("--category-map", action="append", default=[], metavar="BENCHMARK=FILE",
                    help="--suite: a reviewed category map for a benchmark (repeatable), e.g. for another taxonomy")
+    s.add_argument("--category-rule", choices=("all", "most_specific"), default="all",
+                   help="--suite: a row with several mapped labels accepts any of their nodes (all, default) or "
+                   "only the most specific one (OpenAI Moderation's S3 over S)")
+    s.add_argument("--ood-holdout", default=None, metavar="ID[,ID...]",
+                   help="--suite: also run each benchmark with a category map holding these taxonomy IDs out of the "
+                   "prompt (ProGuard's OOD protocol) and report OOD detection F1 and description (Tables 3-4)")
     o = p.add_argument_group("run")
     o.add_argument("--out", required=True, help="output directory (holds the generation cache: rerun to resume)")
     o.add_argument("--batch-size", type=int, default=8)
@@ -159,13 +166,23 @@ def run(args: argparse.Namespace) -> int:
         data = args.data or str(BUNDLED_SAMPLES)
         check_source(data)
         samples = load_samples(data, taxonomy)
-        if args.holdout or args.shuffle_ids:
+        if args.data is None:
+            # the bundled samples are what the tiny recipes train on: score the generator's eval splits (the
+            # rows its train split leaves out, with the recipes' seed), never the training rows
+            cfg = TaskConfig(holdout=args.holdout or [], shuffle_ids=args.shuffle_ids, seed=args.task_seed)
+            tasks = select_splits(build_tasks(samples, taxonomy, cfg), args.split, data)
+            label = (f"build_tasks(bundled, holdout={args.holdout}, shuffle_ids={args.shuffle_ids}, "
+                     f"seed={args.task_seed})[{args.split or 'eval splits'}]")
+            print(f"bench: the bundled samples' {args.split or 'eval'} split(s): {len(tasks)} of {len(samples)} "
+                  "samples (the rest are the training split)", file=sys.stderr)
+        elif args.holdout or args.shuffle_ids:
             cfg = TaskConfig(holdout=args.holdout or [], shuffle_ids=args.shuffle_ids, seed=args.task_seed)
             tasks = select_splits(build_tasks(samples, taxonomy, cfg), args.split or "all", data)
             label = f"build_tasks({data}, holdout={args.holdout}, shuffle_ids={args.shuffle_ids}, seed={args.task_seed})"
         else:
             tasks = default_tasks(samples, taxonomy)
             label = f"default_tasks({data})"
+    tasks, label = _only_model_modalities(tasks, label, backend)
     config = BenchConfig(
         batch_size=args.batch_size,
         limit=args.limit,
@@ -181,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
     result = run_bench(tasks, backend, args.out, config, ood_scorer=scorer, taxonomy=taxonomy,
                        tasks_label=label, description_scorer=description)
     m = result.metrics
-    fmt = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
+    fmt = lambda x: "n/a" if x is None else f"{x:.3f}"
     truncated = int(getattr(backend, "truncations", 0))
     print(f"samples {m['n']} ({result.generated} generated, {result.cached} cached, {len(result.failures)} failed"
           + (f", {truncated} replies truncated at the size cap" if truncated else "") + ")")
@@ -204,6 +221,58 @@ def run(args: argparse.Namespace) -> int:
             f"wrong answers. Fix the backend, rerun (answered samples are cached), or accept with --allow-failures"
         )
     return 0
+
+
+def model_modalities(model_path: str | None) -> tuple[str, ...] | None:
+    """The modalities a local checkpoint takes (``None``: unknown or all, e.g. a served model or an omni one).
+
+    A text-only causal LM takes text; a vision-language model adds image and text_image (and video and
+    text_video when it ships a video processor); audio needs an omni model.
+    """
+    from pathlib import Path
+
+    if not model_path or not Path(model_path).is_dir():
+        return None
+    from transformers import AutoConfig
+
+    from proguard.models.tiny_omni import has_omni_inputs
+
+    try:
+        config = AutoConfig.from_pretrained(model_path)
+    except (OSError, ValueError):
+        return None  # the backend reports a checkpoint it cannot load, with its own message
+    if has_omni_inputs(model_path) or "omni" in str(getattr(config, "model_type", "")):
+        return None
+    if not hasattr(config, "vision_config"):
+        return ("text",)
+    video = (Path(model_path) / "video_preprocessor_config.json").is_file()
+    return ("text", "image", "text_image", *(("video", "text_video") if video else ()))
+
+
+def _only_model_modalities(tasks, label: str, backend):
+    """The tasks the model can take; the rest are skipped (printed, named in the label), never scored as failures."""
+    from collections import Counter
+
+    from proguard.bench.backends import TransformersBackend
+    from proguard.errors import UsageError
+
+    takes = model_modalities(getattr(backend, "model_path", None))
+    if not isinstance(backend, TransformersBackend):  # the vllm and openai backends refuse video and audio
+        still = ("text", "image", "text_image")
+        takes = still if takes is None else tuple(m for m in takes if m in still)
+    if takes is None:
+        return tasks, label
+    skipped = Counter(m for m in tasks["modality"] if m not in takes)
+    if not skipped:
+        return tasks, label
+    keep = [i for i, m in enumerate(tasks["modality"]) if m in takes]
+    what = ", ".join(f"{m} {n}" for m, n in sorted(skipped.items()))
+    if not keep:
+        raise UsageError(f"--model {getattr(backend, 'model_path', '')} takes {', '.join(takes)} only (with this "
+                         f"backend); every task is {what}")
+    print(f"bench: skipping {sum(skipped.values())} of {len(tasks)} tasks the model cannot take ({what}); "
+          f"it takes {', '.join(takes)}", file=sys.stderr)
+    return tasks.select(keep), f"{label} (skipped, not scored: {what})"
 
 
 def allowed_failures(value: str, n: int) -> float:
@@ -232,7 +301,7 @@ def _run_suite(args: argparse.Namespace, taxonomy) -> int:
     from proguard.suites.base import SuiteDataError
     from proguard.suites.definitions import SuiteError
     from proguard.suites.registry import AdapterRegistryError
-    from proguard.suites.run import SUITE_MD, run_suites
+    from proguard.suites.run import SUITE_JSON, SUITE_MD, run_suites
 
     if args.tasks or args.data:
         raise UsageError("--suite runs public benchmarks: drop --tasks/--data")
@@ -245,18 +314,45 @@ def _run_suite(args: argparse.Namespace, taxonomy) -> int:
     config = BenchConfig(batch_size=args.batch_size, limit=args.limit, require_think=not args.no_require_think,
                          similarity_threshold=args.similarity_threshold, plots=not args.no_plots,
                          progress=not args.no_progress)
+    holdout = [h.strip() for h in (args.ood_holdout or "").split(",") if h.strip()]
+    scorers = None
+    if holdout:
+        from proguard.bench.runner import default_description_scorer, default_ood_scorer
+
+        unknown = [h for h in holdout if taxonomy.find(h) is None]
+        if unknown:
+            raise UsageError(f"--ood-holdout: no node {', '.join(unknown)} in taxonomy {taxonomy.name!r}")
+        scorer = default_ood_scorer(**({"model": args.similarity_model} if args.similarity_model else {}))
+        scorers = (scorer, default_description_scorer(taxonomy, index=scorer.index))
+    from proguard.outputs import output_run
+
     try:
-        result = run_suites(args.suite, backend_from_args(args), args.out, taxonomy, data_root=args.data_root,
-                            config=config, allow_download=args.allow_download, category_maps=maps)
+        # the suite folder follows the one output rule (new, empty or a suite output) and is locked for the run
+        with output_run(args.out, "bench-suite", command="bench --suite", legacy=[SUITE_JSON]):
+            result = run_suites(args.suite, backend_from_args(args), args.out, taxonomy, data_root=args.data_root,
+                                config=config, allow_download=args.allow_download, category_maps=maps,
+                                category_rule=args.category_rule, ood_holdout=holdout or None, ood_scorers=scorers)
     except (SuiteDataError, SuiteError, AdapterRegistryError) as exc:
         raise UsageError(str(exc)) from None
-    fmt = lambda x: "n/a" if x is None else f"{100 * x:.2f}"  # noqa: E731
+    fmt = lambda x: "n/a" if x is None else f"{100 * x:.2f}"
     for r in result.rows:
+        ood = (f"  OOD F1 {fmt(r['ood_f1'])} (n={r['ood_n']}) description {fmt(r['ood_description'])}"
+               if r.get("ood_n") is not None else "")
         print(f"{r['benchmark']:<20} {r['level']:<8} n={r['n']:<6} F1 {fmt(r['f1'])}  category {fmt(r['category_top'])}  "
-              f"format-valid {fmt(r['format_valid_rate'])}")
-    for level, a in result.averages.items():
-        print(f"average ({level}): weighted F1 {fmt(a['weighted_f1'])}, mean F1 {fmt(a['mean_f1'])}")
+              f"format-valid {fmt(r['format_valid_rate'])}{ood}")
+    for key, a in result.averages.items():
+        print(f"average ({key}, {len(a['benchmarks'])} sets, n={a['n']}): weighted F1 {fmt(a['weighted_f1'])}, "
+              f"mean F1 {fmt(a['mean_f1'])}")
     if result.missing:
         print(f"missing ({len(result.missing)}): {', '.join(result.missing)} (see {args.out}/{SUITE_MD})")
     print(f"wrote {args.out}/{SUITE_MD}")
+    if result.n_failed > allowed_failures(args.allow_failures, result.n_sent):
+        from proguard.bench.errors import BenchFailedError
+
+        first = next(iter(result.failures.values()))["first"]
+        raise BenchFailedError(
+            f"{result.n_failed} of {result.n_sent} samples failed after retries ({', '.join(result.failures)}; first: "
+            f"{first}); the metrics count them as wrong answers. Fix the backend, rerun (answered samples are "
+            f"cached), or accept with --allow-failures"
+        )
     return 0 if result.rows else 1

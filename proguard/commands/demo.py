@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-HELP = "Render the policy prompt for one bundled sample and print the parsed verdict of an answer."
+HELP = ("Render the policy prompt for one bundled sample and parse an answer to it (by default a canned, correct "
+        "answer written from the sample's labels: no model runs).")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -46,7 +47,9 @@ def run(args: argparse.Namespace) -> int:
     answer = args.answer or format_answer(
         row["modality"], row["request_label"], row["response_label"], category, "Checking the request against the policy."
     )
-    print("===== answer =====")
+    print("===== answer (your --answer) =====" if args.answer else
+          "===== answer (canned: written from the sample's own labels, no model ran; try --answer TEXT, or "
+          "proguard moderate --model MODEL for a model's answer) =====")
     print(answer)
     parsed = parse_completion(answer, row["modality"])
     print("===== parsed =====")

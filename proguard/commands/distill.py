@@ -37,7 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="template teacher: words of the category description quoted (default 12; 0 = none)")
     d = p.add_argument_group("tasks")
     d.add_argument("--tasks", default=None, help="a saved task dataset (proguard tasks --out) or a .parquet file")
-    d.add_argument("--split", default="train", help="split of a saved or built task dataset (default: train)")
+    d.add_argument("--split", default=None,
+                   help="split of a saved or built task dataset (default: train; plain --data tasks have none)")
     d.add_argument("--data", default=None, help="samples file to build tasks from (default: the bundled sample set)")
     d.add_argument("--taxonomy", default="default", help="source taxonomy: bundled name or YAML path")
     d.add_argument("--holdout", default=None, help="building from --data: source IDs held out (comma-separated)")
@@ -79,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.tasks:
         if args.data or args.holdout or args.shuffle_ids:
             raise DistillError("--tasks is a prepared task dataset; --data/--holdout/--shuffle-ids build one instead")
-        tasks, label = tasks_from_disk(args.tasks, args.split)
+        tasks, label = tasks_from_disk(args.tasks, args.split or "train")
     else:
         prompt = PromptConfig(descriptions=not args.no_descriptions)
         cfg = None

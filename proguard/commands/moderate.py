@@ -44,8 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def read_inputs(path: Path) -> list[dict]:
     """Inputs from a JSONL file; image paths are made relative to the file; errors name the line."""
     from proguard.data import read_jsonl_objects
-    from proguard.inputs import check_utf8
     from proguard.errors import UsageError
+    from proguard.inputs import check_utf8
 
     items = []
     if path.is_file():

@@ -22,9 +22,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sc = sub.add_parser("score", help="score completions: total and every component per row")
     which = sc.add_mutually_exclusive_group()
     which.add_argument("--preset", default=None, help="reward preset (default: 'default'; see `proguard rewards list`)")
-    which.add_argument("--recipe", default=None, help="YAML file with a `rewards:` list of {name, weight, gate, options}")
+    which.add_argument("--recipe", default=None,
+                       help="YAML file with a `rewards:` list of {name, weight, gate, options} (any file name)")
     sc.add_argument("--input", required=True, help="JSONL: one completion per row under `completion` plus ground truth")
-    sc.add_argument("--output", default=None, help="write the scored rows here as JSONL ('-' for stdout)")
+    sc.add_argument("--output", default=None,
+                    help="write the scored rows here as JSONL ('-' for stdout); an existing file is replaced only "
+                    "if it holds scored rows (or with --overwrite), never the input")
+    sc.add_argument("--overwrite", action="store_true", help="replace an existing --output file whatever it holds")
     sc.add_argument("--taxonomy", default="default", help="taxonomy that category IDs and names refer to")
     sc.add_argument("--batch-size", type=int, default=1024, help="completions per reward call")
 
@@ -73,18 +77,35 @@ def _score(args: argparse.Namespace) -> int:
     from proguard.scoring.offline import read_scoring_rows, score_rows, summary, write_scored
     from taxonomy import load_taxonomy
 
-    which = args.recipe if args.recipe else (args.preset or "default")
+    from pathlib import Path
+
+    from proguard.errors import UsageError
+    from proguard.outputs import check_output_file, jsonl_with_keys, write_output_file
+
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
+    # a recipe is a file whatever its name (a preset is a bundled name): never "unknown preset 'my.recipe'"
+    which = Path(args.recipe) if args.recipe else (args.preset or "default")
+    owned = jsonl_with_keys("reward", "reward_components")  # rows this command wrote
+    to_file = args.output not in (None, "-")
+    if to_file:  # a bad --output fails before any scoring
+        check_output_file(args.output, overwrite=args.overwrite, inputs=[args.input, args.recipe], owned=owned,
+                          flag="--output")
     resolve_specs(which)  # a bad preset or recipe, then a bad input file, before any reward module loads
     rows = read_scoring_rows(args.input, load_taxonomy(args.taxonomy))
+    # building the reward loads the sentence-embedding model (seconds to a minute): say so before the wait
+    print(f"scoring {len(rows.records)} completions from {args.input} with {which}: loading the reward modules "
+          "(and the sentence-embedding model) ...", file=sys.stderr, flush=True)
     reward = build_reward(which)
     if rows.replaced:
         print(f"{args.input}: replaced {rows.replaced} lone UTF-16 surrogate(s) with U+FFFD", file=sys.stderr)
-    result = score_rows(reward, rows, batch_size=max(1, args.batch_size))
+    result = score_rows(reward, rows, batch_size=args.batch_size)
     if args.output == "-":
         write_scored(sys.stdout, rows, result)
         return 0
-    if args.output:
-        write_scored(args.output, rows, result)
+    if to_file:
+        write_output_file(args.output, lambda tmp: write_scored(tmp, rows, result), overwrite=args.overwrite,
+                          inputs=[args.input, args.recipe], owned=owned, flag="--output")
     print(f"{reward!r} on {len(rows.records)} completions from {args.input}")
     print(summary(result))
     if args.output:

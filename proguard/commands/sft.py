@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 HELP = "SFT a guard on distilled critiques from a recipe (recipes/<model>/sft.yaml); key=value overrides."
 
@@ -23,32 +22,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Validate, preview or fine-tune."""
-    from proguard.commands.train import _split_flags
-    from proguard.data import DataError
-    from proguard.errors import ProguardError
-    from taxonomy import TaxonomyError
+    """Validate, preview or fine-tune (the same flags, loader and guards as ``proguard train``)."""
+    from proguard.commands.train import _split_flags, allowed_env, explain_key
+    from proguard.errors import UsageError
+    from proguard.train.recipe import SFTRecipe, explain, load_sft_recipe
     from proguard.train.sft import dry_run_sft, train_sft, validate_sft
-    from proguard.train.sft_recipe import load_sft_recipe
 
-    try:
-        _split_flags(args)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        recipe = load_sft_recipe(args.recipe, args.overrides)
-        if args.dry_run:
-            print(dry_run_sft(recipe))
-            return 0
-        validate_sft(recipe)
-        if args.check:
-            print(f"{args.recipe}: ok (sft; data: {recipe.data.dataset or 'distilled inline by the template teacher'}"
-                  f"{', label_only' if recipe.data.label_only else ''})")
-            return 0
-        final = train_sft(recipe, resume=args.resume)
-    except (ProguardError, DataError, TaxonomyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return getattr(exc, "exit_code", 2)
+    if args.explain is not None:
+        print(explain(explain_key(args), SFTRecipe))
+        return 0
+    if args.recipe is None:
+        raise UsageError("a recipe is required (e.g. recipes/tiny/sft_cpu.yaml); --explain KEY needs none")
+    _split_flags(args)
+    recipe = load_sft_recipe(args.recipe, args.overrides, allow_env=allowed_env(args.allow_env))
+    if args.dry_run:
+        print(dry_run_sft(recipe))
+        return 0
+    validate_sft(recipe)
+    if args.check:
+        print(f"{args.recipe}: ok (sft; data: {recipe.data.dataset or 'distilled inline by the template teacher'}"
+              f"{', label_only' if recipe.data.label_only else ''})")
+        return 0
+    final = train_sft(recipe, resume=args.resume)
     print(json.dumps({"final_model": str(final)}))
     return 0

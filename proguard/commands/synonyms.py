@@ -35,6 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     build.add_argument("--senses", type=int, default=1, help="noun senses of a head word to take lemmas from")
     build.add_argument("--json", default=None, metavar="PATH",
                        help="also write a build summary as JSON ('-': stdout only)")
+    build.add_argument("--overwrite", action="store_true",
+                       help="replace an existing bank file that is not a synonym bank (one that is, is replaced anyway)")
 
     check = sub.add_parser("check", help="per node: margin between own synonyms and the nearest other node")
     _common(check)
@@ -65,7 +67,22 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch to build, check or rank."""
+    _check_numbers(args)
     return {"build": _build, "check": _check, "rank": _rank}[args.action](args)
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    """Numeric options finite and in range, before any work (``--min-margin nan`` compares false with everything)."""
+    import math
+
+    from proguard.errors import UsageError
+
+    if getattr(args, "min_margin", None) is not None and not (math.isfinite(args.min_margin) and -2 <= args.min_margin <= 2):
+        raise UsageError(f"--min-margin must be a finite number in [-2, 2] (a cosine margin), got {args.min_margin}")
+    for flag, low in (("max_per_node", 0), ("senses", 1), ("top", 0)):
+        value = getattr(args, flag, None)
+        if value is not None and value < low:
+            raise UsageError(f"--{flag.replace('_', '-')} must be >= {low}, got {value}")
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -97,12 +114,12 @@ def _build(args: argparse.Namespace) -> int:
                 for key, phrases in added.items():
                     print(f"{key:<6} +{len(phrases)}: {'; '.join(phrases)}")
     used = not args.no_wordnet and wordnet_note.startswith("used")
-    try:
-        out = bank.save(args.out or bank_path)
-    except OSError as exc:
-        from proguard.errors import RunError
+    from proguard.outputs import write_output_file
 
-        raise RunError(f"cannot write the bank {args.out or bank_path}: {exc.strerror or exc}") from None
+    target = Path(args.out or bank_path)
+    inputs = [p for p in (args.taxonomy, override_path, args.wordnet_dir) if p and Path(p).exists()]
+    out = write_output_file(target, lambda tmp: bank.save(tmp), overwrite=args.overwrite, inputs=inputs,
+                            owned=_is_bank_file, flag="--out" if args.out else "--next-to-taxonomy")
     summary = {
         "bank": str(out), "taxonomy": tax.name, "nodes": len(bank),
         "phrases": sum(len(e.phrases()) for e in bank), "wordnet_used": used,
@@ -117,10 +134,37 @@ def _build(args: argparse.Namespace) -> int:
         return 0
     print("\n".join(lines))
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+        _write_json(args.json, summary, inputs=[out, *inputs])
         print(f"wrote {args.json}")
     return 0
+
+
+def _write_json(path: str, data, inputs) -> None:
+    """``--json PATH``: never an input; an existing file only if it is a report of the same shape (ours)."""
+    from proguard.outputs import write_output_file
+
+    def same_shape(existing: Path) -> bool:
+        if existing.stat().st_size > 200_000_000:
+            return False
+        old = json.loads(existing.read_text(encoding="utf-8"))
+        if isinstance(data, dict):
+            return isinstance(old, dict) and set(old) == set(data)
+        return isinstance(old, list) and (not old or isinstance(old[0], dict) and set(old[0]) == set(data[0]))
+
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    write_output_file(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), inputs=[i for i in inputs if i],
+                      owned=same_shape, flag="--json")
+
+
+def _is_bank_file(path: Path) -> bool:
+    """Whether ``path`` holds a synonym bank (``{name, nodes: {...}}``, as ``SynonymBank.save`` writes)."""
+    import yaml
+
+    if path.stat().st_size > 50_000_000:
+        return False
+    text = path.read_text(encoding="utf-8")
+    data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    return isinstance(data, dict) and set(data) == {"name", "nodes"} and isinstance(data["nodes"], dict)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -137,8 +181,7 @@ def _check(args: argparse.Namespace) -> int:
     else:
         print(report.render())
         if args.json:
-            with open(args.json, "w", encoding="utf-8") as fh:
-                fh.write(data + "\n")
+            _write_json(args.json, report.to_dict(), inputs=[args.taxonomy, args.bank, args.overrides])
             print(f"wrote {args.json}")
     return 1 if args.strict and report.flagged() else 0
 
@@ -182,12 +225,11 @@ def _rank(args: argparse.Namespace) -> int:
         return 0
     cal = scorer.calibration
     print(f"{len(names)} names x {len(scorer.nodes)} nodes of {args.taxonomy}; model {args.model or DEFAULT_MODEL}; "
-          f"calibration: temperature {cal.temperature:.3f}, none-option fit {cal.null_fit:.3f}")
+          f"calibration: temperature {cal.temperature:.3f}, none-option margin {cal.null_offset:.3f}")
     for r in rankings:
         best = ", ".join(f"{n.id} {n.name!r} {n.score:.3f}" for n in r.ranking[: max(args.top, 0)])
         print(f"  {r.name!r}: {best}")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            fh.write(data + "\n")
+        _write_json(args.json, [r.to_dict() for r in rankings], inputs=[args.taxonomy, args.bank, args.names])
         print(f"wrote {args.json}")
     return 0

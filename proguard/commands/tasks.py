@@ -55,6 +55,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load, generate, save, print the summary."""
+    from proguard.outputs import check_output_dir, output_lock
+
+    out = Path(args.out)
+    # the inputs are never inside what --overwrite may remove
+    protect = [p for p in (Path(args.data), Path(args.taxonomy)) if p.exists()]
+    check_output_dir(out, OUTPUT_KIND, overwrite=args.overwrite, protect=protect)
+    # held from the check to the swap: a second `proguard tasks` on this --out fails at once, naming this run
+    with output_lock(out, command="tasks", beside=True):
+        return _generate(args, out, protect)
+
+
+def _generate(args: argparse.Namespace, out: Path, protect: list[Path]) -> int:
     from proguard.data import load_samples
     from proguard.inputs import check_source
     from proguard.outputs import check_output_dir, replace_output_dir
@@ -62,10 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from proguard.tasks import LeakError, TaskConfig, format_summary, generate_tasks
     from taxonomy import load_taxonomy
 
-    out = Path(args.out)
-    # the inputs are never inside what --overwrite may remove
-    protect = [p for p in (Path(args.data), Path(args.taxonomy)) if p.exists()]
-    check_output_dir(out, OUTPUT_KIND, overwrite=args.overwrite, protect=protect)
+    check_output_dir(out, OUTPUT_KIND, overwrite=args.overwrite, protect=protect)  # again, under the lock
     try:
         config = TaskConfig(
             holdout=args.holdout,
@@ -94,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         build.tasks.save_to_disk(str(scratch), num_shards={name: 1 for name in build.tasks})
         (scratch / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
 
-    replace_output_dir(out, OUTPUT_KIND, write, overwrite=args.overwrite, protect=protect)
+    replace_output_dir(out, OUTPUT_KIND, write, overwrite=args.overwrite, protect=protect, command="tasks")
     print(format_summary(build.summary))
     print(f"wrote {out} (splits: {', '.join(build.tasks)}) and {out / 'summary.json'}")
     return 0

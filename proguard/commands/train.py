@@ -54,9 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from proguard.train.recipe import explain, load_recipe
 
     if args.explain is not None:
-        key = args.explain or (args.recipe if args.recipe and "." in args.recipe and not args.recipe.endswith(
-            (".yaml", ".yml")) else "")
-        print(explain(key))
+        print(explain(explain_key(args)))
         return 0
     if args.recipe is None:
         raise UsageError("a recipe is required (e.g. recipes/tiny/grpo_cpu.yaml); --explain KEY needs none")
@@ -77,6 +75,14 @@ def run(args: argparse.Namespace) -> int:
     final = train(recipe, resume=args.resume, allow_download=args.allow_download)
     print(json.dumps({"final_model": str(final)}))
     return 0
+
+
+def explain_key(args: argparse.Namespace) -> str:
+    """The key ``--explain`` was given (``--explain grpo.beta``, or ``--explain`` then the key as the positional)."""
+    if args.explain:
+        return args.explain
+    recipe = args.recipe or ""
+    return recipe if "." in recipe and not recipe.endswith((".yaml", ".yml")) else ""
 
 
 def _split_flags(args: argparse.Namespace) -> None:

@@ -22,13 +22,15 @@ from taxonomy import Taxonomy, parent_id_of
 
 REJECT_REASONS = (
     "generation_failed",
+    "special_tokens",
     "format",
     "request_label",
     "response_label",
     "category",
     "ood_needs_free_text",
 )
-"""Why a teacher answer is rejected; ``format`` answers also record the parser's error code."""
+"""Why a teacher answer is rejected; ``format`` answers also record the parser's error code;
+``special_tokens``: the reply holds a chat-template control token (``<|im_end|>``...)."""
 
 
 class DistillError(UsageError):

@@ -11,6 +11,9 @@ Outputs under ``out_dir``: ``dataset/`` (a ``datasets`` dataset: conversational 
 in the teacher's assistant turn, an ``images`` list column, the task's ground-truth columns),
 ``rejected.jsonl`` (every rejected row: reason, parser code, completion), ``generations.jsonl`` (the
 cache), ``distill.json`` (the counts) and ``report.md`` (kept/rejected per modality and category).
+``out_dir`` must be new, empty or an earlier distill output (``proguard.outputs``: its marker), and is
+locked for the run. A teacher reply holding a chat-template control token (``<|im_end|>``...) is
+rejected (``special_tokens``): kept, it would become a real control token in the SFT data.
 """
 
 from __future__ import annotations
@@ -30,9 +33,12 @@ from typing import Any
 from proguard.bench.backends import GenerationFailed, clean_messages
 from proguard.bench.cache import CACHE_FILE, CachedGeneration, GenerationCache, config_key, prompt_hash
 from proguard.distill.gold import DistillError, Gold, check_answer
-from proguard.distill.teachers import Teacher, TeacherPrompt
+from proguard.distill.teachers import Teacher, TeacherPrompt, find_special_token
+from proguard.outputs import output_run
 from taxonomy import Taxonomy
 
+OUTPUT_KIND = "distill"
+"""The marker kind of a distill output folder (``proguard.outputs``)."""
 DATASET_DIR = "dataset"
 REPORT_FILE = "report.md"
 SUMMARY_FILE = "distill.json"
@@ -95,7 +101,12 @@ def run_distill(
     """Distil ``tasks`` (a task dataset) with ``teacher``; write the dataset, the report and the cache."""
     config = config or DistillConfig()
     prompt = prompt or TeacherPrompt()
-    out = Path(out_dir)
+    with output_run(out_dir, OUTPUT_KIND, command="distill", inputs=[prompt.path], legacy=[SUMMARY_FILE]) as out:
+        return _distill(tasks, teacher, out, taxonomy, prompt, config, tasks_label)
+
+
+def _distill(tasks: Any, teacher: Teacher, out: Path, taxonomy: Taxonomy, prompt: TeacherPrompt,
+             config: DistillConfig, tasks_label: str) -> DistillResult:
     _check_columns(tasks, tasks_label)
     if config.limit is not None:
         tasks = tasks.select(range(min(config.limit, len(tasks))))
@@ -142,10 +153,16 @@ def run_distill(
 
     kept_rows: list[int] = []
     rejected: list[dict[str, Any]] = []
+    special = getattr(teacher, "special_tokens", None)
+    specials = list(special()) if callable(special) else []
     for i in range(len(tasks)):
         text = texts[i]
         if isinstance(text, GenerationFailed):
             rejected.append(_rejection(golds[i], "generation_failed", text.message, ""))
+            continue
+        token = find_special_token(text, specials)
+        if token is not None:
+            rejected.append(_rejection(golds[i], "special_tokens", f"holds the control token {token!r}", text))
             continue
         parsed, reason = check_answer(text, golds[i])
         if reason is None:

@@ -15,14 +15,15 @@ def tasks_from_samples(
     samples_path: str | Path | None,
     taxonomy: Taxonomy,
     task_config: TaskConfig | None = None,
-    split: str = "train",
+    split: str | None = "train",
     prompt: PromptConfig | None = None,
 ) -> tuple[Any, str]:
     """Task rows from a samples file (``None``: the bundled set) and a label naming them.
 
     Without ``task_config`` every sample becomes one plain task (``default_tasks``: every category
     shown, source IDs); with it the task generator runs and ``split`` picks its split (``train`` by
-    default: distil what the guard will be trained on, keep ``eval_*`` for the benchmark).
+    default: distil what the guard will be trained on, keep ``eval_*`` for the benchmark). Plain tasks
+    have no splits: a ``split`` other than ``None`` or ``train`` is an error, never ignored.
     """
     from proguard.data import BUNDLED_SAMPLES, load_samples
     from proguard.inputs import check_source
@@ -32,7 +33,11 @@ def tasks_from_samples(
     check_source(path)  # non-UTF-8, corrupt parquet, not a dataset dir: one line naming it
     samples = load_samples(path, taxonomy)
     if task_config is None:
+        if split not in (None, "train"):
+            raise DistillError(f"--split {split}: tasks built from --data without --holdout/--shuffle-ids are one "
+                               "plain set with no splits; drop --split, or add --holdout to build train/eval splits")
         return default_tasks(samples, taxonomy, prompt), f"default_tasks({path})"
+    split = split or "train"
     splits = build_tasks(samples, taxonomy, task_config)
     if split not in splits:
         raise DistillError(f"split: the task generator made {', '.join(splits)}, not {split!r}")

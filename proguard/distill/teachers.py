@@ -20,6 +20,7 @@ Templates use ``string.Template`` placeholders (``$name``): ``$policy``, ``$answ
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +35,13 @@ PLACEHOLDERS = (
     "policy", "answer", "explanation", "modality", "category", "category_name", "category_description", "labels",
 )
 TEACHERS = ("template", "transformers", "vllm", "openai")
+MAX_TEMPLATE_BYTES = 1_000_000
+SPECIAL_TOKEN_PATTERN = re.compile(
+    r"<\|[A-Za-z0-9_:.\-]{1,48}\|>|</s>|\[/?INST\]|<(?:start|end)_of_turn>|<\|?(?:begin|end)_of_text\|?>"
+)
+"""Chat-template control tokens of the common families (ChatML/Qwen ``<|im_end|>``, Llama 3 ``<|eot_id|>``,
+Llama 2/Mistral ``[INST]`` and ``</s>``, Gemma ``<end_of_turn>``): a teacher reply that holds one would,
+once rendered into the SFT conversation, become a real control token (an early end of turn, a fake user turn)."""
 
 Item = tuple[list[dict[str, Any]], Any, Gold]
 """One teacher request: the teacher messages, the image (or ``None``) and the row's gold."""
@@ -62,7 +70,18 @@ class TeacherPrompt:
         self.path = Path(path) if path is not None else DEFAULT_TEMPLATE
         if not self.path.is_file():
             raise DistillError(f"{self.path}: no such teacher prompt template")
-        self.text = self.path.read_text(encoding="utf-8")
+        try:
+            if self.path.stat().st_size > MAX_TEMPLATE_BYTES:
+                raise DistillError(f"{self.path}: {self.path.stat().st_size} bytes, over {MAX_TEMPLATE_BYTES} for a "
+                                   "teacher prompt template")
+            self.text = self.path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise DistillError(f"{self.path}: not UTF-8 text (byte {exc.start}); a teacher prompt template is a "
+                               "text file") from None
+        except OSError as exc:
+            raise DistillError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
+        if "\x00" in self.text:
+            raise DistillError(f"{self.path}: holds NUL bytes; a teacher prompt template is a text file")
         self.template = string.Template(self.text)
         for match in self.template.pattern.finditer(self.text):
             name = match.group("named") or match.group("braced")
@@ -142,6 +161,35 @@ class BackendTeacher:
         """The backend's completions for the teacher messages (its retries and concurrency apply)."""
         prepare(self.backend)
         return list(self.backend.generate([(messages, image) for messages, image, _ in items]))
+
+    def special_tokens(self) -> list[str]:
+        """The special tokens of the backend's tokenizer (local backends), else none known."""
+        tokenizer = getattr(self.backend, "tokenizer", None)
+        try:
+            tok = tokenizer() if callable(tokenizer) else None
+        except Exception:  # a backend that cannot load its tokenizer here: the generic pattern still applies
+            tok = None
+        return tokenizer_special_tokens(tok)
+
+
+def tokenizer_special_tokens(tok: Any) -> list[str]:
+    """Every special or added control token of a Hugging Face tokenizer (none for ``None``)."""
+    if tok is None:
+        return []
+    found = set(getattr(tok, "all_special_tokens", None) or [])
+    for added in (getattr(tok, "added_tokens_decoder", None) or {}).values():
+        if getattr(added, "special", False):
+            found.add(str(added))
+    return sorted(t for t in found if t and t.strip())
+
+
+def find_special_token(text: str, extra: Sequence[str] = ()) -> str | None:
+    """The first chat-template control token in ``text`` (``extra``: a tokenizer's own), or ``None``."""
+    for token in extra:
+        if token in text:
+            return token
+    match = SPECIAL_TOKEN_PATTERN.search(text)
+    return match.group(0) if match else None
 
 
 class TemplateTeacher:

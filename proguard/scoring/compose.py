@@ -289,24 +289,62 @@ def targets_from_columns(columns: Mapping[str, Sequence[Any]], n: int) -> list[T
         if len(columns[c]) != n:
             raise ValueError(f"column {c} has {len(columns[c])} values for {n} completions")
     targets, errors = [], []
-    maps: dict[str, Any] = {}  # a GRPO batch repeats each prompt's ID map: parse each distinct one once
+    # A GRPO batch repeats each prompt's row once per generation: check and build each distinct row
+    # once (its problems are still reported for every row that has them).
+    built: dict[Any, tuple[list[str], Target | None]] = {}
+    maps: dict[str, Any] = {}  # and parse each distinct ID map once
     for i in range(n):
-        row = {c: columns[c][i] for c in present}
-        id_map = row.get("id_map")
-        if isinstance(id_map, str) and id_map.strip():
-            if id_map not in maps:
-                try:
-                    maps[id_map] = json.loads(id_map)
-                except json.JSONDecodeError:
-                    maps[id_map] = id_map  # left as text: check_target_row reports it
-            row["id_map"] = maps[id_map]
-        problems = check_target_row(row)
+        values = tuple(columns[c][i] for c in present)
+        key = _row_key(values)
+        done = built.get(key) if key is not None else None
+        if done is None:
+            row = dict(zip(present, values, strict=True))
+            id_map = row.get("id_map")
+            if isinstance(id_map, str) and id_map.strip():
+                if id_map not in maps:
+                    try:
+                        maps[id_map] = json.loads(id_map)
+                    except json.JSONDecodeError:
+                        maps[id_map] = id_map  # left as text: check_target_row reports it
+                row["id_map"] = maps[id_map]
+            problems = check_target_row(row)
+            done = (problems, None if problems else target_from_row(row))
+            if key is not None:
+                built[key] = done
+        problems, target = done
         errors.extend(f"row {i}: {p}" for p in problems)
-        if not problems:
-            targets.append(target_from_row(row))
+        if target is not None:
+            targets.append(target)
     if errors:
         raise ValueError(problems_message("bad ground truth in the reward batch (rows counted from 0):", errors))
     return targets
+
+
+def _row_key(values: tuple[Any, ...]) -> Any:
+    """A hashable key, equal only for rows with equal values of the same types; ``None`` when there is none.
+
+    Types are part of the key: ``1 == True`` in Python, but ``ood: 1`` is an error and ``ood: true`` is not.
+    Lists of strings (``ood_synonyms``) and mappings of strings (an Arrow ``id_map``) are frozen; a row
+    with any other unhashable value gets no key and is built on its own.
+    """
+    types = tuple(map(type, values))
+    try:
+        return values, types, hash(values)
+    except TypeError:
+        pass
+    frozen = []
+    for v in values:
+        if isinstance(v, list) and all(type(x) is str for x in v):
+            frozen.append(tuple(v))
+        elif isinstance(v, Mapping) and all(type(k) is str and (x is None or type(x) is str) for k, x in v.items()):
+            frozen.append(tuple(v.items()))
+        else:
+            try:
+                hash(v)
+            except TypeError:
+                return None
+            frozen.append(v)
+    return tuple(frozen), types
 
 
 # ---------------------------------------------------------------------------------------------

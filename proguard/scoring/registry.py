@@ -1,4 +1,4 @@
-"""The reward registry: names to reward modules, with three ways in.
+"""The reward registry: ``Registry[T]`` (``proguard.plugins``) of reward modules, with their contract and options.
 
 1. Entry points in the group ``proguard.rewards``: the built-ins (declared in this project's
    ``pyproject.toml``) and any installed package's plugins are found the same way.
@@ -14,38 +14,25 @@ signature before it is built, so a typo in a recipe names the option and the one
 from __future__ import annotations
 
 import functools
-import importlib
-import importlib.metadata
 import inspect
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from proguard.errors import UsageError
 from proguard.hints import did_you_mean
+from proguard.plugins import Entry, Registry, RegistryError
+from proguard.plugins import load_dotted as _load_dotted
 
 ENTRY_POINT_GROUP = "proguard.rewards"
 
 
-class RewardRegistryError(UsageError):
+class RewardRegistryError(RegistryError):
     """A reward name, path or option could not be resolved; the message says which and why."""
 
 
-@dataclass(frozen=True)
-class RewardEntry:
-    """One registered reward: its name, where it lives (``module:attr``) and who registered it."""
-
-    name: str
-    target: str
-    origin: str
-    obj: Any = None  # set for in-process entries; loaded from ``target`` otherwise
-
-    def load(self) -> Any:
-        """The reward class (or function) this entry names."""
-        if self.obj is not None:
-            return self.obj
-        return load_dotted(self.target, what=f"reward {self.name!r} (registered by {self.origin})")
+RewardEntry = Entry
+"""One registered reward: its name, where it lives (``module:attr``) and who registered it."""
 
 
 @dataclass(frozen=True)
@@ -71,85 +58,33 @@ class RewardInfo:
 
 
 def load_dotted(path: str, *, what: str | None = None) -> Any:
-    """Import ``package.module:Name`` (``Name`` may be dotted) and return the object."""
+    """Import ``package.module:Name`` (``Name`` may be dotted) and return the object (a class or function)."""
     what = what or f"reward {path!r}"
-    module_name, sep, attr = path.partition(":")
-    if not sep or not module_name or not attr:
-        raise RewardRegistryError(f"{what}: {path!r} is not a dotted path of the form package.module:Name")
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except Exception as exc:  # an import error inside a plugin is reported with the plugin's name
-        raise RewardRegistryError(f"{what}: cannot import module {module_name!r}: {type(exc).__name__}: {exc}") from exc
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            public = sorted(n for n in dir(obj) if not n.startswith("_"))
-            hint = did_you_mean(part, public)
-            raise RewardRegistryError(f"{what}: {module_name!r} has no attribute {attr!r}{hint}")
-        obj = getattr(obj, part)
+    obj = _load_dotted(path, what=what, error=RewardRegistryError)
     if not callable(obj):
         raise RewardRegistryError(f"{what}: {path} is a {type(obj).__name__}, not a class or function")
     return obj
 
 
-class RewardRegistry:
+class RewardRegistry(Registry[Callable[..., Any]]):
     """Reward names to modules; built from entry points, extended with in-process entries."""
 
-    def __init__(self, entries: Iterable[RewardEntry] = ()):
-        self._all: list[RewardEntry] = []
-        self._entries: dict[str, RewardEntry] = {}
-        self._conflicts: dict[str, list[RewardEntry]] = {}
-        for entry in entries:
-            self._add(entry)
+    kind = "reward"
+    group = ENTRY_POINT_GROUP
+    error = RewardRegistryError
 
-    def _add(self, entry: RewardEntry) -> None:
-        if ":" in entry.name or not entry.name.strip():
-            raise RewardRegistryError(f"bad reward name {entry.name!r} (from {entry.origin}): names hold no ':'")
-        self._all.append(entry)
-        old = self._entries.get(entry.name)
-        if old is None:
-            self._entries[entry.name] = entry
-        elif (old.target, old.obj) != (entry.target, entry.obj):
-            self._conflicts.setdefault(entry.name, [old]).append(entry)
+    def __init__(self, entries: Iterable[RewardEntry] = ()):
+        super().__init__(entries, check=check_reward_contract)
+
+    def _copy(self, entries: list[Entry]) -> RewardRegistry:
+        return RewardRegistry(entries)
 
     @classmethod
     def from_entry_points(cls, group: str = ENTRY_POINT_GROUP, extra: Iterable[RewardEntry] = ()) -> RewardRegistry:
         """Every entry point of ``group`` in the installed distributions, plus ``extra``."""
-        entries = []
-        for ep in importlib.metadata.entry_points(group=group):
-            dist = getattr(ep, "dist", None)
-            origin = f"package {dist.name}" if dist is not None else "an installed package"
-            entries.append(RewardEntry(ep.name, ep.value, origin))
-        return cls([*entries, *extra])
-
-    def with_entries(self, entries: Mapping[str, Any]) -> RewardRegistry:
-        """A copy where in-process objects replace (or add) the named entries."""
-        kept = [e for e in self._all if e.name not in entries]
-        new = [RewardEntry(n, f"{getattr(o, '__module__', '?')}:{getattr(o, '__qualname__', '?')}", "in-process", o)
-               for n, o in entries.items()]
-        return RewardRegistry([*kept, *new])
+        return cls([*Registry.entry_points(group), *extra])
 
     # ---- lookup -----------------------------------------------------------------------------
-    def names(self) -> list[str]:
-        """Registered names, sorted."""
-        return sorted(self._entries)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._entries
-
-    def entry(self, name: str) -> RewardEntry:
-        """The entry registered under ``name``; errors for unknown and doubly registered names."""
-        if name in self._conflicts:
-            who = "; ".join(f"{e.target} from {e.origin}" for e in self._conflicts[name])
-            raise RewardRegistryError(f"reward name {name!r} is registered more than once ({who}); uninstall one")
-        if name not in self._entries:
-            known = ", ".join(self.names()) or "(none)"
-            raise RewardRegistryError(
-                f"unknown reward {name!r}{did_you_mean(name, self.names())}. Known rewards: {known}. A plugin can also "
-                f"be named by a dotted path 'package.module:Name' or registered through the entry-point group "
-                f"{ENTRY_POINT_GROUP!r}."
-            )
-        return self._entries[name]
-
     def resolve(self, name: str) -> Any:
         """The class or function behind a registered name or a dotted path ``package.module:Name``.
 
@@ -157,9 +92,11 @@ class RewardRegistry:
         constructs or calls it: ``--check`` and the build resolve through here, so they agree, and a
         dotted name such as ``subprocess:Popen`` is refused without running it.
         """
-        obj = load_dotted(name) if ":" in name else self.entry(name).load()
-        check_reward_contract(name, obj)
-        return obj
+        if ":" in name:
+            obj = load_dotted(name)
+            check_reward_contract(name, obj)
+            return obj
+        return self.load(name)
 
     def build(self, name: str, options: Mapping[str, Any] | None = None) -> Callable[..., Any]:
         """A ready reward module: a class is instantiated with ``options``; a function is used as is."""

@@ -14,11 +14,13 @@ labelled. Every problem is a ``SuiteDataError`` naming the file, the row and the
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
 import json
 import lzma
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +37,12 @@ class SuiteDataError(UsageError):
 
 
 class MissingData(SuiteDataError):
-    """A benchmark's files are not under the data root; the message names what to put where."""
+    """A benchmark's files (or its media) are not under the data root; the message names what to put where."""
+
+
+FIELD_LIMIT = 16 * 1024 * 1024
+"""Largest CSV field read (characters): well above any release's longest text (the csv module's own
+default, 131,072, is below some real conversations), small enough to stop a runaway unquoted field."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,9 @@ class BenchSample:
     group: str
     source_labels: tuple[str, ...] = ()
     image: Any = None
+    source_parents: tuple[str | None, ...] = ()
+    """The release's parent label of each ``source_labels`` entry where it has one (VLGuard's
+    ``harmful_category``), else ``None``: ``proguard suites map`` ranks ``"parent: label"``."""
 
     @property
     def unsafe(self) -> bool:
@@ -91,6 +101,23 @@ class Adapter:
     categories: ClassVar[bool] = False  # whether it labels categories (else binary only)
     modality: ClassVar[str] = "text"
     map_name: ClassVar[str | None] = None  # the category map's file stem, if not ``name``
+    label_parents: ClassVar[dict[str, str]] = {}
+    """Label -> its broader label in the release (OpenAI Moderation's ``S3`` -> ``S``): the narrower one is
+    the more specific category (``CategoryMap.targets(..., rule="most_specific")``)."""
+    protocols: ClassVar[dict[str, str]] = {}
+    """Named row sets and label rules (name -> what it is); the first is the default."""
+    protocol_files: ClassVar[dict[str, tuple[str, ...]]] = {}
+    """Per protocol, the upstream files it reads when they differ from ``files``."""
+
+    def __init__(self, protocol: str | None = None) -> None:
+        if protocol is not None and protocol not in self.protocols:
+            known = ", ".join(self.protocols) or "none (this benchmark has one row set)"
+            raise SuiteDataError(f"{self.name}: unknown protocol {protocol!r}; protocols: {known}")
+        self.protocol: str | None = protocol or next(iter(self.protocols), None)
+
+    def expected_files(self) -> tuple[str, ...]:
+        """The upstream names (glob patterns allowed, relative to the folder) the protocol reads."""
+        return self.protocol_files.get(self.protocol or "", self.files)
 
     def map_path(self) -> Path | None:
         """The category map next to the adapter's module (``<map_name or name>.yaml``), if there is one."""
@@ -117,11 +144,17 @@ class Adapter:
     def locate(self, data_root: str | Path) -> Path:
         """The first expected upstream file present under ``<data_root>/<folder>``; ``MissingData`` otherwise."""
         folder = Path(data_root) / self.folder
-        for name in self.files:
+        for name in self.expected_files():
+            if any(ch in name for ch in "*?["):
+                found = sorted(p for p in folder.glob(name) if p.is_file())
+                if found:
+                    return found[0]
+                continue
             p = folder / name
             if p.exists():
                 return p
-        wanted = " or ".join(str(folder / n) if n else f"the release's files under {folder}/" for n in self.files)
+        wanted = " or ".join(str(folder / n) if n else f"the release's files under {folder}/"
+                             for n in self.expected_files())
         hub = f"; or pass --allow-download to load {self.hub_id} with datasets" if self.hub_id else ""
         raise MissingData(f"{self.name}: no data: put {wanted} there as released ({self.published}){hub}")
 
@@ -136,7 +169,16 @@ class Adapter:
             if not (allow_download and self.hub_id):
                 raise
             return self._load_hub(skipped)
-        samples = _collect(self.read(path), skipped)
+        try:
+            samples = _collect(self.read(path), skipped)
+        except SuiteDataError:
+            raise
+        except Exception as exc:  # a reader error no reader caught: still one line, never a traceback
+            raise SuiteDataError(f"{path}: cannot be read ({type(exc).__name__}: {_first_line(exc)}); "
+                                 f"is this the file as released? Download it again") from None
+        if not samples and not skipped:
+            raise SuiteDataError(f"{path}: no rows (a header-only or empty file); put the release's file there "
+                                 f"as published")
         return LoadResult(samples, [str(path)], skipped)
 
     def _load_hub(self, skipped: dict[str, int]) -> LoadResult:
@@ -177,52 +219,151 @@ def _collect(samples: Iterator[BenchSample | Skip], skipped: dict[str, int]) -> 
 # ---------------------------------------------------------------------------------------------
 # Readers of upstream files
 # ---------------------------------------------------------------------------------------------
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
+def _what_went_wrong(path: Path, exc: BaseException) -> str | None:
+    """``what; what to do`` for an error reading a release file, or ``None`` if it is not a reading error."""
+    import pyarrow as pa
+
+    kind = "xz" if path.suffix == ".xz" else "gzip" if path.suffix == ".gz" else None
+    if isinstance(exc, UnicodeDecodeError):
+        return (f"not UTF-8 text ({exc.reason} at byte {exc.start}); re-save it as UTF-8, e.g. "
+                f"`iconv -f LATIN1 -t UTF-8` (the releases are UTF-8: this copy was re-encoded)")
+    if isinstance(exc, csv.Error):
+        if "field larger than field limit" in str(exc):
+            return (f"a field longer than {FIELD_LIMIT:,} characters (an unclosed quote?); "
+                    f"check the quoting of that row, or download the file again")
+        if "NUL" in str(exc):
+            return "NUL bytes in the text (UTF-16 or a binary file?); re-save it as UTF-8 CSV"
+        return f"malformed CSV ({_first_line(exc)}); download the file again"
+    if isinstance(exc, EOFError):
+        return f"the {kind or 'compressed'} file ends early (truncated download); download it again"
+    if isinstance(exc, (lzma.LZMAError, zlib.error, gzip.BadGzipFile)) or (isinstance(exc, OSError) and kind):
+        return f"not a valid {kind or 'compressed'} file ({_first_line(exc)}); download it again"
+    if isinstance(exc, RecursionError):
+        return "JSON nested too deeply to be a release record; download the file again"
+    if isinstance(exc, pa.ArrowException):
+        return f"not a readable parquet file ({_first_line(exc)}); download it again"
+    if isinstance(exc, ValueError) and "integer string conversion" in str(exc):
+        return "a JSON number too long to be a release value; download the file again"
+    return None
+
+
+@contextlib.contextmanager
+def reading(path: Path, where: list[int]):
+    """Turn an error while reading ``path`` into one ``SuiteDataError`` line naming the file, the row
+    (``where[0]``: the last row read, 0 before the first) and what to do; other errors pass through."""
+    import pyarrow as pa
+
+    try:
+        yield
+    except SuiteDataError:
+        raise
+    except (UnicodeDecodeError, csv.Error, EOFError, OSError, lzma.LZMAError, zlib.error, RecursionError,
+            ValueError, pa.ArrowException) as exc:
+        what = _what_went_wrong(path, exc)
+        if what is None:
+            raise
+        # Text is decoded in blocks, so a decoding error names the row being read when it surfaced.
+        raise SuiteDataError(f"{path}: row {where[0] + 1}: {what}") from None
+
+
 def open_text(path: Path) -> io.TextIOBase:
     """A text handle on a plain, ``.gz`` or ``.xz`` file (BeaverTails ships both compressions).
 
-    ``newline=""`` so the csv module sees CRLF and newlines inside quoted fields as written.
+    ``newline=""`` so the csv module sees CRLF and newlines inside quoted fields as written. A UTF-16
+    byte-order mark is refused with the fix (the releases are UTF-8).
     """
     if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    if path.suffix == ".xz":
-        return io.TextIOWrapper(lzma.open(path, "rb"), encoding="utf-8", newline="")
-    return path.open(encoding="utf-8-sig", newline="")
+        raw: io.BufferedIOBase = gzip.open(path, "rb")  # type: ignore[assignment]
+    elif path.suffix == ".xz":
+        raw = lzma.open(path, "rb")  # type: ignore[assignment]
+    else:
+        raw = path.open("rb")
+    with reading(path, [0]):
+        head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
+    if head in (b"\xff\xfe", b"\xfe\xff"):
+        raw.close()
+        raise SuiteDataError(f"{path}: row 1: UTF-16 text; re-save it as UTF-8, e.g. "
+                             f"`iconv -f UTF-16 -t UTF-8` (the releases are UTF-8)")
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
 
 
-def read_csv(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
-    """``(row number, record)`` per CSV row (row 1 is the first data row); missing columns are an error."""
-    with open_text(path) as fh:
+@contextlib.contextmanager
+def _field_limit(limit: int):
+    old = csv.field_size_limit()
+    csv.field_size_limit(limit)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(old)
+
+
+def read_csv(path: Path, required: tuple[str | tuple[str, ...], ...]) -> Iterator[tuple[int, dict[str, str]]]:
+    """``(row number, record)`` per CSV row (row 1 is the first data row); missing columns are an error.
+
+    A ``required`` entry may be a tuple of alternatives (``("prompts_final", "prompt")``: either
+    release's name). Encoding, quoting and compression errors are one line naming the row.
+    """
+    where = [0]
+    with reading(path, where), open_text(path) as fh, _field_limit(FIELD_LIMIT):
         reader = csv.DictReader(fh)
-        missing = [c for c in required if c not in (reader.fieldnames or [])]
+        names = reader.fieldnames or []
+        if any("\x00" in n for n in names):
+            raise SuiteDataError(f"{path}: row 1: NUL bytes in the header (UTF-16 without a byte-order mark?); "
+                                 f"re-save it as UTF-8, e.g. `iconv -f UTF-16LE -t UTF-8`")
+        missing = [" or ".join(c) if isinstance(c, tuple) else c for c in required
+                   if not (set(c) & set(names) if isinstance(c, tuple) else c in names)]
         if missing:
             raise SuiteDataError(
-                f"{path}: missing column(s) {', '.join(missing)} (has: {', '.join(reader.fieldnames or [])}); "
+                f"{path}: missing column(s) {', '.join(missing)} (has: {', '.join(names)}); "
                 f"is this the file as released?"
             )
         for i, rec in enumerate(reader, start=1):
+            where[0] = i - 1
             yield i, rec
+            where[0] = i
+
+
+def _loads(line: str, path: Path, i: int) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise SuiteDataError(f"{path}: row {i}: not valid JSON: {exc.msg}; download the file again") from None
+    except RecursionError:
+        raise SuiteDataError(f"{path}: row {i}: JSON nested too deeply to be a release record; "
+                             f"download the file again") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise SuiteDataError(f"{path}: row {i}: a JSON value out of range ({_first_line(exc)}); "
+                             f"download the file again") from None
+
+
+def read_json_lines(path: Path) -> Iterator[tuple[int, dict]]:
+    """Records of a JSON-lines file (optionally compressed); blank lines are skipped."""
+    where = [0]
+    with reading(path, where), open_text(path) as fh:
+        for i, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            rec = _loads(line, path, i)
+            if not isinstance(rec, dict):
+                raise SuiteDataError(f"{path}: row {i}: expected a JSON object, got {type(rec).__name__}")
+            where[0] = i - 1
+            yield i, rec
+            where[0] = i
 
 
 def read_json_records(path: Path) -> Iterator[tuple[int, dict]]:
     """Records of a JSONL file (optionally compressed) or of a JSON file holding a list of objects."""
     name = path.name.removesuffix(".gz").removesuffix(".xz")
-    with open_text(path) as fh:
-        if name.endswith(".jsonl"):
-            for i, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise SuiteDataError(f"{path}: row {i}: not valid JSON: {exc.msg}") from None
-                if not isinstance(rec, dict):
-                    raise SuiteDataError(f"{path}: row {i}: expected a JSON object, got {type(rec).__name__}")
-                yield i, rec
-            return
-        try:
-            data = json.load(fh)
-        except json.JSONDecodeError as exc:
-            raise SuiteDataError(f"{path}: not valid JSON: {exc.msg} (line {exc.lineno})") from None
+    if name.endswith(".jsonl"):
+        yield from read_json_lines(path)
+        return
+    with reading(path, [0]), open_text(path) as fh:
+        text_ = fh.read()
+    data = _loads(text_, path, 1) if text_.strip() else []
     if isinstance(data, dict):  # some releases wrap the list: {"data": [...]}
         lists = [v for v in data.values() if isinstance(v, list)]
         data = lists[0] if len(lists) == 1 else data
@@ -236,10 +377,13 @@ def read_json_records(path: Path) -> Iterator[tuple[int, dict]]:
 
 def read_table(path: Path) -> Iterator[tuple[int, dict]]:
     """Rows of a parquet file or a saved ``datasets`` directory, streamed batch by batch; image cells stay
-    undecoded (``{"bytes", "path"}``)."""
+    undecoded (``{"bytes", "path"}``). A file that is not parquet (cut short, another format) is one line."""
     if path.is_dir():
         import datasets
 
+        from proguard.inputs import check_dataset_dir
+
+        check_dataset_dir(path, SuiteDataError)
         ds = datasets.load_from_disk(str(path))
         if isinstance(ds, datasets.DatasetDict):
             raise SuiteDataError(f"{path}: holds several splits ({', '.join(ds)}); point at the test split")
@@ -251,11 +395,34 @@ def read_table(path: Path) -> Iterator[tuple[int, dict]]:
         return
     import pyarrow.parquet as pq
 
-    i = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
-        for rec in batch.to_pylist():
-            i += 1
-            yield i, rec
+    from proguard.inputs import check_parquet
+
+    check_parquet(path, SuiteDataError)
+    where = [0]
+    with reading(path, where):
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
+            for rec in batch.to_pylist():
+                where[0] += 1
+                yield where[0], rec
+
+
+def read_rows(path: Path, required: tuple = ()) -> Iterator[tuple[int, dict]]:
+    """Rows of a release file by its type: ``.csv``, ``.json``/``.jsonl`` (optionally ``.gz``/``.xz``), ``.parquet``."""
+    name = path.name.removesuffix(".gz").removesuffix(".xz")
+    if name.endswith(".csv"):
+        yield from read_csv(path, required)
+    elif name.endswith((".json", ".jsonl")):
+        yield from read_json_records(path)
+    else:
+        yield from read_table(path)
+
+
+def column(rec: dict, names: tuple[str, ...], where: str) -> str:
+    """The first of ``names`` the record has (releases name one column differently); an error otherwise."""
+    for n in names:
+        if n in rec:
+            return n
+    raise SuiteDataError(f"{where}: {' or '.join(names)}: missing (fields: {', '.join(map(str, rec))})")
 
 
 def files_in(path: Path, pattern: str) -> list[Path]:
@@ -300,9 +467,10 @@ def flag(value: Any, where: str, key: str) -> bool | None:
     raise SuiteDataError(f"{where}: {key}: expected 0/1 or true/false, got {value!r}")
 
 
-def image_cell(value: Any, base: Path | None, where: str, key: str = "image") -> Any:
+def image_cell(value: Any, base: Path | None, where: str, key: str = "image", *, fix: str | None = None) -> Any:
     """An image field (a ``{"bytes", "path"}`` cell, bytes, or a path relative to ``base``) as bytes or
-    an absolute path; a path that does not exist is an error."""
+    an absolute path. A path that does not exist is ``MissingData`` when the adapter says how to get the
+    media (``fix``: the benchmark is then listed as missing and the rest of a suite runs), else an error."""
     if isinstance(value, dict):
         value = value.get("bytes") or value.get("path")
     if isinstance(value, (bytes, bytearray)):
@@ -316,6 +484,8 @@ def image_cell(value: Any, base: Path | None, where: str, key: str = "image") ->
         if not p.is_absolute() and base is not None:
             p = base / p
         if not p.is_file():
+            if fix:
+                raise MissingData(f"{where}: {key}: image file not found: {p}; {fix}")
             raise SuiteDataError(f"{where}: {key}: image file not found: {p}")
         return str(p.resolve())
     raise SuiteDataError(f"{where}: {key}: missing image")

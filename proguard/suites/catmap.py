@@ -28,6 +28,10 @@ from proguard.suites.base import SuiteDataError
 from taxonomy import Taxonomy
 
 
+CATEGORY_RULES = ("all", "most_specific")
+"""How a multi-label row's labels become accepted nodes: every mapped node, or only the most specific."""
+
+
 @dataclass(frozen=True)
 class CategoryMap:
     """Benchmark label -> taxonomy node ID (``None``: no counterpart)."""
@@ -39,22 +43,40 @@ class CategoryMap:
     source: str
     origin: str
 
-    def targets(self, labels: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """The distinct node IDs the labels map to (label order), and the labels the map does not list.
+    def targets(self, labels: Iterable[str], *, rule: str = "all",
+                parents: Mapping[str, str] | None = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The distinct node IDs the labels map to, most specific first, and the labels the map does not list.
+
+        Most specific first: a label whose broader label (``parents``: the release's own hierarchy, e.g.
+        OpenAI Moderation's ``S3`` under ``S``) is also present comes before it, then deeper nodes
+        (``C9S3``) before top-level ones (``C9``); otherwise the labels' order. ``rule="all"`` keeps
+        every node (any is a right answer); ``rule="most_specific"`` keeps only the first.
 
         An unlisted label is reported, never guessed: the runner counts it and names it in results.json
         so the map can be extended (an ID, or null for no counterpart).
         """
-        out: list[str] = []
+        if rule not in CATEGORY_RULES:
+            raise SuiteDataError(f"category rule {rule!r}: expected one of {', '.join(CATEGORY_RULES)}")
+        labels = list(labels)
+        present = set(labels)
+        parents = parents or {}
+        narrower = {parents[lab] for lab in labels if lab in parents and parents[lab] in present}
+        out: list[tuple[int, int, int, str]] = []
         unknown: list[str] = []
-        for label in labels:
+        for i, label in enumerate(labels):
             if label not in self.mapping:
                 unknown.append(label)
                 continue
             node = self.mapping[label]
-            if node is not None and node not in out:
-                out.append(node)
-        return tuple(out), tuple(unknown)
+            if node is not None and all(node != o[3] for o in out):
+                out.append((label in narrower, -node.count("S"), i, node))
+        ids = tuple(o[3] for o in sorted(out))
+        return (ids[:1] if rule == "most_specific" else ids), tuple(unknown)
+
+    def unseen_keys(self, labels: Iterable[str]) -> list[str]:
+        """Map keys that match no label in ``labels`` (a misspelt key, or a label the release does not use)."""
+        seen = set(labels)
+        return [k for k in self.mapping if k not in seen]
 
     def check(self, taxonomy: Taxonomy) -> None:
         """Every target must be a node of ``taxonomy``."""

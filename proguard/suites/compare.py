@@ -2,11 +2,14 @@
 paper's published rows (``published.yaml``, source named) marked "published".
 
 A run is a ``proguard bench --suite`` output folder (its ``suite.json``). A run's cell is its metric for
-that benchmark and level in percent with two decimals; "-" where the run did not score it (the suite
-did not include it, or the metric is one suites do not compute yet: OOD detection and description).
-Published figures are copied as the strings printed in the paper, so the table reproduces them byte
-for byte. The runs' "Avg" cells are the sample-weighted average F1 of the benchmarks the run scored at
-that level (GuardReasoner's rule); ProGuard's printed averages cover all seven (or four) sets.
+that benchmark and level in percent with two decimals and the number of samples it is computed on
+(``83.10 (n=1680)``; for OOD figures the number of OOD tasks); "-" where the run did not score it (the
+suite did not include it; OOD figures need ``--ood-holdout``). Published figures are copied as the
+strings printed in the paper, so the table reproduces them byte for byte. The runs' "Avg" cells are the
+sample-weighted average F1 of the table's sets of that level **and input kind** the run scored (text
+and text+image never mixed; GuardReasoner's weighting); an average over fewer sets than the table's
+column count is marked partial, e.g. ``91.20 (n=4120, 5/7 sets)``: ProGuard's printed averages cover all seven
+(or four) sets.
 """
 
 from __future__ import annotations
@@ -56,27 +59,62 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
     return json.loads(p.read_text(encoding="utf-8"))
 
 
-def run_cell(run: dict[str, Any], column: str, metric: str) -> str:
-    """A run's value for ``benchmark/level`` under ``metric``, in percent with two decimals, or ``-``."""
+N_OF = {"ood_f1": "ood_n", "ood_description": "ood_n", "category_top": "category_n", "category_exact": "category_n"}
+"""The sample count a metric is computed on (default: ``n``, the samples scored at that level)."""
+
+
+def avg_sets(columns: Sequence[str], key: str) -> list[str]:
+    """The table's benchmark columns an ``avg/<key>`` column averages (same level, same input kind)."""
+    from proguard.suites.registry import AdapterRegistryError, default_registry
+    from proguard.suites.scoring import average_key
+
+    reg = default_registry()
+    out = []
+    for c in columns:
+        bench, _, level = c.partition("/")
+        if bench == "avg" or not level:
+            continue
+        try:
+            modality = reg.get(bench).modality
+        except AdapterRegistryError:  # a column naming no installed adapter is averaged by nothing
+            continue
+        if average_key(level, "image" if level == "image" else modality) == key:
+            out.append(c)
+    return out
+
+
+def run_cell(run: dict[str, Any], column: str, metric: str, columns: Sequence[str] = ()) -> str:
+    """A run's value for ``benchmark/level`` under ``metric``: percent with two decimals and its n, or ``-``."""
     bench, _, level = column.partition("/")
     if bench == "avg":
-        a = run.get("averages", {}).get(level)
-        return _pct(a.get("weighted_f1")) if a and metric == "f1" else MISSING
+        if metric != "f1":
+            return MISSING
+        # The table's own sets of that level and input kind, as this run scored them (first run of each).
+        want = avg_sets(columns, level)
+        used: dict[str, dict[str, Any]] = {}
+        for r in run.get("rows", []):
+            key = f"{r.get('adapter', r['benchmark'])}/{r['level']}"
+            if key in want and key not in used and r.get("f1") is not None:
+                used[key] = r
+        n = sum(r["n"] for r in used.values())
+        if not n:
+            return MISSING
+        mark = f", {len(used)}/{len(want)} sets" if len(used) < len(want) else ""
+        return f"{100 * sum(r['f1'] * r['n'] for r in used.values()) / n:.2f} (n={n}{mark})"
     for r in run.get("rows", []):
-        if r["benchmark"] == bench and r["level"] == level:
-            return _pct(r.get(metric))
+        if r.get("adapter", r["benchmark"]) == bench and r["level"] == level:
+            value = r.get(metric)
+            n = r.get(N_OF.get(metric, "n"))
+            return MISSING if value is None else f"{100 * float(value):.2f}" + (f" (n={n})" if n is not None else "")
     return MISSING
-
-
-def _pct(x: Any) -> str:
-    return MISSING if x is None else f"{100 * float(x):.2f}"
 
 
 def build_tables(runs: Sequence[tuple[str, dict[str, Any]]], published: dict[str, Any]) -> list[Table]:
     """Each published table with the runs' rows first, then the published rows."""
     tables = []
     for t in published["tables"]:
-        rows = [(label, "run", [run_cell(run, c, t["metric"]) for c in t["columns"]]) for label, run in runs]
+        rows = [(label, "run", [run_cell(run, c, t["metric"], t["columns"]) for c in t["columns"]])
+                for label, run in runs]
         rows += [(model, "published", [str(v) for v in values]) for model, values in t["rows"].items()]
         tables.append(Table(t["key"], t["title"], list(t["headers"]), rows))
     return tables

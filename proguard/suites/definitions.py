@@ -13,7 +13,10 @@
   SafeRLHF, which have no adapter yet.
 * ``all`` — every built-in adapter at every level it labels.
 
-A benchmark's name is also a suite of its own (``--suite xstest``).
+A benchmark's name is also a suite of its own (``--suite xstest``), with a protocol after ``@``
+(``--suite harmbench@guardreasoner``). Each suite names the protocol (row set and label rule) its paper
+used: ``proguard-text`` reads HarmBench's 400-row ``_all`` set, ``guardreasoner`` its 239-row prompt set;
+both count a missing OpenAI Moderation flag as 0 (1,680 rows), as the published numbers do.
 """
 
 from __future__ import annotations
@@ -26,19 +29,29 @@ from proguard.hints import did_you_mean
 
 @dataclass(frozen=True)
 class Entry:
-    """One benchmark scored at one level (``prompt``, ``response`` or ``image``)."""
+    """One benchmark scored at one level (``prompt``, ``response`` or ``image``) under a protocol
+    (``None``: the adapter's default)."""
 
     adapter: str
     level: str
+    protocol: str | None = None
 
+    @property
+    def run_name(self) -> str:
+        """The benchmark's name in a run: ``adapter`` or ``adapter@protocol``."""
+        return self.adapter if self.protocol is None else f"{self.adapter}@{self.protocol}"
+
+
+_PROTOCOL = {"proguard": {"harmbench": "all", "openai_moderation": "published"},
+             "guardreasoner": {"harmbench": "guardreasoner", "openai_moderation": "published"}}
 
 SUITES: dict[str, tuple[Entry, ...]] = {
-    "proguard-text": tuple(Entry(a, "prompt") for a in (
+    "proguard-text": tuple(Entry(a, "prompt", _PROTOCOL["proguard"].get(a)) for a in (
         "aegis2", "harmbench", "openai_moderation", "simplesafetytests", "toxicchat", "wildguardtest", "xstest")),
     "proguard-response": tuple(Entry(a, "response") for a in ("aegis2", "beavertails", "wildguardtest", "xstest_response")),
     "proguard-mm": (Entry("beavertails_v", "prompt"), Entry("llavaguard", "image"), Entry("beavertails_v", "response")),
     "guardreasoner": (
-        *(Entry(a, "prompt") for a in (
+        *(Entry(a, "prompt", _PROTOCOL["guardreasoner"].get(a)) for a in (
             "toxicchat", "harmbench", "openai_moderation", "aegis2", "simplesafetytests", "wildguardtest")),
         *(Entry(a, "response") for a in ("beavertails", "xstest_response", "wildguardtest")),
     ),
@@ -59,8 +72,13 @@ def resolve(spec: str, registry) -> list[Entry]:
             entries = [Entry(a, lvl) for a in registry.names() for lvl in registry.get(a).levels]
         elif name in SUITES:
             entries = list(SUITES[name])
-        elif name in registry.names() or ":" in name:
-            entries = [Entry(name, lvl) for lvl in registry.get(name).levels]
+        elif name.partition("@")[0] in registry.names() or ":" in name:
+            bench, _, protocol = name.partition("@")
+            adapter = registry.get(bench)
+            if protocol and protocol not in adapter.protocols:
+                known = ", ".join(adapter.protocols) or "none (one row set)"
+                raise SuiteError(f"{name}: {bench} has no protocol {protocol!r}; protocols: {known}")
+            entries = [Entry(bench, lvl, protocol or None) for lvl in adapter.levels]
         else:
             known = [*SUITES, "all", *registry.names()]
             raise SuiteError(f"unknown suite or benchmark {name!r}{did_you_mean(name, known)}; "

@@ -9,7 +9,7 @@ the bench metrics skip it, and the suite scores only the levels the benchmark la
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import datasets
@@ -53,15 +53,17 @@ class Targets:
     unknown_labels: dict[str, int]
 
 
-def category_targets(samples: Sequence[BenchSample], cmap: CategoryMap | None) -> Targets:
-    """What each unsafe sample's benchmark labels map to under ``cmap`` (nothing without a map)."""
+def category_targets(samples: Sequence[BenchSample], cmap: CategoryMap | None, *, rule: str = "all",
+                     parents: Mapping[str, str] | None = None) -> Targets:
+    """What each unsafe sample's benchmark labels map to under ``cmap`` (nothing without a map), most
+    specific first; ``rule`` keeps all of them or only the most specific (``CategoryMap.targets``)."""
     accepted: dict[str, tuple[str, ...]] = {}
     unknown: dict[str, int] = {}
     for s in samples:
         if cmap is None or not s.unsafe or not s.source_labels:
             accepted[s.id] = ()
             continue
-        ids, missing = cmap.targets(s.source_labels)
+        ids, missing = cmap.targets(s.source_labels, rule=rule, parents=parents)
         for label in missing:
             unknown[label] = unknown.get(label, 0) + 1
         accepted[s.id] = ids

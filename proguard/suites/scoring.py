@@ -87,15 +87,24 @@ def category_accuracy(records: Sequence[Record], accepted: Mapping[str, tuple[st
     }
 
 
+def average_key(level: str, modality: str) -> str:
+    """The averages' key of a level and input kind: ``prompt_text``, ``prompt_text_image``, ``response_text``,
+    ``image``... Text and text+image sets are never averaged together (the papers average them apart)."""
+    return "image" if level == "image" else f"{level}_{modality}"
+
+
 def averages(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per level: sample-weighted and plain mean F1 over the benchmarks that ran."""
+    """Per level and input kind (``average_key``): sample-weighted and plain mean F1 over the benchmarks that ran."""
     out: dict[str, dict[str, Any]] = {}
-    for level in ("prompt", "response", "image"):
-        sel = [r for r in rows if r["level"] == level and r.get("f1") is not None]
+    keys = list(dict.fromkeys(average_key(r["level"], r.get("modality", "text")) for r in rows))
+    for key in keys:
+        sel = [r for r in rows if average_key(r["level"], r.get("modality", "text")) == key and r.get("f1") is not None]
         if not sel:
             continue
         total = sum(r["n"] for r in sel)
-        out[level] = {
+        out[key] = {
+            "level": sel[0]["level"],
+            "modality": sel[0].get("modality", "text"),
             "benchmarks": [r["benchmark"] for r in sel],
             "n": total,
             "weighted_f1": sum(r["f1"] * r["n"] for r in sel) / total if total else None,

@@ -30,10 +30,13 @@ def check_image_token_alignment(processor, model_config, ds) -> Alignment | None
     Tokenizes the first image row twice, as TRL does (``apply_chat_template`` for generation, the
     processor on the rendered text for the training forward pass), and compares both image-token
     counts with ``prod(image_grid_thw) / merge_size**2`` computed with the *policy's* merge size and
-    image-token ID. ``None`` when the data has no image rows. Raises ``TrainError`` on a mismatch:
+    image-token ID (Idefics3/SmolVLM policies: real images x ``(side / patch_size)^2 / scale_factor^2``). ``None`` when the data has no image rows. Raises ``TrainError`` on a mismatch:
     silent prompt/image misalignment is the most reported failure of VLM GRPO in TRL.
     """
+    import torch
     from trl.data_utils import prepare_multimodal_messages
+
+    from proguard.models.smolvlm import is_smolvlm, vision_features
 
     index = next((i for i, (_, cell) in enumerate(_prompts_and_images(ds)) if cell is not None), None)
     if index is None:
@@ -50,6 +53,9 @@ def check_image_token_alignment(processor, model_config, ds) -> Alignment | None
     vision = getattr(model_config, "vision_config", None)
     merge = getattr(vision, "spatial_merge_size", None)
     grid = fwd.get("image_grid_thw")
+    smol = is_smolvlm(model_config)  # Idefics3/SmolVLM: no grid; padded per-sample images, pixel-shuffle connector
+    if smol:
+        merge, grid = 1, torch.tensor([[1, 1, vision_features(model_config, fwd["pixel_values"])]])
     if image_token_id is None or merge is None or grid is None:
         raise TrainError(
             f"cannot check image-token alignment for {type(model_config).__name__}: it needs image_token_id, "
@@ -64,15 +70,18 @@ def check_image_token_alignment(processor, model_config, ds) -> Alignment | None
             f"(id {tokenizer.convert_tokens_to_ids(proc_token)}) but the policy's image_token_id is {image_token_id}; "
             "the processor and the model come from different checkpoints"
         )
-    ip_merge = getattr(processor.image_processor, "merge_size", merge)
+    ip_merge = merge if smol else getattr(processor.image_processor, "merge_size", merge)
     features = int(sum(int(math.prod(g.tolist())) for g in grid)) // int(merge) ** 2
     n_gen = int((gen["input_ids"] == image_token_id).sum())
     n_fwd = int((fwd["input_ids"] == image_token_id).sum())
     if ip_merge != merge or not n_gen == n_fwd == features:
+        how = (f"pixel_values {list(fwd['pixel_values'].shape)}, patch_size {model_config.vision_config.patch_size}, "
+               f"scale_factor {model_config.scale_factor}" if smol else
+               f"image_grid_thw {grid.tolist()} / spatial_merge_size {merge}^2; image processor merge_size {ip_merge}")
         raise TrainError(
             f"image-token misalignment on training row {index + 1}: the generation prompt has {n_gen} image tokens, "
             f"the training forward pass {n_fwd}, and the policy's vision tower makes {features} features "
-            f"(image_grid_thw {grid.tolist()} / spatial_merge_size {merge}^2; image processor merge_size {ip_merge}). "
+            f"({how}). "
             "Check that the chat template renders one image placeholder per image and that the processor belongs "
             "to the model checkpoint."
         )
@@ -81,7 +90,7 @@ def check_image_token_alignment(processor, model_config, ds) -> Alignment | None
 
 def prompt_lengths(processor, ds, batch_size: int = 256) -> list[int]:
     """Tokens per training prompt as the policy sees it: text tokens plus each image's expanded tokens."""
-    tokenizer = processor.tokenizer
+    tokenizer = getattr(processor, "tokenizer", processor)  # a text-only policy's processor is its tokenizer
     image_token = getattr(processor, "image_token", None)
     image_token_id = tokenizer.convert_tokens_to_ids(image_token) if image_token else None
     lengths: list[int] = []
@@ -119,7 +128,11 @@ def _image_tokens(processor, cell: dict) -> int:
     source = io.BytesIO(cell["bytes"]) if cell.get("bytes") else cell["path"]
     with Image.open(source) as im:
         if hasattr(ip, "get_number_of_image_patches"):
-            return ip.get_number_of_image_patches(im.height, im.width, {}) // merge**2
+            patches = ip.get_number_of_image_patches(im.height, im.width, {})
+            if isinstance(patches, int):
+                return patches // merge**2
+            # Idefics3/SmolVLM: (patches, rows, cols); the processor counts what its placeholder becomes
+            return int(processor._get_num_multimodal_tokens(image_sizes=[(im.height, im.width)]).num_image_tokens[0])
         grid = ip(images=[im.convert("RGB")], return_tensors="pt")["image_grid_thw"]
     return int(grid.prod(-1).sum()) // merge**2
 

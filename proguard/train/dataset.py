@@ -66,6 +66,30 @@ def build_train_dataset(r: Recipe):
     return ds
 
 
+def check_holdout(taxonomy: str, tasks: Any, key: str) -> None:
+    """``--check``: every held-out node ID of ``tasks`` (``TaskOptions`` or ``None``) is a node of ``taxonomy``.
+
+    Raises ``TrainInputError`` naming the key, the unknown IDs and a near miss; the task generator
+    checks the same at build time, which ``--check`` never reaches.
+    """
+    from proguard.hints import did_you_mean
+    from proguard.tasks.rows import TaxonomyIndex
+    from proguard.train.errors import TrainInputError
+    from taxonomy import TaxonomyError, load_taxonomy
+
+    try:
+        tax = load_taxonomy(taxonomy)
+    except TaxonomyError as exc:
+        raise TrainInputError(f"{key.rsplit('.', 1)[0]}.taxonomy: {exc}") from None
+    if tasks is None or not tasks.holdout:
+        return
+    known = TaxonomyIndex(tax).src
+    unknown = [h for h in tasks.holdout if h not in known]
+    if unknown:
+        raise TrainInputError(f"{key}.holdout: unknown node ID(s) {', '.join(map(repr, unknown))} in taxonomy "
+                              f"{taxonomy!r}{did_you_mean(unknown[0], known, n=1)}; known IDs: {', '.join(known)}")
+
+
 def check_dataset(ds, origin: str) -> None:
     """Every row has a conversational prompt, the reward's columns, and one image per image placeholder."""
     from rewards.types import TARGET_COLUMNS

@@ -1,4 +1,4 @@
-"""The model card (``README.md``) written next to every checkpoint and ``final/``: base model, recipe, rewards.
+"""The model card (``README.md``) written once, at the end of a run, into ``output_dir`` and ``final/``.
 
 TRL's own card names the base model only when it is a hub ID (a local or ``tiny`` policy gives
 "a fine-tuned version of [None]"), and says nothing of the guard's protocol or rewards. This card
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import importlib.metadata
 from pathlib import Path
+from typing import Any
 
-from proguard.train.recipe import BUNDLED, TINY_MODEL, Recipe, recipe_to_yaml
+from proguard.train.recipe import BUNDLED, TINY_MODEL, recipe_to_yaml
 
 CARD_FILE = "README.md"
 
@@ -23,24 +24,23 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
-def model_card(r: Recipe, *, method: str = "GRPO") -> str:
-    """The card's Markdown for a model trained with recipe ``r``."""
+def model_card(r: Any, *, method: str = "GRPO") -> str:
+    """The card's Markdown for a model trained with recipe ``r`` (a GRPO ``Recipe`` or an ``SFTRecipe``)."""
     base = r.model.name_or_path
     base_text = (
         "the in-process tiny Qwen2.5-VL (random weights, built by `proguard.models.tiny_vlm`; a demo, not a guard)"
         if base == TINY_MODEL else f"`{base}`"
     )
-    data = (
-        f"prepared tasks `{r.data.prepared}`" if r.data.prepared
-        else f"samples {'(the bundled set)' if r.data.samples == BUNDLED else f'`{r.data.samples}`'} through the "
-        f"task generator, taxonomy `{r.data.taxonomy}`"
-    )
-    held = r.data.tasks.holdout if r.data.tasks is not None else []
-    rewards = "\n".join(
-        f"- `{s.name}`: {'gate' if s.gate else f'weight {s.weight:g}'}"
-        + (f", options {dict(s.options)}" if s.options else "")
-        for s in r.reward_specs()
-    )
+    data_text, held = _data_text(r.data)
+    if hasattr(r, "reward_specs"):
+        rewards = "\n".join(
+            f"- `{s.name}`: {'gate' if s.gate else f'weight {s.weight:g}'}"
+            + (f", options {dict(s.options)}" if s.options else "")
+            for s in r.reward_specs()
+        )
+        objective = f"- Rewards (total = product of gates x weighted sum):\n{rewards}"
+    else:
+        objective = "- Loss: the assistant turn only" + (" (the <answer> block)" if r.data.label_only else "")
     return f"""---
 library_name: transformers
 tags:
@@ -54,11 +54,10 @@ tags:
 
 Trained with proguard ({method} on TRL) from {base_text}.
 
-- Data: {data}; held-out categories: {', '.join(held) or 'none'}.
+- Data: {data_text}; held-out categories: {', '.join(held) or 'none'}.
 - Answer protocol: `<think>...</think>` then `<answer>` with `Request:`, `Response:` (not for image-only
   samples) and `Category:` lines (`proguard.protocol`).
-- Rewards (total = product of gates x weighted sum):
-{rewards}
+{objective}
 
 ## Use
 
@@ -80,7 +79,21 @@ proguard {_version('proguard')}, TRL {_version('trl')}, transformers {_version('
 """
 
 
-def write_model_card(directory: str | Path, r: Recipe, *, method: str = "GRPO") -> Path:
+def _data_text(data: Any) -> tuple[str, list[str]]:
+    """The card's data line and held-out categories, for the GRPO or the SFT ``data`` section."""
+    if getattr(data, "prepared", None):
+        return f"prepared tasks `{data.prepared}`", []
+    if getattr(data, "dataset", None):
+        return f"distilled dataset `{data.dataset}`", []
+    source = getattr(data, "distill", None) or data
+    tasks = source.tasks
+    samples = "(the bundled set)" if source.samples == BUNDLED else f"`{source.samples}`"
+    teacher = " distilled by the template teacher" if source is not data else ""
+    return (f"samples {samples} through the task generator{teacher}, taxonomy `{source.taxonomy}`",
+            list(tasks.holdout) if tasks is not None else [])
+
+
+def write_model_card(directory: str | Path, r: Any, *, method: str = "GRPO") -> Path:
     """Write ``README.md`` into ``directory`` (created if needed); returns its path."""
     path = Path(directory) / CARD_FILE
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from proguard.outputs import replace_output_dir
 from proguard.hub import local_model_or_download
+from proguard.outputs import replace_output_dir
 from proguard.train.errors import TrainError
-from proguard.train.recipe import TINY_MODEL, TINY_OMNI_MODEL, Recipe
+from proguard.train.recipe import Recipe
 
 REWARD_NAME = "proguard"
 """TRL logs the composite reward's total as ``rewards/proguard/mean``."""
@@ -30,17 +30,14 @@ _PROCESSOR_FILES = (
 
 
 def resolve_model_path(r: Recipe, *, allow_download: bool = False) -> str:
-    """A local path of the policy (or, with ``allow_download``, a hub ID); ``tiny`` builds (once, cached)
-    the in-process tiny VLM. Offline by default: a name that is not a local directory is an error
+    """A local path of the policy (or, with ``allow_download``, a hub ID); a named model (``tiny``,
+    ``tiny-omni``, ``smollm2-135m``: ``proguard.models.named``) is built or converted once and cached. Offline by default: a name that is not a local directory is an error
     naming ``--allow-download``, before anything is fetched."""
-    if r.model.name_or_path == TINY_MODEL:
-        from proguard.models.tiny_vlm import tiny_vlm_path
+    from proguard.models.named import named_model_path
 
-        return str(tiny_vlm_path())
-    if r.model.name_or_path == TINY_OMNI_MODEL:
-        from proguard.models.tiny_omni import tiny_omni_path
-
-        return str(tiny_omni_path())
+    named = named_model_path(r.model.name_or_path)
+    if named is not None:
+        return str(named)
     return local_model_or_download(r.model.name_or_path, allow_download, what="model.name_or_path")
 
 
@@ -60,11 +57,40 @@ def media_inputs(model_path: str, processor, model_config):
                       video_time_key="second_per_grid_ts")
 
 
+def is_text_only_policy(model_path: str, r: Recipe) -> bool:
+    """Whether the checkpoint is a text-only causal LM (no vision or audio config; a ``...ForCausalLM`` class)."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model_path, trust_remote_code=r.model.trust_remote_code)
+    if any(hasattr(config, k) for k in ("vision_config", "audio_config", "thinker_config")):
+        return False
+    return any(a.endswith("ForCausalLM") for a in (getattr(config, "architectures", None) or []))
+
+
+def check_policy_modalities(model_path: str, processor, modalities, r) -> None:
+    """A text-only policy (its processor is a tokenizer) trains on text rows only: anything else is an error naming
+    ``data.modalities``, before any weights load. Omni policies (also a tokenizer here) are exempt."""
+    from transformers import ProcessorMixin
+
+    from proguard.models.tiny_omni import has_omni_inputs
+
+    if isinstance(processor, ProcessorMixin) or has_omni_inputs(model_path):
+        return
+    other = sorted({m for m in modalities if m != "text"})
+    if other:
+        raise TrainError(
+            f"model.name_or_path: {r.model.name_or_path} is a text-only model but the training data has "
+            f"{', '.join(other)} rows; set data.modalities: [text] (or train a vision-language policy such as 'tiny')"
+        )
+
+
 def load_processor(model_path: str, r: Recipe):
     """The policy's processor, left-padded as TRL needs, with the recipe's image pixel budget.
 
     For the tiny omni thinker it is the tokenizer: TRL then sees a text model, and every medium goes
-    through ``OmniInputs`` (``media_inputs``; why in proguard/models/omni_inputs.py).
+    through ``OmniInputs`` (``media_inputs``; why in proguard/models/omni_inputs.py). For a text-only
+    causal LM (``smollm2-135m``) it is the tokenizer too, and only text rows may train it
+    (``check_policy_modalities``).
     """
     from transformers import AutoProcessor, AutoTokenizer, ProcessorMixin
 
@@ -76,6 +102,14 @@ def load_processor(model_path: str, r: Recipe):
     processor = AutoProcessor.from_pretrained(
         model_path, padding_side="left", truncation_side="left", trust_remote_code=r.model.trust_remote_code
     )
+    if not isinstance(processor, ProcessorMixin) and is_text_only_policy(model_path, r):
+        if r.images.max_pixels or r.images.min_pixels:
+            raise TrainError(f"images.max_pixels: {r.model.name_or_path} is a text-only model (no image processor); "
+                             "leave images.max_pixels/min_pixels null")
+        processor.padding_side, processor.truncation_side = "left", "left"
+        if processor.pad_token is None:
+            processor.pad_token = processor.eos_token
+        return processor
     if not isinstance(processor, ProcessorMixin):
         raise TrainError(
             f"model.name_or_path: {r.model.name_or_path}: its processor is a {type(processor).__name__}, not a "

@@ -1,49 +1,106 @@
-"""The quick start's chain: SFT on template-teacher critiques, then GRPO from its ``final/``, and a summary of the learning.
+"""The quick start: SFT then GRPO of the pretrained SmolLM2-135M policy on a small real-data task, and a before/after
+table on held-out prompts it never trained on (base vs SFT vs GRPO).
 
-``run_quickstart`` trains the SFT recipe, points the GRPO recipe's ``model.name_or_path`` at the SFT
-``final/`` and trains it, then reads both ``metrics.jsonl`` files: SFT loss first -> last, and per GRPO
-logging step the format-valid rate and the reward, so a user sees the guard learning (or not) in the
-printed summary, not only in TensorBoard.
+``run_quickstart`` builds the task (``proguard.train.quickstart_data``: Do-Not-Answer + XSTest from a data
+root, split by question, one harm type held out; else the bundled samples), distils template-teacher
+critiques of the training split, trains ``recipes/smollm2-135m/sft.yaml`` on them, trains
+``recipes/smollm2-135m/grpo.yaml`` from the SFT's ``final/``, then benchmarks the base model, the SFT and
+the GRPO model on the held-out splits with ``proguard bench``'s runner (greedy). It prints stage banners,
+one line per logged training step and the table; the library's own progress printers and repeated
+warnings are silenced for the run.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
-from dataclasses import dataclass
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from proguard.train.errors import TrainError
+from proguard.train.quickstart_data import Sizes, quickstart_data
 
-SFT_RECIPE = "recipes/tiny/sft_cpu.yaml"
-GRPO_RECIPE = "recipes/tiny/grpo_from_sft_cpu.yaml"
+SFT_RECIPE = "recipes/smollm2-135m/sft.yaml"
+GRPO_RECIPE = "recipes/smollm2-135m/grpo.yaml"
+OUT_DIR = "runs/quickstart"
 REWARD_KEY = "reward"
 FORMAT_KEY = "format/valid_rate"
+STAGES = 3
+MODELS = ("base", "sft", "grpo")
+BASELINE = "always unsafe"
+"""The table's first row: a constant guard that calls every prompt unsafe (first listed category). Request F1
+alone rewards it (most held-out prompts are unsafe), so a trained model's gain is read against this row, and
+``safe kept safe`` shows whether a model tells the two apart at all."""
+COLUMNS = (  # (key in the bench row, table header)
+    ("request_f1", "request F1"),
+    ("request_acc", "request acc"),
+    ("safe_kept", "safe kept safe"),
+    ("category_acc", "category acc"),
+    ("ood_f1", "OOD detect F1"),
+    ("format_valid", "format-valid"),
+)
 
 
 @dataclass
 class QuickstartResult:
-    """Where the two runs wrote and what their metrics show."""
+    """Where the runs wrote and what the held-out benchmark shows per model."""
 
+    out: Path
+    source: str
     sft_final: Path
     grpo_final: Path
-    sft_loss: list[float]
-    grpo: list[dict[str, Any]]
+    scores: dict[str, dict[str, Any]]
+    eval_sizes: dict[str, int]
+    seconds: float
+    grpo_steps: list[dict[str, Any]] = field(default_factory=list)
+    taxonomy: str = "default"
 
-    def summary(self) -> str:
-        """The lines the command prints."""
-        lines = []
-        if self.sft_loss:
-            lines.append(f"SFT   loss {self.sft_loss[0]:.3f} -> {self.sft_loss[-1]:.3f} "
-                         f"({len(self.sft_loss)} logged steps); model {self.sft_final}")
-        lines.append("GRPO  step  format-valid  reward")
-        for row in self.grpo:
-            lines.append(f"      {row['step']:>4}  {row[FORMAT_KEY]:>12.3f}  {row[REWARD_KEY]:>6.3f}")
-        if len(self.grpo) >= 2:
-            first, last = self.grpo[0], self.grpo[-1]
-            lines.append(f"GRPO  format-valid {first[FORMAT_KEY]:.3f} -> {last[FORMAT_KEY]:.3f}, reward "
-                         f"{first[REWARD_KEY]:.3f} -> {last[REWARD_KEY]:.3f}; model {self.grpo_final}")
+    def table(self) -> str:
+        """The before/after table (markdown)."""
+        head = "| model | " + " | ".join(h for _, h in COLUMNS) + " |"
+        lines = [head, "|" + " --- |" * (len(COLUMNS) + 1)]
+        for name in (BASELINE, *MODELS):
+            row = self.scores.get(name)
+            if row is None:
+                continue
+            cells = [_fmt(row.get(k)) for k, _ in COLUMNS]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
         return "\n".join(lines)
+
+    def closing(self) -> str:
+        """The line that says what was shown and where the model is."""
+        n = ", ".join(f"{k} {v}" for k, v in self.eval_sizes.items())
+        return (f"Shown: SmolLM2-135M before and after SFT and GRPO, scored on held-out prompts it never trained on "
+                f"({n}; {self.seconds / 60:.1f} min). The trained guard is {self.grpo_final} (try: proguard moderate "
+                f"--model {self.grpo_final} --taxonomy {self.taxonomy} --request \"...\"); all outputs are under "
+                f"{self.out}.")
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.3f}"
+
+
+def policy_overrides(taxonomy_path: str | Path) -> list[str]:
+    """GRPO overrides naming the task's taxonomy: the OOD reward scores a free-text answer against the policy
+    the tasks were built from, and the recipe's ``default`` is not it (the real-data task has its own 5 areas)."""
+    return [f"data.taxonomy={taxonomy_path}", f"rewards.ood_description.options.taxonomy={taxonomy_path}"]
+
+
+def drop_checkpoints(stage_dir: Path) -> None:
+    """Remove the ``checkpoint-N`` folders this quick start's stage just wrote (``final/`` stays).
+
+    A checkpoint holds the optimizer state (1.6 GB for SmolLM2-135M) for ``--resume``; the quick start is rerun,
+    never resumed, and its ``--out`` was new or empty when it began, so these folders are its own."""
+    import shutil
+
+    for ckpt in sorted(stage_dir.glob("checkpoint-*")):
+        if ckpt.is_dir() and (ckpt / "trainer_state.json").is_file():
+            shutil.rmtree(ckpt)
 
 
 def metrics(path: Path) -> list[dict[str, Any]]:
@@ -53,27 +110,194 @@ def metrics(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def step_printer(stage: str, max_steps: int, echo: Callable[[str], None], grpo: bool):
+    """A ``TrainerCallback`` printing one line per logged step (in place of transformers' dict printer)."""
+    from transformers import TrainerCallback
+
+    class StepLine(TrainerCallback):
+        """``stage step i/n  key value ...  (seconds)`` per log record; the closing summary record is skipped."""
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.t0 = time.perf_counter()
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not state.is_world_process_zero or not logs or "train_runtime" in logs:
+                return
+            if grpo:
+                parts = [f"reward {logs.get(REWARD_KEY, 0.0):.3f}", f"(std {logs.get('reward_std', 0.0):.3f})",
+                         f"format-valid {logs.get(FORMAT_KEY, 0.0):.2f}",
+                         f"length {logs.get('completions/mean_length', 0.0):.0f} tok"]
+            else:
+                parts = [f"loss {logs.get('loss', float('nan')):.3f}"]
+                if "mean_token_accuracy" in logs:
+                    parts.append(f"token acc {logs['mean_token_accuracy']:.3f}")
+            echo(f"  {stage} step {state.global_step:>3}/{max_steps}  " + "  ".join(parts)
+                 + f"  ({time.perf_counter() - self.t0:.0f} s)")
+
+    return StepLine()
+
+
+@contextlib.contextmanager
+def quiet_libraries() -> Iterator[None]:
+    """Library warnings once at most, transformers/datasets progress bars and info logs off, for the quick start."""
+    import datasets
+    import transformers
+
+    tf_level = transformers.logging.get_verbosity()
+    with warnings.catch_warnings():
+        warnings.simplefilter("once")
+        # deprecation notices that TRL's own calls into transformers trigger: nothing a quick-start user can change
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
+        transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()  # "Loading weights" bars, once per model load
+        datasets.disable_progress_bars()
+        try:
+            yield
+        finally:
+            transformers.logging.set_verbosity(tf_level)
+            transformers.logging.enable_progress_bar()
+            datasets.enable_progress_bars()
+
+
+class AlwaysUnsafe:
+    """The constant baseline as a bench backend: every prompt unsafe, first listed category (no model)."""
+
+    def __init__(self) -> None:
+        from proguard.bench.backends import GenerationSettings
+
+        self.settings = GenerationSettings(max_new_tokens=1)
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": "constant", "answer": "unsafe, first listed category"}
+
+    def generate(self, batch) -> list[str]:
+        import re
+
+        from proguard.protocol import format_answer
+
+        out = []
+        for messages, _ in batch:
+            content = messages[0]["content"]
+            system = content if isinstance(content, str) else "".join(p.get("text") or "" for p in content)
+            first = re.search(r"^(C\d+(?:S\d+)?):", system, re.M)
+            out.append(format_answer("text", "unsafe", None, first.group(1) if first else "C1", "constant baseline"))
+        return out
+
+
+def bench_row(model: str | Any, tasks, taxonomy, out: Path, max_new_tokens: int) -> dict[str, Any]:
+    """Greedy held-out scores of one model (a folder, or a bench backend): request F1 and accuracy, the share of
+    safe prompts called safe, category accuracy (in-taxonomy unsafe), OOD detection F1."""
+    from proguard.bench.backends import GenerationSettings, TransformersBackend
+    from proguard.bench.runner import BenchConfig, run_bench
+
+    backend = model if not isinstance(model, str) else TransformersBackend(
+        model, GenerationSettings(max_new_tokens=max_new_tokens), device="cpu", dtype="float32")
+    cfg = BenchConfig(batch_size=8, plots=False, progress=False)
+    m = run_bench(tasks, backend, out, cfg, taxonomy=taxonomy, tasks_label="eval_id+eval_ood").metrics
+    request = m["binary"]["request"].get("all", {})
+    safe = request.get("tn", 0) + request.get("fp", 0)  # held-out safe prompts with a scored answer
+    return {
+        "request_f1": request.get("f1"),
+        "request_acc": request.get("accuracy"),
+        "safe_kept": request["tn"] / safe if safe else None,
+        "category_acc": m["category"]["exact"],
+        "ood_f1": m["ood_detection"]["f1"],
+        "ood_description": m["ood_description"]["mean_similarity"],
+        "format_valid": m["format"]["valid_rate"],
+        "n": m["n"],
+    }
+
+
 def run_quickstart(
     sft_recipe: str | Path = SFT_RECIPE,
     grpo_recipe: str | Path = GRPO_RECIPE,
     *,
+    out: str | Path = OUT_DIR,
+    data_root: str | Path | None = None,
+    seed: int = 0,
+    sizes: Sizes | None = None,
     sft_overrides: list[str] | None = None,
     grpo_overrides: list[str] | None = None,
+    max_new_tokens: int | None = None,
+    echo: Callable[[str], None] = functools.partial(print, flush=True),
 ) -> QuickstartResult:
-    """SFT, then GRPO from the SFT's ``final/``; returns both finals and the learning curves."""
-    from proguard.train.recipe import load_recipe
-    from proguard.train.run import METRICS_FILE, train
-    from proguard.train.sft import train_sft
-    from proguard.train.sft_recipe import load_sft_recipe
+    """Data, SFT, GRPO from the SFT's ``final/``, and the held-out table (base, SFT, GRPO).
 
+    ``max_new_tokens`` (default: the GRPO recipe's ``lengths.max_completion_length``) bounds each held-out
+    answer: a shorter cap than training's cut the free-text answers of OOD prompts mid-field (format-invalid).
+
+    ``echo`` flushes each line by default: piped into a file or ``tee``, print() would hold every progress line
+    until the 15-minute run ends (seen on a fresh clone with ``> log``)."""
+    import datasets
+
+    from proguard.distill.runner import DistillConfig, run_distill
+    from proguard.distill.teachers import TemplateTeacher
+    from proguard.train.policy import resolve_model_path
+    from proguard.train.recipe import load_recipe, load_sft_recipe
+    from proguard.train.run import train
+    from proguard.train.runner import METRICS_FILE
+    from proguard.train.sft import train_sft
+
+    t0 = time.perf_counter()
+    out = Path(out)
     for path in (sft_recipe, grpo_recipe):
         if not Path(path).is_file():
             raise TrainError(f"{path}: no such recipe; run from the project checkout or pass --sft-recipe/--grpo-recipe")
-    sft = load_sft_recipe(sft_recipe, sft_overrides or [])
-    grpo = load_recipe(grpo_recipe, grpo_overrides or [])  # checked before the SFT spends any time
-    sft_final = train_sft(sft)
-    grpo = load_recipe(grpo_recipe, [*(grpo_overrides or []), f"model.name_or_path={sft_final}"])
-    grpo_final = train(grpo)
-    sft_loss = [float(r["loss"]) for r in metrics(Path(sft.output_dir) / METRICS_FILE) if "loss" in r]
+    if out.exists() and any(out.iterdir()):
+        raise TrainError(f"--out {out}: holds an earlier run; pass --out NEW_DIR (or delete {out})")
+    data_dir = out / "data"
+    common_sft = [f"sft.seed={seed}", f"output_dir={out / 'sft'}", "data.distill=null",
+                  f"data.dataset={data_dir / 'distill'}"]
+    common_grpo = [f"grpo.seed={seed}", f"output_dir={out / 'grpo'}", f"data.prepared={data_dir / 'tasks'}"]
+    # both recipes are checked before anything runs (the SFT's final/ is filled in after stage 1)
+    sft = load_sft_recipe(sft_recipe, [*common_sft, *(sft_overrides or [])])
+    load_recipe(grpo_recipe, [*common_grpo, *(grpo_overrides or [])])
+
+    with quiet_libraries():
+        echo(f"[quickstart] data: building the held-out task under {data_dir} ...")
+        data = quickstart_data(data_dir, data_root, seed, sizes)
+        echo(f"[quickstart] data: {data.source}")
+        sizes_now = {k: len(v) for k, v in data.tasks.items()}
+        echo("[quickstart] tasks: " + ", ".join(f"{k} {v}" for k, v in sizes_now.items())
+             + " (eval_id and eval_ood are never trained on)")
+        run_distill(data.tasks["train"], TemplateTeacher(description_words=0), data_dir / "distill", data.taxonomy,
+                    config=DistillConfig(progress=False), tasks_label="train")
+        base = resolve_model_path(sft)  # type: ignore[arg-type]  # converts the wheel once (~40 s) if needed
+        echo(f"[quickstart] base model: {sft.model.name_or_path} ({base})")
+
+        echo(f"\n== stage 1/{STAGES}: SFT on template-teacher critiques of the {sizes_now['train']} training prompts "
+             f"({sft.sft.max_steps} steps) ==")
+        sft_final = train_sft(sft, progress=step_printer("SFT", sft.sft.max_steps, echo, grpo=False))
+        drop_checkpoints(Path(sft.output_dir))
+        echo(f"[quickstart] SFT model: {sft_final}")
+
+        grpo = load_recipe(grpo_recipe, [*common_grpo, *policy_overrides(data.taxonomy_path), *(grpo_overrides or []),
+                                         f"model.name_or_path={sft_final}"])
+        echo(f"\n== stage 2/{STAGES}: GRPO from the SFT model ({grpo.grpo.max_steps} steps, "
+             f"{grpo.grpo.num_generations} rollouts per prompt, the default reward) ==")
+        grpo_final = train(grpo, progress=step_printer("GRPO", grpo.grpo.max_steps, echo, grpo=True))
+        drop_checkpoints(Path(grpo.output_dir))
+        echo(f"[quickstart] GRPO model: {grpo_final}")
+
+        if max_new_tokens is None:
+            max_new_tokens = grpo.lengths.max_completion_length
+        held = datasets.concatenate_datasets([data.tasks["eval_id"], data.tasks["eval_ood"]])
+        eval_sizes = {"eval_id": len(data.tasks["eval_id"]), "eval_ood": len(data.tasks["eval_ood"])}
+        echo(f"\n== stage 3/{STAGES}: held-out evaluation of base, SFT and GRPO on {len(held)} prompts "
+             f"(greedy, up to {max_new_tokens} new tokens) ==")
+        scores: dict[str, dict[str, Any]] = {
+            BASELINE: bench_row(AlwaysUnsafe(), held, data.taxonomy, out / "eval" / "always-unsafe", max_new_tokens)}
+        echo(f"  {BASELINE}: request F1 {_fmt(scores[BASELINE]['request_f1'])} (the bar a model must pass)")
+        for name, model_dir in zip(MODELS, (base, str(sft_final), str(grpo_final)), strict=True):
+            s = time.perf_counter()
+            scores[name] = bench_row(model_dir, held, data.taxonomy, out / "eval" / name, max_new_tokens)
+            echo(f"  {name:<4}  request F1 {_fmt(scores[name]['request_f1'])}  safe kept safe "
+                 f"{_fmt(scores[name]['safe_kept'])}  format-valid "
+                 f"{_fmt(scores[name]['format_valid'])}  ({time.perf_counter() - s:.0f} s)")
     steps = [r for r in metrics(Path(grpo.output_dir) / METRICS_FILE) if REWARD_KEY in r and FORMAT_KEY in r]
-    return QuickstartResult(Path(sft_final), Path(grpo_final), sft_loss, steps)
+    result = QuickstartResult(out, data.source, Path(sft_final), Path(grpo_final), scores, eval_sizes,
+                              time.perf_counter() - t0, steps, str(data.taxonomy_path))
+    (out / "quickstart.json").write_text(json.dumps({
+        "source": data.source, "scores": scores, "eval_sizes": eval_sizes, "seconds": round(result.seconds, 1),
+        "seed": seed, "sft_final": str(sft_final), "grpo_final": str(grpo_final)}, indent=2) + "\n", encoding="utf-8")
+    return result

@@ -3,7 +3,7 @@
 ``rollout_backend(recipe)`` returns one ``RolloutBackend`` per ``rollout.backend`` value; the run
 calls ``check`` before anything loads, ``prepare`` on the ``GRPOConfig`` before the trainer is
 built and ``attach`` on the trainer after, so no other module branches on the backend's name. A new
-backend is a subclass registered in ``ROLLOUT_BACKENDS``.
+backend is a subclass added to ``ROLLOUT_BACKENDS`` with its name in the recipe's ``ROLLOUT_BACKEND_NAMES``.
 
 ``rollout.backend: hf`` is transformers ``generate`` inside TRL (nothing to do here).
 ``rollout.backend: vllm`` hands generation to TRL's vLLM integration, in one of two modes:
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from proguard.train.errors import TrainError
-from proguard.train.recipe import Recipe
+from proguard.train.recipe import ROLLOUT_BACKEND_NAMES, Recipe
 from rewards.types import MEDIUM
 
 VLLM_MISSING = (
@@ -151,6 +151,12 @@ class _CpuWeightSync:
     replaced by one without ``weight_loader``, so TRL's first sync fails with ``AttributeError:
     'Parameter' object has no attribute 'weight_loader'``. vLLM's in-place ``reload_weights``
     restores the layers, loads the given tensors (not the checkpoint on disk) and repacks them.
+
+    ``reload_weights`` also empties the worker's encoder cache (image embeddings of the old weights),
+    but not the scheduler's record of it, which keeps finished images for reuse: the next prompt with
+    an image seen before the sync was then scheduled as cached and the worker stopped with
+    ``RuntimeError: Encoder cache miss`` (step 5 of the tiny recipe redraws step 1's image).
+    ``reset_encoder_cache`` on the engine clears both.
     """
 
     def __init__(self, generation: Any):
@@ -161,6 +167,7 @@ class _CpuWeightSync:
         generation = self.generation
         runner = generation.llm.llm_engine.model_executor.driver_worker.model_runner
         runner.reload_weights(weights_iterator=generation._iter_named_params())
+        generation.llm.llm_engine.reset_encoder_cache()
         generation.llm.reset_prefix_cache()
 
 
@@ -225,8 +232,10 @@ class VLLMRollout(RolloutBackend):
         adapt_trainer(trainer)
 
 
-ROLLOUT_BACKENDS: dict[str, type[RolloutBackend]] = {"hf": RolloutBackend, "vllm": VLLMRollout}
-"""``rollout.backend`` value -> backend class (the recipe check validates against these keys)."""
+ROLLOUT_BACKENDS: dict[str, type[RolloutBackend]] = {
+    name: cls for name, cls in zip(ROLLOUT_BACKEND_NAMES, (RolloutBackend, VLLMRollout), strict=True)
+}
+"""``rollout.backend`` value -> backend class, keyed by the recipe's one list of names (``ROLLOUT_BACKEND_NAMES``)."""
 
 
 def rollout_backend(recipe: Recipe) -> RolloutBackend:
@@ -307,15 +316,15 @@ def exec_server(command: list[str], env: dict[str, str]) -> None:
 __all__ = [
     "CPU_ENV_DEFAULTS",
     "ROLLOUT_BACKENDS",
-    "RolloutBackend",
-    "VLLMRollout",
-    "rollout_backend",
     "SERVER_NEEDS_CUDA",
     "VLLM_MISSING",
+    "RolloutBackend",
+    "VLLMRollout",
     "adapt_trainer",
     "block_image_tokens",
     "check_vllm",
     "exec_server",
+    "rollout_backend",
     "serve_command",
     "serve_env",
     "serve_policy",

@@ -18,16 +18,12 @@ Run it with ``proguard train RECIPE.yaml`` (or ``accelerate launch -m proguard.c
 
 from __future__ import annotations
 
-import dataclasses
-import importlib.util
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from proguard.train.checkpoints import describe_skipped, find_resumable, remove_staging, set_aside, truncate_metrics
 from proguard.train.checks import (
     Alignment,
     check_image_token_alignment,
@@ -36,18 +32,36 @@ from proguard.train.checks import (
     media_prompt_lengths,
     prompt_lengths,
 )
-from proguard.train.dataset import build_train_dataset, dataset_summary, render_messages, row_names
+from proguard.train.dataset import (
+    build_train_dataset,
+    check_dataset,
+    check_holdout,
+    dataset_summary,
+    render_messages,
+    row_names,
+)
 from proguard.train.errors import TrainError, TrainInputError
-from proguard.train.grpo_args import grpo_config_kwargs, prompts_per_step
-from proguard.train.policy import is_omni_policy, load_processor, media_inputs, prepare_policy_dir, resolve_model_path
-from proguard.train.recipe import Recipe, recipe_to_yaml
+from proguard.models.smolvlm import skip_padding_only_images
+from proguard.train.policy import (
+    check_policy_modalities,
+    is_omni_policy,
+    load_processor,
+    media_inputs,
+    prepare_policy_dir,
+    resolve_model_path,
+)
+from proguard.train.recipe import Recipe, grpo_config_kwargs, prompts_per_step, recipe_to_yaml
 from proguard.train.rollout import rollout_backend
-from proguard.train.trainer import guard_trainer_class, metrics_callback
+from proguard.train.runner import (
+    Setup,
+    latest_checkpoint,
+    make_trainer,
+    policy_with_budget,
+    run,
+    save_final,
+    trl_config,
+)
 
-FINAL_DIR = "final"
-POLICY_INIT_DIR = "policy-init"
-METRICS_FILE = "metrics.jsonl"
-RECIPE_FILE = "recipe.yaml"
 REWARD_NAME = "proguard"
 """TRL logs the composite reward's total as ``rewards/proguard/mean``."""
 
@@ -58,56 +72,10 @@ def _world_size() -> int:
 
 def build_grpo_config(r: Recipe):
     """``trl.GRPOConfig`` for the recipe and this launch's number of processes."""
-    import torch
     from trl import GRPOConfig
 
-    kwargs = grpo_config_kwargs(r, world_size=_world_size())
-    # transformers 5.x renamed gradient_checkpointing to activation_checkpointing and warns on every run
-    # given the old name: pass the name this transformers has (the old one where it is all there is).
-    if "activation_checkpointing" in {f.name for f in dataclasses.fields(GRPOConfig)}:
-        kwargs["activation_checkpointing"] = kwargs.pop("gradient_checkpointing")
-    if not torch.cuda.is_available():
-        mps = getattr(torch.backends, "mps", None)
-        if kwargs.get("bf16") and not (mps is not None and mps.is_available()):
-            raise TrainError("grpo.bf16 is true but no CUDA device is present; set grpo.bf16=false to train on CPU")
-        kwargs["use_cpu"] = True
-    if "wandb" in kwargs["report_to"] and importlib.util.find_spec("wandb") is None:
-        raise TrainError("logging.report_to lists wandb but wandb is not installed: pip install wandb")
-    if "tensorboard" in kwargs["report_to"] and importlib.util.find_spec("tensorboard") is None:
-        raise TrainError("logging.report_to lists tensorboard but tensorboard is not installed: pip install tensorboard")
-    if r.logging.wandb_project:
-        os.environ.setdefault("WANDB_PROJECT", r.logging.wandb_project)
-    try:
-        return GRPOConfig(**kwargs)
-    except ValueError as exc:
-        raise TrainError(f"trl.GRPOConfig rejected the recipe: {exc}") from None
-
-
-def _peft_config(r: Recipe):
-    if not r.peft.enabled:
-        return None
-    try:
-        from peft import LoraConfig
-    except ImportError:
-        raise TrainError("peft.enabled is true but peft is not installed: pip install 'proguard[peft]'") from None
-    targets: Any = r.peft.target_modules
-    if targets == ["all-linear"]:
-        targets = "all-linear"
-    return LoraConfig(
-        r=r.peft.r, lora_alpha=r.peft.lora_alpha, lora_dropout=r.peft.lora_dropout, target_modules=targets,
-        task_type="CAUSAL_LM",
-    )
-
-
-@dataclass
-class Setup:
-    """What ``build_trainer`` assembled, for the caller to inspect before training."""
-
-    trainer: Any
-    processor: Any
-    model_path: str
-    alignment: Alignment | None
-    dataset: Any
+    return trl_config(GRPOConfig, grpo_config_kwargs(r, world_size=_world_size()), section="grpo",
+                      wandb_project=r.logging.wandb_project)
 
 
 def build_trainer(
@@ -125,19 +93,13 @@ def build_trainer(
     rollout = rollout_backend(r)
     rollout.check()
     args = build_grpo_config(r)
-    out = Path(r.output_dir)
     state = PartialState()
 
     ds = train_dataset if train_dataset is not None else build_train_dataset(r)
     model_path = resolve_model_path(r, allow_download=allow_download)
     processor = load_processor(model_path, r)
-    from transformers import ProcessorMixin
-
-    if (r.images.max_pixels or r.images.min_pixels) and isinstance(processor, ProcessorMixin):
-        with state.local_main_process_first():
-            if state.is_local_main_process:
-                prepare_policy_dir(model_path, processor, out / POLICY_INIT_DIR)
-        model_path = str(out / POLICY_INIT_DIR)
+    check_policy_modalities(model_path, processor, set(ds["modality"]), r)
+    model_path = policy_with_budget(r, model_path, processor, state)
     model_config = AutoConfig.from_pretrained(model_path, trust_remote_code=r.model.trust_remote_code)
     modalities = set(ds["modality"])
     rollout.check_media(modalities, model_config)
@@ -162,21 +124,23 @@ def build_trainer(
         from proguard.scoring.compose import build_reward
 
         reward_funcs = build_reward(r.reward_specs(), name=REWARD_NAME)
-    trainer = guard_trainer_class()(
-        model=model_path,
-        reward_funcs=reward_funcs,
-        args=args,
-        train_dataset=ds,
-        processing_class=processor,
-        peft_config=_peft_config(r),
-        callbacks=[metrics_callback(out / METRICS_FILE), *callbacks],
-    )
+    from proguard.train.grpo_trainer import GuardGRPOTrainer
+
+    trainer = make_trainer(GuardGRPOTrainer, r, model_path=model_path, args=args, dataset=ds, processor=processor,
+                           callbacks=callbacks, reward_funcs=reward_funcs)
     trainer.omni_policy, trainer.omni_inputs, trainer.media_limits = omni, encoder, r.data.media
+    for policy in (trainer.model, getattr(trainer, "ref_model", None)):  # Idefics3: text-only micro-batches
+        skip_padding_only_images(policy)
     if encoder is not None:
         encoder.fps = r.data.media.video_fps
     rollout.attach(trainer)
-    trainer.proguard_recipe = r  # the model cards of checkpoints name the recipe and base model
-    return Setup(trainer, processor, model_path, alignment, ds)
+    return Setup(trainer, processor, model_path, ds, alignment, started=lambda: _report_alignment(alignment))
+
+
+def _report_alignment(a: Alignment | None) -> None:
+    if a is not None:
+        print(f"[proguard] image tokens aligned on row {a.row + 1}: {a.prompt_tokens} prompt tokens = "
+              f"{a.vision_features} vision features", flush=True)
 
 
 
@@ -184,19 +148,16 @@ def build_trainer(
 # Validation and preview (no model)
 # ---------------------------------------------------------------------------------------------
 def validate(r: Recipe) -> list:
-    """Check what the schema cannot: the taxonomy loads, every reward resolves and takes its options.
+    """Check what the schema cannot, without a model: the taxonomy loads and holds every held-out ID, every
+    reward resolves and takes its options (modalities and backends are checked by the schema).
 
     Returns the reward specs (parsed once, at load). Reward modules are resolved and checked against
     the reward contract, not built, so nothing heavy loads; the build runs the same check.
     """
     from proguard.scoring.registry import RewardRegistryError, check_options, default_registry
-    from taxonomy import TaxonomyError, load_taxonomy
 
     if not r.data.prepared:
-        try:
-            load_taxonomy(r.data.taxonomy)
-        except TaxonomyError as exc:
-            raise TrainInputError(f"data.taxonomy: {exc}") from None
+        check_holdout(r.data.taxonomy, r.data.tasks, "data.tasks")
     specs = r.reward_specs()
     registry = default_registry()
     for i, spec in enumerate(specs):
@@ -239,93 +200,15 @@ def dry_run(r: Recipe) -> str:
 # ---------------------------------------------------------------------------------------------
 # Run
 # ---------------------------------------------------------------------------------------------
-def latest_checkpoint(output_dir: str | Path) -> Path | None:
-    """The newest *complete* ``checkpoint-N`` in ``output_dir`` (``None`` if there is none).
-
-    Incomplete ones (a save cut short: no trainer_state.json, truncated weights or optimizer) are
-    passed over; ``find_resumable`` says which and why.
-    """
-    return find_resumable(output_dir)[0]
-
-
-def _prepare_output_dir(out: Path, resume: bool) -> Path | None:
-    """The checkpoint to resume from (``None``: a fresh run), after setting incomplete ones aside."""
-    if out.exists() and not out.is_dir():
-        raise TrainInputError(f"output_dir {out}: exists and is a file, not a directory")
-    remove_staging(out)  # a save killed before its rename: the project's own scratch
-    checkpoint, skipped = find_resumable(out)
-    if resume and checkpoint is None:
-        why = f" (incomplete: {describe_skipped(skipped)})" if skipped else ""
-        raise TrainInputError(f"--resume: no complete checkpoint-N directory in {out} to resume from{why}")
-    if not resume and checkpoint is not None:
-        raise TrainInputError(
-            f"output_dir {out} already holds {checkpoint.name}; pass --resume to continue that run, "
-            "or choose another output_dir"
-        )
-    for path, why in skipped:  # kept for inspection, but out of the way of the saves to come
-        moved = set_aside(path)
-        print(f"[proguard] skipping {path.name}: {why}; moved it to {moved.name}", flush=True)
-    if checkpoint is not None:
-        print(f"[proguard] resuming from {checkpoint.name}", flush=True)
-    return checkpoint
-
-
 def train(
-    r: Recipe, *, resume: bool = False, callbacks: Sequence[Any] = (), allow_download: bool = False, **overrides: Any
+    r: Recipe, *, resume: bool = False, callbacks: Sequence[Any] = (), allow_download: bool = False,
+    progress: Any = None, **overrides: Any
 ) -> Path:
-    """Train per the recipe and save ``<output_dir>/final``; ``resume`` continues the newest complete checkpoint.
-
-    A fresh run is refused only by a complete checkpoint (``--resume`` continues it); incomplete ones
-    are renamed ``incomplete-checkpoint-N`` with a message, in both modes.
-    """
-    out = Path(r.output_dir)
-    checkpoint = _prepare_output_dir(out, resume)
-    setup = build_trainer(r, callbacks=callbacks, allow_download=allow_download, **overrides)
-    trainer = setup.trainer
-    if trainer.is_world_process_zero():
-        out.mkdir(parents=True, exist_ok=True)
-        if checkpoint is not None:  # the steps after the checkpoint are trained (and logged) again
-            step = int(json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))["global_step"])
-            truncate_metrics(out / METRICS_FILE, step)
-        (out / RECIPE_FILE).write_text(recipe_to_yaml(r), encoding="utf-8")
-        if setup.alignment is not None:
-            a = setup.alignment
-            print(
-                f"[proguard] image tokens aligned on row {a.row + 1}: {a.prompt_tokens} prompt tokens = "
-                f"{a.vision_features} vision features",
-                flush=True,
-            )
-    trainer.train(resume_from_checkpoint=str(checkpoint) if resume else None)
-    return save_final(trainer, setup.processor, out / FINAL_DIR, merge_lora=r.peft.enabled, recipe=r)
-
-
-def save_final(trainer, processor, final_dir: Path, *, merge_lora: bool = False, recipe: Recipe | None = None) -> Path:
-    """Model (LoRA merged), processor, tokenizer, generation config and model card, loadable by transformers and vLLM."""
-    if merge_lora:
-        model = trainer.accelerator.unwrap_model(trainer.model)
-        if trainer.is_deepspeed_enabled and trainer.accelerator.state.deepspeed_plugin.zero_stage == 3:
-            raise TrainError("merging LoRA adapters under ZeRO-3 is not supported; train LoRA with ZeRO-2")
-        if trainer.is_world_process_zero():
-            merged = model.merge_and_unload()
-            merged.save_pretrained(final_dir)
-    else:
-        trainer.save_model(str(final_dir))  # gathers ZeRO-3 shards; every process must call it
-    if trainer.is_world_process_zero():
-        processor.save_pretrained(final_dir)
-        getattr(processor, "tokenizer", processor).save_pretrained(final_dir)
-        if getattr(trainer, "omni_policy", False):  # its image processor and audio features reload with it
-            from proguard.models.tiny_omni import save_omni_inputs
-
-            save_omni_inputs(trainer.omni_inputs, final_dir)
-        model = trainer.accelerator.unwrap_model(trainer.model)
-        if getattr(model, "generation_config", None) is not None:
-            model.generation_config.save_pretrained(final_dir)
-        if recipe is not None:
-            from proguard.train.model_card import write_model_card
-
-            write_model_card(final_dir, recipe)
-    trainer.accelerator.wait_for_everyone()
-    return final_dir
+    """GRPO-train per the recipe and save ``<output_dir>/final`` (``proguard.train.runner.run``: output dir,
+    resume, ``final/``, model card); ``resume`` continues the newest complete checkpoint. ``progress``: a
+    callback that replaces transformers' progress bar and log printer (``proguard.train.trainer.replace_progress``)."""
+    return run(r, lambda: build_trainer(r, callbacks=callbacks, allow_download=allow_download, **overrides),
+               resume=resume, method="GRPO", progress=progress)
 
 
 __all__ = [
@@ -338,15 +221,15 @@ __all__ = [
     "check_dataset",
     "check_image_token_alignment",
     "dataset_summary",
+    "dry_run",
     "enforce_prompt_lengths",
     "latest_checkpoint",
     "load_processor",
     "prepare_policy_dir",
     "prompt_lengths",
     "render_messages",
-    "dry_run",
-    "validate",
     "resolve_model_path",
     "save_final",
     "train",
+    "validate",
 ]

@@ -14,7 +14,7 @@ from typing import Any
 
 from proguard.protocol import ANSWER_OPEN
 from proguard.train.errors import TrainError
-from proguard.train.sft_recipe import SFTRecipe
+from proguard.train.recipe import SFTRecipe
 
 DISTILL_DIR = "distill"
 """Where an inline distillation writes (under ``output_dir``)."""
@@ -136,7 +136,7 @@ def sequence_lengths(processor, ds, batch_size: int = 256) -> list[int]:
     from proguard.bench.backends import clean_messages
     from proguard.train.checks import _image_tokens
 
-    tokenizer = processor.tokenizer
+    tokenizer = getattr(processor, "tokenizer", processor)  # a text-only policy's processor is its tokenizer
     image_token = getattr(processor, "image_token", None)
     image_token_id = tokenizer.convert_tokens_to_ids(image_token) if image_token else None
     view = ds.cast_column("images", _undecoded_images()).select_columns(["messages", "images"])

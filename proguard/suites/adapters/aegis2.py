@@ -35,7 +35,7 @@ class Aegis2(Adapter):
     name = "aegis2"
     title = "Aegis 2.0"
     folder = "aegis2"
-    files = ("test.json", "test.jsonl")
+    files = ("test.json", "test.jsonl", "data/test.json")
     hub_id = "nvidia/Aegis-AI-Content-Safety-Dataset-2.0"
     hub_split = "test"
     published = "huggingface.co/datasets/nvidia/Aegis-AI-Content-Safety-Dataset-2.0 (test.json), CC-BY-4.0"

@@ -28,7 +28,8 @@ class BeaverTails(Adapter):
     name = "beavertails"
     title = "BeaverTails"
     folder = "beavertails"
-    files = ("test.jsonl.gz", "30k_test.jsonl.gz", "test.jsonl.xz", "test.jsonl")
+    files = ("test.jsonl.gz", "round0/30k/test.jsonl.gz", "30k_test.jsonl.gz", "test.jsonl.xz",
+             "round0/330k/test.jsonl.xz", "test.jsonl")
     hub_id = "PKU-Alignment/BeaverTails"
     hub_split = "30k_test"
     published = "huggingface.co/datasets/PKU-Alignment/BeaverTails (round0/30k/test.jsonl.gz), CC-BY-NC-4.0"

@@ -20,7 +20,7 @@ class ToxicChat(Adapter):
     name = "toxicchat"
     title = "ToxicChat"
     folder = "toxicchat"
-    files = ("toxic-chat_annotation_test.csv",)
+    files = ("toxic-chat_annotation_test.csv", "data/0124/toxic-chat_annotation_test.csv")
     hub_id = "lmsys/toxic-chat"
     hub_config = "toxicchat0124"
     hub_split = "test"

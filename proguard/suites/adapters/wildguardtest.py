@@ -5,7 +5,9 @@ Columns as released: ``prompt, adversarial, response, prompt_harm_label, respons
 response_harm_label, subcategory`` and the ``*_agreement`` columns. Labels are ``harmful`` /
 ``unharmful``; prompt-only rows have ``response`` and the response labels null, and a few rows have a
 null label where annotators disagreed: those levels are not labelled (kept, counted, not scored).
-Prompt and response level, binary (``subcategory`` is kept as the source label).
+Prompt and response level, binary (``subcategory`` is kept as the source label). The column names
+``prompt_harm_label``, ``response_harm_label`` and ``response_refusal_label`` are the ones GuardReasoner's
+``evaluate.py`` reads from its copy (verified there); the rest is from the dataset card (gated, unverified).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ class WildGuardTest(Adapter):
     name = "wildguardtest"
     title = "WildGuardTest"
     folder = "wildguardtest"
-    files = ("wildguard_test.parquet",)
+    files = ("wildguard_test.parquet", "test/wildguard_test.parquet")
     hub_id = "allenai/wildguardmix"
     hub_config = "wildguardtest"
     hub_split = "test"

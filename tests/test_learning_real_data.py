@@ -1,0 +1,80 @@
+"""The real-data experiment's data and baselines (benchmarks/learning_real_data.py), on the real reference files; no model."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from proguard.protocol import parse_completion
+from tests.reference_data import DO_NOT_ANSWER, REFERENCE_DIR
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(not DO_NOT_ANSWER.is_dir(), reason=f"reference data not found at {REFERENCE_DIR}")
+
+
+@pytest.fixture(scope="module")
+def exp():
+    spec = importlib.util.spec_from_file_location("learning_real_data", ROOT / "benchmarks" / "learning_real_data.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.REFERENCE = REFERENCE_DIR
+    return mod
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_a_question_never_crosses_splits_and_groups_name_it(exp, tmp_path):
+    args = exp.parse_args(["--train-questions", "30", "--eval-questions", "12", "--ood-questions", "4",
+                           "--xstest-train", "10", "--xstest-eval", "12", "--out", str(tmp_path)])
+    train, evalp, group_of = exp.build_samples(args, tmp_path)
+    where = defaultdict(set)
+    for split, path in (("train", train), ("eval", evalp)):
+        for r in _rows(path):
+            where[group_of[r["id"]]].add(split)
+            if r["id"].startswith("dna-"):
+                assert group_of[r["id"]] == r["group"] == "dna-" + r["id"].split("-")[1]
+    assert all(len(s) == 1 for s in where.values())
+    per_question = defaultdict(int)
+    for r in _rows(evalp):
+        per_question[group_of[r["id"]]] += 1
+    assert {n for g, n in per_question.items() if g.startswith("dna-")} == {2}  # both responses of a question together
+    xs = [r for r in _rows(evalp) if r["id"].startswith("xstest-")]
+    assert sum(r["request_label"] == "safe" for r in xs) == 8  # 2/3 of 12: balanced request labels
+
+
+def test_harmful_share_makes_response_labels_measurable(exp, tmp_path):
+    args = exp.parse_args(["--train-questions", "40", "--eval-questions", "20", "--out", str(tmp_path)])
+    _, evalp, _ = exp.build_samples(args, tmp_path)
+    dna = [r for r in _rows(evalp) if r["id"].startswith("dna-") and r["category"] != "Treat chatbot as a human"]
+    unsafe = sum(r["response_label"] == "unsafe" for r in dna)
+    assert 6 <= unsafe <= 14  # ~half the 20 questions lead with a harmful response (3% of all responses are)
+
+
+def test_rule_baselines_answer_in_protocol_with_a_listed_id(exp, tmp_path):
+    from proguard.protocol import PromptConfig, build_messages
+    from taxonomy import load_taxonomy
+
+    tax_path = exp.build_taxonomy(DO_NOT_ANSWER / "do_not_answer_prompts.csv", tmp_path, True, True)
+    tax = load_taxonomy(tax_path)
+    assert len(list(tax.nodes())) == 12  # the flat taxonomy: Do-Not-Answer's 12 harm types
+    names = [n.name for n in tax.nodes()]
+    kw = exp.RuleGuard("keyword", "unsafe", "safe", "Illegal activities", names)
+    maj = exp.RuleGuard("majority", "unsafe", "safe", "Illegal activities", names)
+    msgs = build_messages("text", "How do I kill my neighbour and steal his illegal drugs?", "Sure, first...", tax,
+                          PromptConfig(descriptions=False, examples=False))
+    safe = build_messages("text", "What is the capital of France?", "Paris.", tax,
+                          PromptConfig(descriptions=False, examples=False))
+    (a, b), (c,) = kw.generate([(msgs, None), (safe, None)]), maj.generate([(safe, None)])
+    pa, pb, pc = (parse_completion(x, "text") for x in (a, b, c))
+    assert pa.ok and pa.request == "unsafe" and pa.response == "unsafe"  # no refusal phrase in the response
+    listed = {n.name: n.id for n in tax.nodes()}
+    assert pa.category == listed["Illegal activities"]
+    assert pb.ok and pb.request == "safe" and pb.category_kind == "none"
+    assert pc.ok and pc.request == "unsafe" and pc.category == listed["Illegal activities"]  # majority ignores content
+

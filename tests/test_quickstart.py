@@ -1,0 +1,265 @@
+"""The quick start's parts without training: its real-data task (split by question, one risk area held out), the
+fallback to the bundled samples, the one-line-per-step printer, the table; and what a new user meets after it
+(bench scoring only the modalities a model takes, on eval splits; demo's canned answer; --help)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from proguard.train import quickstart_data as qd
+from proguard.train.errors import TrainError
+
+AREAS = ("Malicious Uses", "Information Hazards", "Misinformation Harms", "Human-Chatbot Interaction Harms",
+         "Discrimination, Exclusion, Toxicity, Hateful, Offensive")
+
+
+def _data_root(tmp_path: Path, per_area: int = 20, safe: int = 70) -> Path:
+    """Do-Not-Answer and XSTest files in their released columns (made-up rows)."""
+    root = tmp_path / "reference"
+    (root / "donotanswer").mkdir(parents=True)
+    (root / "xstest").mkdir()
+    with (root / qd.DNA_FILE).open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "risk_area", "types_of_harm", "specific_harm_name", "specific_harm_description", "question"])
+        n = 0
+        for a, area in enumerate(AREAS):
+            for i in range(per_area):
+                w.writerow([n, area, f"harm {a}-{i % 2}", "h", "d", f"area {a} question {i}?"])
+                n += 1
+    with (root / qd.XSTEST_FILE).open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "prompt", "type", "label", "focus", "note"])
+        for i in range(safe):
+            w.writerow([i + 1, f"safe prompt {i}?", "homonyms", "safe", "f", "n"])
+        for i in range(5):
+            w.writerow([safe + i + 1, f"unsafe contrast {i}?", "contrast_homonyms", "unsafe", "f", "n"])
+    return root
+
+
+def test_real_data_task_is_split_by_question_with_one_area_held_out(tmp_path):
+    data = qd.quickstart_data(tmp_path / "out", _data_root(tmp_path), seed=3)
+    tasks = data.tasks
+    sizes = qd.Sizes()
+    assert len(tasks["train"]) == 4 * sizes.train_per_area + sizes.train_safe
+    assert len(tasks["eval_id"]) == 4 * sizes.eval_per_area + sizes.eval_safe
+    assert len(tasks["eval_ood"]) == sizes.eval_ood and all(tasks["eval_ood"]["ood"])
+
+    def requests(split):
+        return {m[1]["content"][0]["text"] for m in tasks[split]["prompt"]}
+
+    assert not requests("train") & (requests("eval_id") | requests("eval_ood"))  # no held-out prompt trained on
+    assert all("area 1 question" in t for t in requests("eval_ood"))  # Information Hazards, AREAS[1]
+    assert not any("area 1 question" in t for t in requests("train") | requests("eval_id"))
+    system = tasks["train"][0]["prompt"][0]["content"][0]["text"]
+    assert "Information Hazards" not in system and "Malicious Uses" in system
+    assert "XSTest's 5 unsafe contrasts carry no harm type and are not used" in data.source
+    assert (tmp_path / "out" / "tasks" / "dataset_dict.json").is_file()
+
+
+def test_the_split_changes_with_the_seed_and_repeats_with_it(tmp_path):
+    root = _data_root(tmp_path)
+
+    def train_requests(seed, name):
+        t = qd.quickstart_data(tmp_path / name, root, seed=seed).tasks["train"]
+        return sorted(m[1]["content"][0]["text"] for m in t["prompt"])
+
+    assert train_requests(0, "a") == train_requests(0, "b") != train_requests(1, "c")
+
+
+def test_an_explicit_data_root_without_the_files_names_them(tmp_path):
+    with pytest.raises(TrainError, match=r"--data-root .*: missing .*do_not_answer_prompts.csv"):
+        qd.resolve_data_root(tmp_path)
+
+
+def test_without_a_data_root_the_bundled_samples_are_used_and_said(tmp_path, monkeypatch):
+    monkeypatch.setattr(qd, "DEFAULT_DATA_ROOT", tmp_path / "absent")
+    assert qd.resolve_data_root(None) is None
+    data = qd.quickstart_data(tmp_path / "out", None, seed=0)
+    assert "bundled samples" in data.source and "--data-root" in data.source
+    assert set(data.tasks["train"]["modality"]) == {"text"} and len(data.tasks["eval_ood"]) >= 1
+
+
+def test_one_line_per_training_step():
+    from proguard.train.quickstart import step_printer
+
+    lines: list[str] = []
+    cb = step_printer("GRPO", 4, lines.append, grpo=True)
+    state = SimpleNamespace(is_world_process_zero=True, global_step=2)
+    cb.on_train_begin(None, state, None)
+    cb.on_log(None, state, None, logs={"reward": 0.5, "reward_std": 0.1, "format/valid_rate": 0.75,
+                                       "completions/mean_length": 40.0, **{f"k{i}": i for i in range(40)}})
+    cb.on_log(None, state, None, logs={"train_runtime": 12.0, "train_loss": 0.1})  # the closing record: no line
+    assert len(lines) == 1
+    assert lines[0].startswith("  GRPO step   2/4  reward 0.500  (std 0.100)  format-valid 0.75  length 40 tok")
+    assert "k39" not in lines[0]
+
+
+def test_table_and_closing_line(tmp_path):
+    from proguard.train.quickstart import QuickstartResult
+
+    row = {"request_f1": 0.5, "request_acc": 0.6, "safe_kept": 0.75, "category_acc": None, "ood_f1": 0.25,
+           "format_valid": 1.0}
+    r = QuickstartResult(tmp_path, "src", tmp_path / "sft", tmp_path / "grpo" / "final",
+                         {"always unsafe": row, "base": row, "sft": row, "grpo": row}, {"eval_id": 28, "eval_ood": 6},
+                         600.0)
+    table = r.table().splitlines()
+    assert table[0] == ("| model | request F1 | request acc | safe kept safe | category acc | OOD detect F1 | "
+                        "format-valid |")
+    assert table[2] == "| always unsafe | 0.500 | 0.600 | 0.750 | - | 0.250 | 1.000 |"
+    assert table[3].startswith("| base |") and len(table) == 6
+    closing = r.closing()
+    assert str(tmp_path / "grpo" / "final") in closing and "eval_id 28, eval_ood 6" in closing and "10.0 min" in closing
+
+
+def test_the_always_unsafe_row_scores_the_held_out_split_as_a_constant_guard(tmp_path):
+    """The baseline row goes through the bench scoring: every unsafe prompt caught, no safe prompt kept safe."""
+    from proguard.train.quickstart import AlwaysUnsafe, bench_row
+
+    data = qd.quickstart_data(tmp_path / "out", _data_root(tmp_path), seed=0)
+    held = data.tasks["eval_id"]
+    row = bench_row(AlwaysUnsafe(), held, data.taxonomy, tmp_path / "eval", 8)
+    unsafe = sum(1 for x in held if x["request_label"] == "unsafe")
+    assert row["safe_kept"] == 0.0 and row["format_valid"] == 1.0
+    assert row["request_acc"] == pytest.approx(unsafe / len(held))
+    assert row["request_f1"] == pytest.approx(2 * unsafe / (2 * unsafe + len(held) - unsafe))
+    assert 0.0 < row["category_acc"] < 1.0  # C1 is right for one shown area's prompts only
+
+
+def test_quickstart_refuses_an_earlier_runs_folder(tmp_path):
+    from proguard.train.quickstart import run_quickstart
+
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "quickstart.json").write_text("{}")
+    root = Path(__file__).resolve().parents[1]
+    with pytest.raises(TrainError, match="holds an earlier run"):
+        run_quickstart(root / "recipes/smollm2-135m/sft.yaml", root / "recipes/smollm2-135m/grpo.yaml",
+                       out=tmp_path / "old")
+
+
+# ---------------------------------------------------------------------------------------------
+# After the quick start: bench, demo, --help
+# ---------------------------------------------------------------------------------------------
+def _tasks(modalities):
+    import datasets
+
+    return datasets.Dataset.from_dict({"modality": list(modalities), "x": list(range(len(modalities)))})
+
+
+def test_bench_scores_only_the_modalities_a_text_only_model_takes(tmp_path, capsys):
+    from transformers import LlamaConfig
+
+    from proguard.commands.bench import _only_model_modalities, model_modalities
+
+    folder = tmp_path / "llama"
+    LlamaConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                num_key_value_heads=1, vocab_size=64).save_pretrained(folder)
+    assert model_modalities(str(folder)) == ("text",)
+    kept, label = _only_model_modalities(_tasks(["text", "image", "audio", "text"]), "L",
+                                         SimpleNamespace(model_path=str(folder)))
+    assert kept["modality"] == ["text", "text"] and label == "L (skipped, not scored: audio 1, image 1)"
+    assert "skipping 2 of 4 tasks the model cannot take (audio 1, image 1); it takes text" in capsys.readouterr().err
+
+
+def test_bench_scores_a_vision_language_model_on_its_image_rows_and_skips_audio():
+    from proguard.commands.bench import _only_model_modalities, model_modalities
+    from proguard.models.tiny_vlm import tiny_vlm_path
+
+    takes = model_modalities(str(tiny_vlm_path()))
+    assert {"text", "image", "text_image"} <= set(takes) and "audio" not in takes
+    kept, _ = _only_model_modalities(_tasks(["text", "image", "text_image", "audio"]), "L",
+                                     SimpleNamespace(model_path=str(tiny_vlm_path())))
+    assert kept["modality"] == ["text", "image", "text_image"]
+    served, label = _only_model_modalities(_tasks(["text", "image", "video"]), "L", SimpleNamespace(base_url="http://x"))
+    assert served["modality"] == ["text", "image"]  # the openai and vllm backends take no video or audio
+    assert label == "L (skipped, not scored: video 1)"
+
+
+def test_demo_says_its_answer_is_canned(capsys):
+    from proguard.cli import main
+
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "===== answer (canned: written from the sample's own labels, no model ran" in out
+
+
+def test_help_points_at_the_quick_start(capsys):
+    from proguard.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "Start with `proguard quickstart`" in " ".join(capsys.readouterr().out.split())
+
+
+def test_some_training_prompts_hide_their_own_area_and_no_eval_prompt_does(tmp_path):
+    """OOD training tasks (own area hidden, answer in words) exist only in train; 0.0 turns them off."""
+    root = _data_root(tmp_path)
+    tasks = qd.quickstart_data(tmp_path / "on", root, seed=0).tasks
+    ood_train = [t for t in tasks["train"] if t["ood"]]
+    assert 0 < len(ood_train) < len([t for t in tasks["train"] if t["request_label"] == "unsafe"])
+    assert not any(tasks["eval_id"]["ood"])
+    for t in ood_train:  # the own area is missing from that prompt's list, another shown area is there
+        system = t["prompt"][0]["content"][0]["text"]
+        assert t["category_name"] not in system and "Human-Chatbot Interaction Harms" in system or \
+            t["category_name"] == "Human-Chatbot Interaction Harms" and "Malicious Uses" in system
+    off = qd.quickstart_data(tmp_path / "off", root, seed=0, sizes=qd.Sizes(own_hide_prob=0.0)).tasks
+    assert not any(off["train"]["ood"])
+
+
+def test_drop_checkpoints_removes_only_the_stages_checkpoint_folders(tmp_path):
+    from proguard.train.quickstart import drop_checkpoints
+
+    (tmp_path / "checkpoint-24").mkdir()
+    (tmp_path / "checkpoint-24" / "trainer_state.json").write_text("{}")
+    (tmp_path / "checkpoint-notes").mkdir()  # not a trainer checkpoint: kept
+    (tmp_path / "final").mkdir()
+    drop_checkpoints(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-notes", "final"]
+
+
+def test_grpo_scores_ood_answers_against_the_quick_start_tasks_taxonomy(tmp_path):
+    """The GRPO recipe, with the quick start's overrides, names the task's taxonomy for the OOD reward."""
+    from proguard.train.quickstart import GRPO_RECIPE, policy_overrides
+    from proguard.train.recipe import load_recipe
+
+    data = qd.quickstart_data(tmp_path / "out", _data_root(tmp_path), seed=0)
+    root = Path(__file__).resolve().parents[1]
+    r = load_recipe(root / GRPO_RECIPE, [f"data.prepared={tmp_path / 'out' / 'tasks'}",
+                                         *policy_overrides(data.taxonomy_path)])
+    ood = [s for s in r.reward_specs() if s.name == "ood_description"]
+    assert ood and ood[0].options["taxonomy"] == str(data.taxonomy_path)
+    assert r.data.taxonomy == str(data.taxonomy_path)
+
+
+def test_held_out_answers_get_the_grpo_recipes_completion_budget(tmp_path, monkeypatch):
+    """The eval cap is the GRPO recipe's lengths.max_completion_length: a shorter one (64 against 96) cut the
+    free-text answers of OOD prompts mid-field and scored them format-invalid."""
+    import proguard.train.policy as policy
+    import proguard.train.quickstart as qs
+    import proguard.train.run as grpo_run
+    import proguard.train.sft as sft
+
+    real, data_root = qd.quickstart_data, _data_root(tmp_path)
+    monkeypatch.setattr(qs, "quickstart_data", lambda out, root, seed, sizes: real(out, data_root, seed))
+    monkeypatch.setattr(policy, "resolve_model_path", lambda r: "base-model")
+    monkeypatch.setattr(sft, "train_sft", lambda r, progress: tmp_path / "sft" / "final")
+    monkeypatch.setattr(grpo_run, "train", lambda r, progress: tmp_path / "grpo" / "final")
+    caps = {}
+
+    def bench_row(model, tasks, taxonomy, out, max_new_tokens):
+        caps[out.name] = max_new_tokens
+        return {k: 0.5 for k, _ in qs.COLUMNS}
+
+    monkeypatch.setattr(qs, "bench_row", bench_row)
+    root = Path(__file__).resolve().parents[1]
+    lines = []
+    qs.run_quickstart(root / qs.SFT_RECIPE, root / qs.GRPO_RECIPE, out=tmp_path / "qs",
+                      grpo_overrides=["lengths.max_completion_length=80"], echo=lines.append)
+    assert caps == {"always-unsafe": 80, "base": 80, "sft": 80, "grpo": 80}
+    assert any("up to 80 new tokens" in line for line in lines)
+    qs.run_quickstart(root / qs.SFT_RECIPE, root / qs.GRPO_RECIPE, out=tmp_path / "qs2", max_new_tokens=12,
+                      echo=lines.append)
+    assert set(caps.values()) == {12}
