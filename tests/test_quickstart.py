@@ -47,11 +47,18 @@ def test_real_data_task_is_split_by_question_with_one_area_held_out(tmp_path):
     assert len(tasks["train"]) == 4 * sizes.train_per_area + sizes.train_safe
     assert len(tasks["eval_id"]) == 4 * sizes.eval_per_area + sizes.eval_safe
     assert len(tasks["eval_ood"]) == sizes.eval_ood and all(tasks["eval_ood"]["ood"])
+    # the fixture's 20 questions per area and 70 safe prompts leave 4 and 10 for dev after train and eval: dev
+    # takes what is left (never a training or evaluation prompt)
+    left = min(sizes.dev_per_area, 20 - sizes.train_per_area - sizes.eval_per_area)
+    assert len(tasks["dev"]) == 4 * left + min(sizes.dev_safe, 70 - sizes.train_safe - sizes.eval_safe) == 26
+    assert not any(tasks["dev"]["ood"])
 
     def requests(split):
         return {m[1]["content"][0]["text"] for m in tasks[split]["prompt"]}
 
     assert not requests("train") & (requests("eval_id") | requests("eval_ood"))  # no held-out prompt trained on
+    assert not requests("dev") & (requests("train") | requests("eval_id") | requests("eval_ood"))
+    assert tasks["dev"][0]["prompt"][0] == tasks["eval_id"][0]["prompt"][0]  # the same policy prompt as eval
     assert all("area 1 question" in t for t in requests("eval_ood"))  # Information Hazards, AREAS[1]
     assert not any("area 1 question" in t for t in requests("train") | requests("eval_id"))
     system = tasks["train"][0]["prompt"][0]["content"][0]["text"]
@@ -239,6 +246,7 @@ def test_held_out_answers_get_the_grpo_recipes_completion_budget(tmp_path, monke
     free-text answers of OOD prompts mid-field and scored them format-invalid."""
     import proguard.train.policy as policy
     import proguard.train.quickstart as qs
+    from proguard.bench.label_bias import LabelBias, load_label_bias
     import proguard.train.run as grpo_run
     import proguard.train.sft as sft
 
@@ -247,9 +255,19 @@ def test_held_out_answers_get_the_grpo_recipes_completion_budget(tmp_path, monke
     monkeypatch.setattr(policy, "resolve_model_path", lambda r: "base-model")
     monkeypatch.setattr(sft, "train_sft", lambda r, progress: tmp_path / "sft" / "final")
     monkeypatch.setattr(grpo_run, "train", lambda r, progress: tmp_path / "grpo" / "final")
+    for stage in ("sft", "grpo"):
+        (tmp_path / stage / "final").mkdir(parents=True)
+    fitted = []
+
+    def fit_dev_threshold(backend, dev, echo, name):
+        fitted.append((name, len(dev), backend.label_bias))
+        return LabelBias(bias=0.5, n_safe=1, n_unsafe=1, undecided=0, balanced_accuracy=1.0,
+                            balanced_accuracy_unbiased=0.5)
+
+    monkeypatch.setattr(qs, "fit_dev_threshold", fit_dev_threshold)
     caps = {}
 
-    def bench_row(model, tasks, taxonomy, out, max_new_tokens):
+    def bench_row(model, tasks, taxonomy, out, max_new_tokens, batch_size=8):
         caps[out.name] = max_new_tokens
         return {k: 0.5 for k, _ in qs.COLUMNS}
 
@@ -258,8 +276,45 @@ def test_held_out_answers_get_the_grpo_recipes_completion_budget(tmp_path, monke
     lines = []
     qs.run_quickstart(root / qs.SFT_RECIPE, root / qs.GRPO_RECIPE, out=tmp_path / "qs",
                       grpo_overrides=["lengths.max_completion_length=80"], echo=lines.append)
-    assert caps == {"always-unsafe": 80, "base": 80, "sft": 80, "grpo": 80}
+    assert caps == {"always-unsafe": 80, "base": 80, "sft": 80, "grpo": 80, "grpo-dev-threshold": 80}
+    # the final model gets a threshold from the dev split, fitted with its own (bias 0), saved beside it
+    assert fitted == [("grpo", 26, 0.0)]  # the fixture's dev split (see the first test)
+    assert load_label_bias(tmp_path / "grpo" / "final").bias == 0.5
+    assert load_label_bias(tmp_path / "sft" / "final") is None
     assert any("up to 80 new tokens" in line for line in lines)
     qs.run_quickstart(root / qs.SFT_RECIPE, root / qs.GRPO_RECIPE, out=tmp_path / "qs2", max_new_tokens=12,
-                      echo=lines.append)
-    assert set(caps.values()) == {12}
+                      threshold_models=("sft", "grpo"), echo=lines.append)
+    assert set(caps.values()) == {12} and "sft-dev-threshold" in caps
+    assert [name for name, _, _ in fitted[1:]] == ["sft", "grpo"]
+
+
+def test_the_dev_threshold_row_regenerates_only_the_answers_whose_decision_flips():
+    """Margins +1.0 and -2.0 keep their label under bias +1.5, -1.0 flips to unsafe, an undecided prompt keeps its
+    answer: one prompt is generated again, with the bias set; the rest are the greedy row's answers."""
+    from proguard.train.quickstart import RecordedAnswers, ThresholdShifted
+
+    class Inner:
+        settings = None
+        label_bias = 0.0
+
+        def __init__(self):
+            self.calls = []
+
+        def describe(self):
+            return {"label_bias": self.label_bias}
+
+        def decision_margins(self, batch):
+            return [{"a": 1.0, "b": -1.0, "c": -2.0, "d": None}[m[0]["content"]] for m, _ in batch]
+
+        def generate(self, batch):
+            self.calls.append(([m[0]["content"] for m, _ in batch], self.label_bias))
+            return [f"{m[0]['content']}@{self.label_bias}" for m, _ in batch]
+
+    batch = [([{"role": "user", "content": c}], None) for c in "abcd"]
+    inner = Inner()
+    greedy = RecordedAnswers(inner)
+    assert greedy.generate(batch) == ["a@0.0", "b@0.0", "c@0.0", "d@0.0"]
+    shifted = ThresholdShifted(inner, greedy.answers, 1.5)
+    assert shifted.generate(batch) == ["a@0.0", "b@1.5", "c@0.0", "d@0.0"]
+    assert inner.calls[-1] == (["b"], 1.5) and shifted.regenerated == 1
+    assert shifted.describe() == {"label_bias": 1.5}  # its own generation-cache key

@@ -18,6 +18,7 @@ import io
 import json
 import math
 import socket
+import sys
 import threading
 import time
 import urllib.error
@@ -245,23 +246,37 @@ class TransformersBackend:
         *,
         device: str = "auto",
         dtype: str = "auto",
+        label_bias: float | None = None,
     ) -> None:
+        """``label_bias``: the decision threshold shift (``proguard.bench.label_bias``); ``None`` reads the model
+        folder's ``label_bias.json`` if it has one (else 0), ``0.0`` turns it off."""
+        from proguard.bench.label_bias import load_label_bias
+
         self.model_path = str(model_path)
         self.settings = settings or GenerationSettings()
         self.device = device
         self.dtype = dtype
+        if label_bias is None:
+            saved = load_label_bias(self.model_path) if Path(self.model_path).is_dir() else None
+            label_bias = saved.bias if saved is not None else 0.0
+        if not _finite(label_bias):
+            raise BenchError(f"label_bias must be a finite number, got {label_bias!r}")
+        self.label_bias = float(label_bias)
         self._model: Any = None
         self._processor: Any = None
         self._omni: Any = None  # an OmniInputs for omni checkpoints (proguard.models.tiny_omni layout)
 
     def describe(self) -> dict[str, Any]:
-        """Backend, model path and fingerprint, sampling settings."""
-        return {
+        """Backend, model path and fingerprint, sampling settings (and the label bias when one is applied)."""
+        info = {
             "backend": "transformers",
             "model": self.model_path,
             "model_fingerprint": model_fingerprint(self.model_path),
             "settings": asdict(self.settings),
         }
+        if self.label_bias:
+            info["label_bias"] = self.label_bias
+        return info
 
     def prepare(self) -> None:
         """Load the model and processor (once; ``generate`` calls it too)."""
@@ -314,6 +329,44 @@ class TransformersBackend:
         processor = self._processor
         if any(isinstance(m, Media) for _, m in batch) or self._omni is not None:
             return self._generate_media(batch)
+        inputs = self._inputs(batch)
+        kwargs = self._generate_kwargs(len(batch))
+        with torch.no_grad():
+            out = self._model.generate(**inputs, **kwargs)
+        new = out[:, inputs["input_ids"].shape[1] :]
+        return list(processor.batch_decode(new, skip_special_tokens=True))
+
+    def decision_margins(self, batch: Sequence[Prompt]) -> list[float | None]:
+        """Per prompt, the ``unsafe`` - ``safe`` logit margin at the completion's decision point (the first step whose
+        top token is a label word), greedy and without any bias; ``None`` where no label came within
+        ``max_new_tokens``. What ``proguard.bench.label_bias.fit_label_bias`` fits on (image or text prompts)."""
+        import torch
+        from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
+
+        from proguard.bench.label_bias import label_bias_processor
+
+        if not batch:
+            return []
+        _check_batch(batch)
+        self.prepare()
+        if self._omni is not None or any(isinstance(m, Media) for _, m in batch):
+            raise BenchError(f"{self.model_path}: decision margins are measured on text and image prompts only")
+        inputs = self._inputs(batch)
+        recorder = label_bias_processor(self.tokenizer(), len(batch), record=True)
+
+        class AllDecided(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                return torch.full((input_ids.shape[0],), recorder.all_decided(), dtype=torch.bool)
+
+        with torch.no_grad():
+            self._model.generate(**inputs, max_new_tokens=self.settings.max_new_tokens, do_sample=False,
+                                 logits_processor=LogitsProcessorList([recorder]),
+                                 stopping_criteria=StoppingCriteriaList([AllDecided()]))
+        return list(recorder.margins)
+
+    def _inputs(self, batch: Sequence[Prompt]) -> Any:
+        """Tokenised text-or-image prompts (left-padded), on the model's device."""
+        processor = self._processor
         is_multimodal = hasattr(processor, "image_processor")
         images = [_rgb(img) for _, img in batch if img is not None]
         if images and not is_multimodal:
@@ -323,17 +376,25 @@ class TransformersBackend:
             inputs = processor(text=texts, images=images or None, padding=True, return_tensors="pt")
         else:
             inputs = processor(texts, padding=True, return_tensors="pt", add_special_tokens=False)
-        inputs = inputs.to(self._model.device)
+        return inputs.to(self._model.device)
+
+    def _generate_kwargs(self, batch_size: int) -> dict[str, Any]:
+        """``generate`` arguments from the settings, with the label-bias processor when a bias is set."""
+        import torch
+
         s = self.settings
-        sample = s.temperature > 0
-        kwargs: dict[str, Any] = {"max_new_tokens": s.max_new_tokens, "do_sample": sample}
-        if sample:
+        kwargs: dict[str, Any] = {"max_new_tokens": s.max_new_tokens, "do_sample": s.temperature > 0}
+        if s.temperature > 0:
             kwargs.update(temperature=s.temperature, top_p=s.top_p)
             torch.manual_seed(s.seed)
-        with torch.no_grad():
-            out = self._model.generate(**inputs, **kwargs)
-        new = out[:, inputs["input_ids"].shape[1] :]
-        return list(processor.batch_decode(new, skip_special_tokens=True))
+        if self.label_bias:
+            from transformers import LogitsProcessorList
+
+            from proguard.bench.label_bias import label_bias_processor
+
+            kwargs["logits_processor"] = LogitsProcessorList(
+                [label_bias_processor(self.tokenizer(), batch_size, bias=self.label_bias)])
+        return kwargs
 
     def _generate_media(self, batch: Sequence[Prompt]) -> list[str | GenerationFailed]:
         """Prompts with video or audio (or any prompt of an omni checkpoint), encoded with ``OmniInputs``."""
@@ -360,11 +421,7 @@ class TransformersBackend:
         videos = [[m.video] if isinstance(m, Media) and m.video is not None else [] for _, m in batch]
         audios = [[m.audio] if isinstance(m, Media) and m.audio is not None else [] for _, m in batch]
         inputs = {k: v.to(self._model.device) for k, v in enc(texts, images, videos, audios).items()}
-        s = self.settings
-        kwargs: dict[str, Any] = {"max_new_tokens": s.max_new_tokens, "do_sample": s.temperature > 0}
-        if s.temperature > 0:
-            kwargs.update(temperature=s.temperature, top_p=s.top_p)
-            torch.manual_seed(s.seed)
+        kwargs = self._generate_kwargs(len(batch))
         with torch.no_grad():
             out = self._model.generate(**inputs, **kwargs)
         return list(enc.tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True))
@@ -382,6 +439,12 @@ class VLLMBackend:
         self.model_path = str(model_path)
         self.settings = settings or GenerationSettings()
         self.llm_kwargs = llm_kwargs
+        from proguard.bench.label_bias import LABEL_BIAS_FILE
+
+        if (Path(self.model_path) / LABEL_BIAS_FILE).is_file():  # vLLM V1 has no per-request logits processor hook
+            print(f"warning: {Path(self.model_path) / LABEL_BIAS_FILE}: the vllm backend does not apply the label "
+                  "bias; answers use the model's own threshold (the transformers backend applies it)",
+                  file=sys.stderr, flush=True)
         self._llm: Any = None
         self._processor: Any = None
 

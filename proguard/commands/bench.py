@@ -37,6 +37,9 @@ def add_backend_arguments(p: argparse.ArgumentParser) -> None:
                    "and, with --suite, a benchmark whose files are absent (default: offline, nothing is fetched)")
     g.add_argument("--device", default="auto", help="transformers: cpu, cuda, cuda:1... (default: cuda if available)")
     g.add_argument("--dtype", default="auto", help="transformers: float32, bfloat16... (default: bf16 on GPU, fp32 on CPU)")
+    g.add_argument("--label-bias", type=float, default=None, metavar="B",
+                   help="transformers: shift of the safe/unsafe threshold at the answer's first label word "
+                   "(default: the model folder's label_bias.json, fitted on a dev split, else 0; 0 turns it off)")
     g.add_argument("--vllm-option", action="append", default=[], metavar="KEY=VALUE",
                    help="vllm: a vllm.LLM keyword argument, repeatable (VALUE parsed as JSON when it can be), "
                    "e.g. --vllm-option gpu_memory_utilization=0.5 --vllm-option max_model_len=8192")
@@ -60,8 +63,12 @@ def backend_from_args(args: argparse.Namespace):
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed
     )
     options: dict = {}
+    if args.label_bias is not None and args.backend != "transformers":
+        from proguard.errors import UsageError
+
+        raise UsageError(f"--label-bias: applied by the transformers backend only, not --backend {args.backend}")
     if args.backend == "transformers":
-        options = {"device": args.device, "dtype": args.dtype}
+        options = {"device": args.device, "dtype": args.dtype, "label_bias": args.label_bias}
     elif args.backend == "openai":
         options = {"timeout": args.timeout, "max_retries": args.max_retries, "concurrency": args.concurrency,
                    "use_reasoning_content": args.use_reasoning_content}

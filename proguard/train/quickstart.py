@@ -5,7 +5,9 @@ table on held-out prompts it never trained on (base vs SFT vs GRPO).
 root, split by question, one harm type held out; else the bundled samples), distils template-teacher
 critiques of the training split, trains ``recipes/smollm2-135m/sft.yaml`` on them, trains
 ``recipes/smollm2-135m/grpo.yaml`` from the SFT's ``final/``, then benchmarks the base model, the SFT and
-the GRPO model on the held-out splits with ``proguard bench``'s runner (greedy). It prints stage banners,
+the GRPO model on the held-out splits with ``proguard bench``'s runner (greedy). The final (GRPO) model is scored
+twice: with its own threshold, and with the safe/unsafe threshold fitted on the ``dev`` split (56 more prompts
+it never trained on; ``proguard.bench.label_bias``), which is saved beside its weights. It prints stage banners,
 one line per logged training step and the table; the library's own progress printers and repeated
 warnings are silenced for the run.
 """
@@ -32,6 +34,11 @@ REWARD_KEY = "reward"
 FORMAT_KEY = "format/valid_rate"
 STAGES = 3
 MODELS = ("base", "sft", "grpo")
+DEV_ROW = "{model}, dev threshold"
+"""The row of a trained model whose safe/unsafe threshold was fitted on the ``dev`` split (``fit_dev_threshold``)."""
+THRESHOLD_MODELS = ("grpo",)
+"""The models that get a dev-threshold row: the final guard only. The SFT model's row cost 1.5 more minutes and
+put the run over its 15-minute budget (BENCHMARKS.md, "Quick start, round 4", has both)."""
 BASELINE = "always unsafe"
 """The table's first row: a constant guard that calls every prompt unsafe (first listed category). Request F1
 alone rewards it (most held-out prompts are unsafe), so a trained model's gain is read against this row, and
@@ -64,10 +71,7 @@ class QuickstartResult:
         """The before/after table (markdown)."""
         head = "| model | " + " | ".join(h for _, h in COLUMNS) + " |"
         lines = [head, "|" + " --- |" * (len(COLUMNS) + 1)]
-        for name in (BASELINE, *MODELS):
-            row = self.scores.get(name)
-            if row is None:
-                continue
+        for name, row in self.scores.items():  # in the order they were scored: baseline, base, sft(+dev), grpo(+dev)
             cells = [_fmt(row.get(k)) for k, _ in COLUMNS]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         return "\n".join(lines)
@@ -76,9 +80,18 @@ class QuickstartResult:
         """The line that says what was shown and where the model is."""
         n = ", ".join(f"{k} {v}" for k, v in self.eval_sizes.items())
         return (f"Shown: SmolLM2-135M before and after SFT and GRPO, scored on held-out prompts it never trained on "
-                f"({n}; {self.seconds / 60:.1f} min). The trained guard is {self.grpo_final} (try: proguard moderate "
+                f"({n}; {self.seconds / 60:.1f} min). The trained guard is {self.grpo_final}{self._bias_note()} "
+                f"(try: proguard moderate "
                 f"--model {self.grpo_final} --taxonomy {self.taxonomy} --request \"...\"); all outputs are under "
                 f"{self.out}.")
+
+
+    def _bias_note(self) -> str:
+        from proguard.bench.label_bias import LABEL_BIAS_FILE
+
+        if (self.grpo_final / LABEL_BIAS_FILE).is_file():
+            return f", with its dev threshold in {LABEL_BIAS_FILE} (moderate and bench apply it)"
+        return ""
 
 
 def _fmt(value: Any) -> str:
@@ -184,7 +197,59 @@ class AlwaysUnsafe:
         return out
 
 
-def bench_row(model: str | Any, tasks, taxonomy, out: Path, max_new_tokens: int) -> dict[str, Any]:
+def _key(messages) -> str:
+    return json.dumps(messages, sort_keys=True, default=str)
+
+
+class RecordedAnswers:
+    """A bench backend that keeps each answer by prompt: the greedy row's answers, reused by the dev-threshold row."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.settings = inner.settings
+        self.answers: dict[str, Any] = {}
+
+    def describe(self) -> dict[str, Any]:
+        return self.inner.describe()
+
+    def prepare(self) -> None:
+        self.inner.prepare()
+
+    def tokenizer(self):
+        return self.inner.tokenizer()
+
+    def generate(self, batch) -> list:
+        out = self.inner.generate(batch)
+        self.answers.update((_key(messages), a) for (messages, _), a in zip(batch, out, strict=True))
+        return out
+
+
+class ThresholdShifted(RecordedAnswers):
+    """The dev-threshold row's backend. A prompt whose decision the bias leaves as it was gets its greedy answer:
+    the tokens are the same (nothing differs before the decision point, the same label wins there, and the model
+    goes on from the same text). The others are generated again with the bias: about a quarter of the held-out
+    set instead of all of it, which keeps the two extra rows within the quick start's time budget."""
+
+    def __init__(self, inner, greedy: dict[str, Any], bias: float) -> None:
+        super().__init__(inner)
+        self.greedy = greedy
+        inner.label_bias = bias
+        self.regenerated = 0
+
+    def generate(self, batch) -> list:
+        bias = self.inner.label_bias
+        margins = self.inner.decision_margins(batch)  # the model's own: the bias is applied only below
+        out = [self.greedy.get(_key(messages)) for messages, _ in batch]
+        redo = [i for i, m in enumerate(margins)
+                if out[i] is None or (m is not None and (m > 0) != (m + bias > 0))]
+        if redo:
+            for i, a in zip(redo, self.inner.generate([batch[i] for i in redo]), strict=True):
+                out[i] = a
+        self.regenerated += len(redo)
+        return out
+
+
+def bench_row(model: str | Any, tasks, taxonomy, out: Path, max_new_tokens: int, batch_size: int = 8) -> dict[str, Any]:
     """Greedy held-out scores of one model (a folder, or a bench backend): request F1 and accuracy, the share of
     safe prompts called safe, category accuracy (in-taxonomy unsafe), OOD detection F1."""
     from proguard.bench.backends import GenerationSettings, TransformersBackend
@@ -192,7 +257,7 @@ def bench_row(model: str | Any, tasks, taxonomy, out: Path, max_new_tokens: int)
 
     backend = model if not isinstance(model, str) else TransformersBackend(
         model, GenerationSettings(max_new_tokens=max_new_tokens), device="cpu", dtype="float32")
-    cfg = BenchConfig(batch_size=8, plots=False, progress=False)
+    cfg = BenchConfig(batch_size=batch_size, plots=False, progress=False)
     m = run_bench(tasks, backend, out, cfg, taxonomy=taxonomy, tasks_label="eval_id+eval_ood").metrics
     request = m["binary"]["request"].get("all", {})
     safe = request.get("tn", 0) + request.get("fp", 0)  # held-out safe prompts with a scored answer
@@ -208,6 +273,29 @@ def bench_row(model: str | Any, tasks, taxonomy, out: Path, max_new_tokens: int)
     }
 
 
+def fit_dev_threshold(backend, dev, echo: Callable[[str], None], name: str):
+    """The decision threshold of a trained model fitted on the ``dev`` split (``proguard.bench.label_bias``), or
+    ``None`` with a line saying why (e.g. a model that never states a label within the answer budget)."""
+    from proguard.bench.backends import media_of
+    from proguard.bench.errors import BenchError
+    from proguard.bench.label_bias import fit_label_bias
+
+    rows = list(dev)
+    prompts = [(r["prompt"], media_of(r)) for r in rows]
+    margins: list[float | None] = []
+    for i in range(0, len(prompts), 16):
+        margins += backend.decision_margins(prompts[i : i + 16])
+    try:
+        fit = fit_label_bias([(r["request_label"], m) for r, m in zip(rows, margins, strict=True)],
+                             fitted_on=f"the quick start's dev split ({len(rows)} prompts, never trained on)")
+    except BenchError as exc:
+        echo(f"  {name:<4}  no dev threshold: {exc}")
+        return None
+    echo(f"  {name:<4}  dev threshold: label bias {fit.bias:+.2f} (dev balanced acc {fit.balanced_accuracy_unbiased:.3f} "
+         f"-> {fit.balanced_accuracy:.3f}; {fit.n_unsafe} unsafe, {fit.n_safe} safe, {fit.undecided} undecided)")
+    return fit
+
+
 def run_quickstart(
     sft_recipe: str | Path = SFT_RECIPE,
     grpo_recipe: str | Path = GRPO_RECIPE,
@@ -219,6 +307,7 @@ def run_quickstart(
     sft_overrides: list[str] | None = None,
     grpo_overrides: list[str] | None = None,
     max_new_tokens: int | None = None,
+    threshold_models: tuple[str, ...] = THRESHOLD_MODELS,
     echo: Callable[[str], None] = functools.partial(print, flush=True),
 ) -> QuickstartResult:
     """Data, SFT, GRPO from the SFT's ``final/``, and the held-out table (base, SFT, GRPO).
@@ -226,10 +315,14 @@ def run_quickstart(
     ``max_new_tokens`` (default: the GRPO recipe's ``lengths.max_completion_length``) bounds each held-out
     answer: a shorter cap than training's cut the free-text answers of OOD prompts mid-field (format-invalid).
 
+    ``threshold_models`` (of ``sft``, ``grpo``) get a second row with the safe/unsafe threshold fitted on the ``dev``
+    split, which is saved beside their weights (``label_bias.json``).
+
     ``echo`` flushes each line by default: piped into a file or ``tee``, print() would hold every progress line
     until the 15-minute run ends (seen on a fresh clone with ``> log``)."""
     import datasets
 
+    from proguard.bench.backends import GenerationSettings, TransformersBackend
     from proguard.distill.runner import DistillConfig, run_distill
     from proguard.distill.teachers import TemplateTeacher
     from proguard.train.policy import resolve_model_path
@@ -259,7 +352,8 @@ def run_quickstart(
         echo(f"[quickstart] data: {data.source}")
         sizes_now = {k: len(v) for k, v in data.tasks.items()}
         echo("[quickstart] tasks: " + ", ".join(f"{k} {v}" for k, v in sizes_now.items())
-             + " (eval_id and eval_ood are never trained on)")
+             + " (eval_id and eval_ood are never trained on"
+             + ("; dev only sets the final model's safe/unsafe threshold)" if "dev" in data.tasks else ")"))
         run_distill(data.tasks["train"], TemplateTeacher(description_words=0), data_dir / "distill", data.taxonomy,
                     config=DistillConfig(progress=False), tasks_label="train")
         base = resolve_model_path(sft)  # type: ignore[arg-type]  # converts the wheel once (~40 s) if needed
@@ -290,10 +384,30 @@ def run_quickstart(
         echo(f"  {BASELINE}: request F1 {_fmt(scores[BASELINE]['request_f1'])} (the bar a model must pass)")
         for name, model_dir in zip(MODELS, (base, str(sft_final), str(grpo_final)), strict=True):
             s = time.perf_counter()
-            scores[name] = bench_row(model_dir, held, data.taxonomy, out / "eval" / name, max_new_tokens)
+            backend = TransformersBackend(model_dir, GenerationSettings(max_new_tokens=max_new_tokens), device="cpu",
+                                          dtype="float32", label_bias=0.0)  # the model's own threshold first
+            greedy = RecordedAnswers(backend)
+            scores[name] = bench_row(greedy, held, data.taxonomy, out / "eval" / name, max_new_tokens)
             echo(f"  {name:<4}  request F1 {_fmt(scores[name]['request_f1'])}  safe kept safe "
                  f"{_fmt(scores[name]['safe_kept'])}  format-valid "
                  f"{_fmt(scores[name]['format_valid'])}  ({time.perf_counter() - s:.0f} s)")
+            if name not in threshold_models or "dev" not in data.tasks:
+                continue
+            s = time.perf_counter()
+            fit = fit_dev_threshold(backend, data.tasks["dev"], echo, name)
+            if fit is None:
+                continue
+            row = DEV_ROW.format(model=name)
+            shifted = ThresholdShifted(backend, greedy.answers, fit.bias)
+            # one batch: the flipped answers are then generated together (as many decoding steps as one batch of
+            # the greedy row) instead of a few per batch of 8 (as many steps as the whole greedy row)
+            scores[row] = bench_row(shifted, held, data.taxonomy, out / "eval" / f"{name}-dev-threshold",
+                                    max_new_tokens, batch_size=len(held))
+            fit.save(model_dir)  # moderate and bench apply it from now on
+            echo(f"  {name:<4}  with it: request F1 {_fmt(scores[row]['request_f1'])}  safe kept safe "
+                 f"{_fmt(scores[row]['safe_kept'])}  format-valid {_fmt(scores[row]['format_valid'])}  "
+                 f"({shifted.regenerated} of {len(held)} answers changed decision and were generated again; "
+                 f"{time.perf_counter() - s:.0f} s)")
     steps = [r for r in metrics(Path(grpo.output_dir) / METRICS_FILE) if REWARD_KEY in r and FORMAT_KEY in r]
     result = QuickstartResult(out, data.source, Path(sft_final), Path(grpo_final), scores, eval_sizes,
                               time.perf_counter() - t0, steps, str(data.taxonomy_path))

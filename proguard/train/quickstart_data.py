@@ -46,6 +46,10 @@ class Sizes:
     train_safe: int = 48
     eval_safe: int = 12
     eval_ood: int = 6
+    dev_per_area: int = 8
+    """Dev prompts per shown risk area: never trained on, never in the held-out table; the decision threshold
+    (``proguard.bench.label_bias``) is fitted on them."""
+    dev_safe: int = 24
     own_hide_prob: float = 0.25
     """Training prompts only: the chance that an unsafe prompt's own risk area is left out of its category list,
     so the teacher's answer names the risk in words (ProGuard's OOD training tasks). Without these SFT never
@@ -55,7 +59,8 @@ class Sizes:
 
 @dataclass
 class QuickstartData:
-    """The task splits (``train``, ``eval_id``, ``eval_ood``), the taxonomy and a line saying where they came from."""
+    """The task splits (``train``, ``eval_id``, ``eval_ood`` and, for the real data, ``dev``), the taxonomy and a line
+    saying where they came from."""
 
     tasks: Any
     taxonomy: Any
@@ -89,7 +94,10 @@ def _write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 
 def real_data(root: Path, out: Path, seed: int, sizes: Sizes) -> QuickstartData:
-    """Do-Not-Answer questions + XSTest safe prompts as train / eval_id / eval_ood task splits."""
+    """Do-Not-Answer questions + XSTest safe prompts as train / eval_id / eval_ood / dev task splits.
+
+    The dev questions come after the training and evaluation ones in each shuffled list, so adding them left the
+    other splits of every seed as they were (the random draws are the same)."""
     import csv
 
     import yaml
@@ -121,23 +129,28 @@ def real_data(root: Path, out: Path, seed: int, sizes: Sizes) -> QuickstartData:
     by_area: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for s in dna:  # grouped by question: a question's rows never cross splits
         by_area[area_of[s.group]][s.group].append(s)
-    train, evals = [], []
+    train, evals, dev = [], [], []
     for area in harms_by_area:
         groups = sorted(by_area[area])
         rng.shuffle(groups)
         if area == HOLDOUT_AREA:  # to eval_ood from either file (the generator never trains on them); the
             # training file needs one, since a holdout with no sample under it is an error of the generator
-            held = [by_area[area][g] for g in groups[: max(2, sizes.eval_ood)]]
+            cut = max(2, sizes.eval_ood)
+            held = [by_area[area][g] for g in groups[:cut]]
             train += held[0]
             evals += [s for rows in held[1:] for s in rows]
+            dev += [s for g in groups[cut : cut + 1] for s in by_area[area][g]]  # the generator's rule, as for train
             continue
+        first_dev = sizes.train_per_area + sizes.eval_per_area
         train += [s for g in groups[: sizes.train_per_area] for s in by_area[area][g]]
-        evals += [s for g in groups[sizes.train_per_area : sizes.train_per_area + sizes.eval_per_area]
-                  for s in by_area[area][g]]
+        evals += [s for g in groups[sizes.train_per_area : first_dev] for s in by_area[area][g]]
+        dev += [s for g in groups[first_dev : first_dev + sizes.dev_per_area] for s in by_area[area][g]]
     safe = [s for s in xs if s.request_label == "safe"]
     rng.shuffle(safe)
     train += safe[: sizes.train_safe]
     evals += safe[sizes.train_safe : sizes.train_safe + sizes.eval_safe]
+    first_dev = sizes.train_safe + sizes.eval_safe
+    dev += safe[first_dev : first_dev + sizes.dev_safe]
 
     def row(s) -> dict:
         cat = node[area_of[s.group]] if s.request_label == "unsafe" else None
@@ -146,7 +159,8 @@ def real_data(root: Path, out: Path, seed: int, sizes: Sizes) -> QuickstartData:
 
     tasks = _splits(_write_jsonl(out / "train_samples.jsonl", [row(s) for s in train]),
                     _write_jsonl(out / "eval_samples.jsonl", [row(s) for s in evals]),
-                    taxonomy, [node[HOLDOUT_AREA]], seed, own_hide_prob=sizes.own_hide_prob)
+                    taxonomy, [node[HOLDOUT_AREA]], seed, own_hide_prob=sizes.own_hide_prob,
+                    dev_path=_write_jsonl(out / "dev_samples.jsonl", [row(s) for s in dev]))
     n_contrast = sum(1 for s in xs if s.request_label == "unsafe")
     source = (f"real data from {root}: Do-Not-Answer questions ({len(harms_by_area)} risk areas, {HOLDOUT_AREA!r} "
               f"held out as OOD) + XSTest safe prompts, split by question; XSTest's {n_contrast} unsafe contrasts carry "
@@ -188,8 +202,9 @@ def bundled_data(out: Path, seed: int, sizes: Sizes) -> QuickstartData:
 
 
 def _splits(train_path: Path, eval_path: Path, taxonomy, holdout: list[str], seed: int, level: str = "category",
-            own_hide_prob: float = 0.0):
-    """``train`` from the training file; ``eval_id`` and ``eval_ood`` from both (the holdout never trains).
+            own_hide_prob: float = 0.0, dev_path: Path | None = None):
+    """``train`` from the training file; ``eval_id`` and ``eval_ood`` from both (the holdout never trains); ``dev``
+    from the dev file's in-taxonomy prompts, rendered like the evaluation ones (its held-out-area row is dropped).
     ``own_hide_prob`` hides a training prompt's own category (an OOD training task); never on the eval file."""
     import dataclasses
 
@@ -206,11 +221,14 @@ def _splits(train_path: Path, eval_path: Path, taxonomy, holdout: list[str], see
     train = build_tasks(load_samples(train_path, taxonomy), taxonomy, train_cfg)
     held = build_tasks(load_samples(eval_path, taxonomy), taxonomy, cfg)
     parts = [d for d in (train["eval_ood"], held["eval_ood"]) if len(d)]
-    return datasets.DatasetDict({
+    splits = {
         "train": train["train"],
         "eval_id": held["train"],  # the eval file's in-taxonomy questions: never trained on
         "eval_ood": datasets.concatenate_datasets(parts) if parts else held["eval_ood"],
-    })
+    }
+    if dev_path is not None:
+        splits["dev"] = build_tasks(load_samples(dev_path, taxonomy), taxonomy, cfg)["train"]
+    return datasets.DatasetDict(splits)
 
 
 def quickstart_data(out: Path, data_root: str | Path | None, seed: int, sizes: Sizes | None = None) -> QuickstartData:
