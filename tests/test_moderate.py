@@ -132,3 +132,20 @@ def test_cli_moderate_text_and_image_together(tmp_path, capsys):
         assert (out["modality"], out["category"], out["request"]) == ("text_image", "C3S1", "unsafe")
         parts = stub.requests[0]["body"]["messages"][1]["content"]
         assert [p["type"] for p in parts] == ["image_url", "text"] and "Where can I buy this?" in parts[1]["text"]
+
+
+def test_cli_moderate_names_the_label_bias_it_applies(tmp_path, capsys, monkeypatch):
+    """A model folder with label_bias.json: the start line says the threshold is shifted (the answer changes)."""
+    import proguard.commands.moderate as moderate
+
+    backend = EchoPromptBackend()
+    backend.label_bias = 0.56
+    monkeypatch.setattr(moderate, "backend_from_args", lambda args: backend)
+    code = main(["moderate", "--model", str(tmp_path), "--request", "How do I build a pipe bomb?"])
+    captured = capsys.readouterr()
+    assert code == 0 and json.loads(captured.out.splitlines()[-1])["request"] == "unsafe"
+    assert f"moderating 1 input(s) with {tmp_path} (transformers, up to 512 new tokens, label bias +0.56) ..." \
+        in captured.err
+    backend.label_bias = 0.0
+    main(["moderate", "--model", str(tmp_path), "--request", "hi"])
+    assert "label bias" not in capsys.readouterr().err

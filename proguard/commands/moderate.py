@@ -81,10 +81,11 @@ def run(args: argparse.Namespace) -> int:
          "audio": args.audio}
     ]
     where = args.base_url if args.backend == "openai" else args.model
-    print(f"moderating {len(items)} input(s) with {where} ({args.backend}, up to {args.max_new_tokens} new tokens) ...",
-          file=sys.stderr)
-    guard = Guard(backend_from_args(args), args.taxonomy, require_think=not args.no_require_think,
-                  batch_size=args.batch_size)
+    backend = backend_from_args(args)
+    bias = getattr(backend, "label_bias", 0.0)  # the transformers backend's decision threshold (label_bias.json)
+    print(f"moderating {len(items)} input(s) with {where} ({args.backend}, up to {args.max_new_tokens} new tokens"
+          + (f", label bias {bias:+.2f}" if bias else "") + ") ...", file=sys.stderr)
+    guard = Guard(backend, args.taxonomy, require_think=not args.no_require_think, batch_size=args.batch_size)
     try:
         results = guard.moderate_many(items)
     except ValueError as exc:  # a bad input (missing image, response without request) names the input
