@@ -21,7 +21,9 @@ def margins(tok, model, rows) -> list[tuple[str, float]]:
     """(request label, margin) per row."""
     import torch
 
-    unsafe, safe = (tok.encode(w, add_special_tokens=False)[0] for w in (" unsafe", " safe"))
+    from proguard.bench.label_bias import label_token_ids
+
+    safe, unsafe = label_token_ids(tok)  # the words the quick start's dev threshold compares
     out = []
     for r in rows:
         text = tok.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True)

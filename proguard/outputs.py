@@ -342,8 +342,12 @@ def lock_path(path: str | Path, *, beside: bool = False) -> Path:
 
 def lock_holder(path: str | Path, *, beside: bool = False) -> dict | None:
     """What the lock file of ``path`` says (pid, host, command, started), or ``None``."""
+    return _read_lock(lock_path(path, beside=beside))
+
+
+def _read_lock(lock: Path) -> dict | None:
     try:
-        data = json.loads(lock_path(path, beside=beside).read_text(encoding="utf-8"))
+        data = json.loads(lock.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
@@ -441,19 +445,12 @@ def _acquire(lock: Path, path: str | Path) -> int:
 
 def _wait_for_holder(lock: Path, *, seconds: float = 2.0) -> dict | None:
     """The holder's record of a lock we were refused. The holder writes it just after taking the lock,
-    so a refusal in between reads an empty file: poll briefly so the error can name the holder."""
+    so a refusal in between reads an empty file: poll briefly so the error can name the holder (and stop
+    at once if the file is gone: the holder has finished and removed it)."""
     deadline = time.monotonic() + seconds
-    while True:
-        holder = None
-        try:
-            holder = json.loads(lock.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None  # the holder has finished and removed it
-        except (OSError, ValueError):
-            pass  # not written yet (empty) or mid-write
-        if isinstance(holder, dict) or time.monotonic() >= deadline:
-            return holder if isinstance(holder, dict) else None
+    while (holder := _read_lock(lock)) is None and lock.exists() and time.monotonic() < deadline:
         time.sleep(0.01)
+    return holder
 
 
 def _read_fd(fd: int) -> dict | None:

@@ -257,7 +257,7 @@ class TransformersBackend:
         self.device = device
         self.dtype = dtype
         if label_bias is None:
-            saved = load_label_bias(self.model_path) if Path(self.model_path).is_dir() else None
+            saved = load_label_bias(self.model_path)  # None for a hub ID or a folder without the file
             label_bias = saved.bias if saved is not None else 0.0
         if not _finite(label_bias):
             raise BenchError(f"label_bias must be a finite number, got {label_bias!r}")

@@ -39,15 +39,15 @@ class LabelBias:
     """A fitted decision threshold: ``unsafe`` wins at the decision point when ``margin + bias > 0``."""
 
     bias: float
-    n_safe: int
+    n_safe: int = 0
     """Dev prompts labelled safe that reached a decision point."""
-    n_unsafe: int
+    n_unsafe: int = 0
     """Dev prompts labelled unsafe that reached a decision point."""
-    undecided: int
+    undecided: int = 0
     """Dev prompts whose completion never reached a decision point (not used for the fit)."""
-    balanced_accuracy: float
+    balanced_accuracy: float = math.nan
     """On the dev prompts, with the bias."""
-    balanced_accuracy_unbiased: float
+    balanced_accuracy_unbiased: float = math.nan
     """On the dev prompts, the model's own threshold (bias 0)."""
     fitted_on: str = ""
     """What the dev prompts were (free text, for the reader)."""
@@ -75,8 +75,7 @@ def load_label_bias(folder: str | Path) -> LabelBias | None:
         raise BenchError(f"{path}: field 'bias' must be a finite number, got {bias!r}")
     fields = {k: data[k] for k in LabelBias.__dataclass_fields__ if k in data}
     try:
-        return LabelBias(**{**dict(n_safe=0, n_unsafe=0, undecided=0, balanced_accuracy=math.nan,
-                                   balanced_accuracy_unbiased=math.nan), **fields})
+        return LabelBias(**fields)
     except TypeError as exc:
         raise BenchError(f"{path}: {exc}") from None
 

@@ -149,8 +149,8 @@ def real_data(root: Path, out: Path, seed: int, sizes: Sizes) -> QuickstartData:
     rng.shuffle(safe)
     train += safe[: sizes.train_safe]
     evals += safe[sizes.train_safe : sizes.train_safe + sizes.eval_safe]
-    first_dev = sizes.train_safe + sizes.eval_safe
-    dev += safe[first_dev : first_dev + sizes.dev_safe]
+    first_dev_safe = sizes.train_safe + sizes.eval_safe
+    dev += safe[first_dev_safe : first_dev_safe + sizes.dev_safe]
 
     def row(s) -> dict:
         cat = node[area_of[s.group]] if s.request_label == "unsafe" else None
