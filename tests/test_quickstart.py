@@ -17,7 +17,7 @@ AREAS = ("Malicious Uses", "Information Hazards", "Misinformation Harms", "Human
          "Discrimination, Exclusion, Toxicity, Hateful, Offensive")
 
 
-def _data_root(tmp_path: Path, per_area: int = 20, safe: int = 70) -> Path:
+def _data_root(tmp_path: Path, per_area: int = 30, safe: int = 100) -> Path:
     """Do-Not-Answer and XSTest files in their released columns (made-up rows)."""
     root = tmp_path / "reference"
     (root / "donotanswer").mkdir(parents=True)
@@ -47,10 +47,10 @@ def test_real_data_task_is_split_by_question_with_one_area_held_out(tmp_path):
     assert len(tasks["train"]) == 4 * sizes.train_per_area + sizes.train_safe
     assert len(tasks["eval_id"]) == 4 * sizes.eval_per_area + sizes.eval_safe
     assert len(tasks["eval_ood"]) == sizes.eval_ood and all(tasks["eval_ood"]["ood"])
-    # the fixture's 20 questions per area and 70 safe prompts leave 4 and 10 for dev after train and eval: dev
+    # the fixture's 30 questions per area and 100 safe prompts leave 8 and 16 for dev after train and eval: dev
     # takes what is left (never a training or evaluation prompt)
-    left = min(sizes.dev_per_area, 20 - sizes.train_per_area - sizes.eval_per_area)
-    assert len(tasks["dev"]) == 4 * left + min(sizes.dev_safe, 70 - sizes.train_safe - sizes.eval_safe) == 26
+    left = min(sizes.dev_per_area, 30 - sizes.train_per_area - sizes.eval_per_area)
+    assert len(tasks["dev"]) == 4 * left + min(sizes.dev_safe, 100 - sizes.train_safe - sizes.eval_safe) == 48
     assert not any(tasks["dev"]["ood"])
 
     def requests(split):
@@ -278,7 +278,7 @@ def test_held_out_answers_get_the_grpo_recipes_completion_budget(tmp_path, monke
                       grpo_overrides=["lengths.max_completion_length=80"], echo=lines.append)
     assert caps == {"always-unsafe": 80, "base": 80, "sft": 80, "grpo": 80, "grpo-dev-threshold": 80}
     # the final model gets a threshold from the dev split, fitted with its own (bias 0), saved beside it
-    assert fitted == [("grpo", 26, 0.0)]  # the fixture's dev split (see the first test)
+    assert fitted == [("grpo", 48, 0.0)]  # the fixture's dev split (see the first test)
     assert load_label_bias(tmp_path / "grpo" / "final").bias == 0.5
     assert load_label_bias(tmp_path / "sft" / "final") is None
     assert any("up to 80 new tokens" in line for line in lines)

@@ -339,12 +339,13 @@ def test_text_only_policy_trains_with_sft_and_grpo(tiny_text_policy, tmp_path):
     from proguard.train.recipe import load_sft_recipe
 
     sft = load_sft_recipe(ROOT / "recipes" / "smollm2-135m" / "sft.yaml", [
-        f"model.name_or_path={tiny_text_policy}", "sft.max_steps=2", "checkpoint.save_steps=2",
+        # the recipe freezes 18 of SmolLM2's 30 layers; this 1-layer stand-in trains its only one
+        f"model.name_or_path={tiny_text_policy}", "model.freeze_layers=0", "sft.max_steps=2", "checkpoint.save_steps=2",
         "sft.per_device_train_batch_size=2", f"output_dir={tmp_path / 'sft'}"])
     final = train_sft(sft)
     assert (final / "model.safetensors").is_file() and (final / "tokenizer.json").is_file()
     grpo = load_recipe(ROOT / "recipes" / "smollm2-135m" / "grpo.yaml", [
-        f"model.name_or_path={final}", "grpo.max_steps=1", "checkpoint.save_steps=1", "grpo.per_device_train_batch_size=4",
+        f"model.name_or_path={final}", "model.freeze_layers=0", "grpo.max_steps=1", "checkpoint.save_steps=1", "grpo.per_device_train_batch_size=4",
         "grpo.num_generations=4", "lengths.max_completion_length=8", f"output_dir={tmp_path / 'grpo'}"])
     out = train(grpo)
     assert (out / "model.safetensors").is_file()

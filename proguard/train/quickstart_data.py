@@ -41,9 +41,11 @@ BUNDLED_HOLDOUT = "C8"
 class Sizes:
     """How many prompts each split takes (per shown risk area for Do-Not-Answer)."""
 
-    train_per_area: int = 12
+    train_per_area: int = 18
+    """18 x 4 shown areas + 72 safe: 144 prompts, one epoch of the SFT recipe's 36 steps of 4 (96 before the recipe
+    froze its lower 18 layers; BENCHMARKS.md, quick start round 5)."""
     eval_per_area: int = 4
-    train_safe: int = 48
+    train_safe: int = 72
     eval_safe: int = 12
     eval_ood: int = 6
     dev_per_area: int = 8

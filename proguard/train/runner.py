@@ -88,6 +88,10 @@ def make_trainer(cls: type, r: Any, *, model_path: str, args: Any, dataset: Any,
         callbacks=[metrics_callback(Path(r.output_dir) / METRICS_FILE), *callbacks], **kwargs,
     )
     trainer.proguard_label_strata = strata
+    if r.model.freeze_layers:  # before train() builds the optimizer, which takes the trainable weights only
+        from proguard.train.freezing import freeze_lower_layers
+
+        freeze_lower_layers(trainer.model, r.model.freeze_layers)
     return trainer
 
 

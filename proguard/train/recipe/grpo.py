@@ -326,6 +326,7 @@ _OWNED_ELSEWHERE = {
 
 NOT_FORWARDED = {
     "model.name_or_path": "the trainer's model argument (resolved by proguard.train.policy), not a config field",
+    "model.freeze_layers": "applied to the trainer's model before its optimizer is built (proguard.train.freezing)",
     "images.max_pixels": "written into the policy dir's processor config (proguard.train.policy)",
     "images.min_pixels": "written into the policy dir's processor config (proguard.train.policy)",
     "data.*": "builds the training dataset (proguard.train.dataset), the trainer's train_dataset",

@@ -45,6 +45,10 @@ class ModelConfig:
         None, "transformers attention kernel (e.g. sdpa, flash_attention_2); null: transformers' default")
     trust_remote_code: bool = option(
         False, "run the checkpoint's own modelling code (some hub models need it; it runs their code)")
+    freeze_layers: int = option(
+        0, "partial fine-tuning: freeze the input embeddings (and an output head tied to them) and the lowest this "
+           "many decoder layers of the language model; 0 trains every weight. Backward stops at the first trainable "
+           "layer (SmolLM2-135M, 18 of 30 frozen: an SFT step 1.5x faster on CPU)", ge=0)
 
 
 @dataclass
@@ -143,6 +147,8 @@ def check_shared(r: Any, *, method: str, config: str, owned: dict[str, str], kno
 
     if r.images.max_pixels and r.images.min_pixels and r.images.min_pixels > r.images.max_pixels:
         return f"images.min_pixels: {r.images.min_pixels} is larger than images.max_pixels {r.images.max_pixels}"
+    if r.model.freeze_layers and r.peft.enabled:
+        return "model.freeze_layers: LoRA (peft.enabled) already freezes every base weight; set one of them"
     if r.peft.enabled and not r.peft.target_modules:
         return "peft.target_modules: empty; name the modules to adapt, or ['all-linear']"
     if "none" in r.logging.report_to and len(r.logging.report_to) > 1:

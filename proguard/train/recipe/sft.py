@@ -134,6 +134,7 @@ _OWNED_ELSEWHERE = {
 
 NOT_FORWARDED = {
     "model.name_or_path": "the trainer's model argument (resolved by proguard.train.policy), not a config field",
+    "model.freeze_layers": "applied to the trainer's model before its optimizer is built (proguard.train.freezing)",
     "model.trust_remote_code": "passed to the processor and model loaders (proguard.train.policy)",
     "images.max_pixels": "written into the policy dir's processor config (proguard.train.policy)",
     "images.min_pixels": "written into the policy dir's processor config (proguard.train.policy)",

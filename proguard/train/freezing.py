@@ -1,0 +1,55 @@
+"""Partial fine-tuning: freeze a policy's input embeddings and its lowest decoder layers (``model.freeze_layers``).
+
+Backward then stops at the first trainable layer, so a step costs the forward pass plus the backward pass of
+the upper layers only (SmolLM2-135M with 18 of 30 layers frozen: 11 s instead of 17 s per SFT step of 4 rows on
+one CPU thread), and the lower layers keep the pretrained features a small dataset would otherwise wear down.
+Applied to the trainer's model before its optimizer is built (the optimizer takes trainable weights only).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from proguard.train.errors import TrainError
+
+
+def decoder_layers(model: Any) -> Any:
+    """The language model's stack of decoder layers (``model.get_decoder().layers``; a vision-language policy's
+    text model for Idefics3/SmolVLM, whose ``get_decoder`` is the whole multimodal model)."""
+    decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
+    for candidate in (decoder, getattr(decoder, "text_model", None), getattr(decoder, "language_model", None)):
+        layers = getattr(candidate, "layers", None)
+        if layers is not None and len(layers):
+            return layers
+    raise TrainError(f"model.freeze_layers: cannot find the decoder layers of {type(model).__name__} "
+                     "(looked for get_decoder().layers); set model.freeze_layers=0")
+
+
+def freeze_lower_layers(model: Any, n: int) -> int:
+    """Freeze the input embeddings and decoder layers ``0..n-1``; returns the number of weights left trainable.
+
+    A tied output head shares the embedding matrix, so it is frozen with it; an untied one stays trainable."""
+    layers = decoder_layers(model)
+    if not 0 < n < len(layers):
+        raise TrainError(f"model.freeze_layers: {n} is not below the policy's {len(layers)} decoder layers "
+                         f"(leave at least one layer to train)")
+    model.get_input_embeddings().requires_grad_(False)
+    for layer in layers[:n]:
+        layer.requires_grad_(False)
+    # Reentrant gradient checkpointing (gradient_checkpointing_kwargs {use_reentrant: true}) gives a checkpointed
+    # layer's weights no gradient when none of its inputs needs one, as the frozen layers' output does not: the
+    # hidden states entering the first trainable layer are marked (a leaf there: nothing below builds a graph).
+    layers[n].register_forward_pre_hook(_needs_grad, with_kwargs=True)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _needs_grad(_module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    import torch
+
+    if not torch.is_grad_enabled():  # generation (rollouts, evaluation): nothing to mark
+        return args, kwargs
+    if args and not args[0].requires_grad and args[0].is_floating_point():
+        args = (args[0].detach().requires_grad_(True), *args[1:])
+    elif "hidden_states" in kwargs and not kwargs["hidden_states"].requires_grad:
+        kwargs = {**kwargs, "hidden_states": kwargs["hidden_states"].detach().requires_grad_(True)}
+    return args, kwargs
