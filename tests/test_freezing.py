@@ -90,3 +90,19 @@ def test_sft_and_grpo_keep_the_frozen_weights_and_train_the_rest(tmp_path, capsy
     grpo = _weights(grpo_out / "final")
     assert _changed(after, grpo, "embed_tokens") == {False}
     assert _changed(after, grpo, "language_model.layers.0.") == {False}
+
+
+@pytest.mark.slow
+def test_reentrant_gradient_checkpointing_still_trains_the_upper_layers(tmp_path, capsys):
+    """With reentrant gradient checkpointing a layer whose inputs need no gradient (the frozen layers' output) could
+    be left untrained: the upper layers still train, the frozen ones keep their weights."""
+    from proguard.models.named import named_model_path
+
+    base = _weights(named_model_path("tiny"))
+    assert cli_main(["sft", SFT, *SFT_FAST, "model.freeze_layers=1", "sft.gradient_checkpointing=true",
+                     "sft.extra.gradient_checkpointing_kwargs={use_reentrant: true}",
+                     f"output_dir={tmp_path / 'sft'}"]) == 0
+    final = Path(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["final_model"])
+    after = _weights(final)
+    assert _changed(base, after, "language_model.layers.0.") == {False}
+    assert True in _changed(base, after, "language_model.layers.1.")

@@ -302,9 +302,11 @@ def test_a_few_sft_steps_teach_smollm2_the_answer_format(tmp_path):
     r = load_sft_recipe(ROOT / "recipes" / "smollm2-135m" / "sft.yaml", [
         f"data.distill.samples={_samples(tmp_path / 'train.jsonl', _TRAIN)}", f"data.distill.taxonomy={tax_path}",
         "data.distill.tasks.holdout=[]", "data.distill.tasks.eval_fraction=0.0", "sft.per_device_train_batch_size=2",
-        "sft.gradient_accumulation_steps=1", "sft.learning_rate=2e-4", "sft.max_steps=8", "checkpoint.save_steps=8", "logging.logging_steps=4",
-        # the schedule and row order this test was measured with (the recipe's own: 24 steps, label-balanced
-        # order; with that order these 6 rows in 8 steps gave format-valid 0.5 on the 4 prompts, measured once)
+        "sft.gradient_accumulation_steps=1", "sft.learning_rate=5e-4", "sft.max_steps=8", "checkpoint.save_steps=8", "logging.logging_steps=4",
+        # the schedule and row order this test was measured with (the recipe's own: 36 steps, label-balanced
+        # order; with that order these 6 rows in 8 steps gave format-valid 0.5 on the 4 prompts, measured once).
+        # The recipe trains the upper 12 of 30 layers (model.freeze_layers: 18): at 2e-4 these 8 steps gave 0.5,
+        # at 5e-4 they pass (measured once each)
         "sft.lr_scheduler_type=constant", "sft.warmup_steps=0", "data.balance_labels=false",
         f"output_dir={tmp_path / 'sft'}",
     ])

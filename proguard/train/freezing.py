@@ -36,20 +36,5 @@ def freeze_lower_layers(model: Any, n: int) -> int:
     model.get_input_embeddings().requires_grad_(False)
     for layer in layers[:n]:
         layer.requires_grad_(False)
-    # Reentrant gradient checkpointing (gradient_checkpointing_kwargs {use_reentrant: true}) gives a checkpointed
-    # layer's weights no gradient when none of its inputs needs one, as the frozen layers' output does not: the
-    # hidden states entering the first trainable layer are marked (a leaf there: nothing below builds a graph).
-    layers[n].register_forward_pre_hook(_needs_grad, with_kwargs=True)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
-
-def _needs_grad(_module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-    import torch
-
-    if not torch.is_grad_enabled():  # generation (rollouts, evaluation): nothing to mark
-        return args, kwargs
-    if args and not args[0].requires_grad and args[0].is_floating_point():
-        args = (args[0].detach().requires_grad_(True), *args[1:])
-    elif "hidden_states" in kwargs and not kwargs["hidden_states"].requires_grad:
-        kwargs = {**kwargs, "hidden_states": kwargs["hidden_states"].detach().requires_grad_(True)}
-    return args, kwargs
