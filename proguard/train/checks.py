@@ -131,8 +131,12 @@ def _image_tokens(processor, cell: dict) -> int:
             patches = ip.get_number_of_image_patches(im.height, im.width, {})
             if isinstance(patches, int):
                 return patches // merge**2
-            # Idefics3/SmolVLM: (patches, rows, cols); the processor counts what its placeholder becomes
-            return int(processor._get_num_multimodal_tokens(image_sizes=[(im.height, im.width)]).num_image_tokens[0])
+            # Idefics3/SmolVLM: (patches, rows, cols). The placeholder becomes the processor's own replacement
+            # string (image tokens, wrapper and row/column tokens), tokenized here: _get_num_multimodal_tokens
+            # counted the wrapper tokens in transformers 5.24 and no longer does in 5.25
+            _, rows, cols = patches
+            text = processor.replace_image_token({"rows": [[rows]], "cols": [[cols]]}, 0)
+            return len(processor.tokenizer(text, add_special_tokens=False)["input_ids"])
         grid = ip(images=[im.convert("RGB")], return_tensors="pt")["image_grid_thw"]
     return int(grid.prod(-1).sum()) // merge**2
 
