@@ -24,6 +24,7 @@ def main() -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from label_probe import auc, margins  # benchmarks/ is on sys.path when this script runs
+    from proguard.bench.label_bias import balanced_accuracy
     from proguard.train import quickstart_data as qd
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -48,13 +49,11 @@ def main() -> None:
     scored = margins(tok, model, list(data.tasks["eval_id"]))
     pos = [m for label, m in scored if label == "unsafe"]
     neg = [m for label, m in scored if label == "safe"]
-
-    def balanced(bias: float) -> float:
-        return (sum(p + bias > 0 for p in pos) / len(pos) + sum(n + bias <= 0 for n in neg) / len(neg)) / 2
-
+    best = max(balanced_accuracy(scored, -m) for m in [0.0, *pos, *neg])  # a threshold at each margin
     print(json.dumps({"model": args.model, "seed": args.seed, "n_unsafe": len(pos), "n_safe": len(neg),
-                      "auc": round(auc(pos, neg), 4), "own_threshold_balanced_acc": round(balanced(0.0), 3),
-                      "best_threshold_balanced_acc": round(max(balanced(-m) for m in [0.0, *pos, *neg]), 3)}))
+                      "auc": round(auc(pos, neg), 4),
+                      "own_threshold_balanced_acc": round(balanced_accuracy(scored, 0.0), 3),
+                      "best_threshold_balanced_acc": round(best, 3)}))
 
 
 if __name__ == "__main__":

@@ -21,12 +21,16 @@ SFT_FAST = [
 ]
 
 
-def _weights(path) -> dict:
-    """The parameters as the model class names them (the tiny model's file keeps older key names)."""
+def _load(path):
+    """The model in its config's architecture class (as TRL's trainers load a policy)."""
     import transformers
 
-    cls = getattr(transformers, transformers.AutoConfig.from_pretrained(path).architectures[0])
-    return {n: p.detach().clone() for n, p in cls.from_pretrained(path).named_parameters()}
+    return getattr(transformers, transformers.AutoConfig.from_pretrained(path).architectures[0]).from_pretrained(path)
+
+
+def _weights(path) -> dict:
+    """The parameters as the model class names them (the tiny model's file keeps older key names)."""
+    return {n: p.detach().clone() for n, p in _load(path).named_parameters()}
 
 
 def _changed(before: dict, after: dict, part: str) -> set[bool]:
@@ -47,15 +51,11 @@ def test_bad_values_are_recipe_errors():
 
 def test_every_named_policy_has_its_layers_found():
     """The tiny Qwen2.5-VL's and the omni thinker's language layers are found, and freezing all of them is refused."""
-    import transformers
-
     from proguard.models.named import named_model_path
     from proguard.train.freezing import decoder_layers, freeze_lower_layers
 
     for name in ("tiny", "tiny-omni"):
-        path = named_model_path(name)
-        cls = getattr(transformers, transformers.AutoConfig.from_pretrained(path).architectures[0])
-        model = cls.from_pretrained(path)
+        model = _load(named_model_path(name))
         layers = decoder_layers(model)
         assert len(layers) == 2
         with pytest.raises(TrainError, match="not below the policy's 2 decoder layers"):
