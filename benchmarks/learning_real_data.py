@@ -391,8 +391,9 @@ def bench(backend, tasks, tax, out: Path, *, require_think: bool, batch_size: in
 # Run
 # ---------------------------------------------------------------------------------------------
 MODEL_DEFAULTS = {  # per --model: learning rates fit to each (the random tiny model needs far larger ones)
-    "tiny": {"sft_lr": 2e-3, "grpo_lr": 1e-4},
-    "smollm2-135m": {"sft_lr": 1e-4, "grpo_lr": 1e-5},
+    "tiny": {"sft_lr": 2e-3, "grpo_lr": 1e-4, "freeze_layers": 0},
+    # the quick start's recipe: the lower 18 of 30 layers frozen (BENCHMARKS.md, "Quick start, round 5")
+    "smollm2-135m": {"sft_lr": 1.5e-4, "grpo_lr": 1e-5, "freeze_layers": 18},
 }
 
 
@@ -432,6 +433,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="KL coefficient (small: it mainly makes TRL compute and log the KL to the start policy)")
     p.add_argument("--sft-lr", type=float, default=None, help="SFT learning rate (default: per --model)")
     p.add_argument("--grpo-lr", type=float, default=None, help="GRPO learning rate (default: per --model)")
+    p.add_argument("--freeze-layers", type=int, default=None,
+                   help="model.freeze_layers of every training stage (default: per --model; 18 for smollm2-135m)")
+    p.add_argument("--balance-labels", action=argparse.BooleanOptionalAction, default=True,
+                   help="data.balance_labels of every training stage (each step sees safe and unsafe rows)")
     p.add_argument("--completion-tokens", type=int, default=64, help="GRPO rollouts and bench answers, in tokens")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 on a shared machine)")
@@ -441,9 +446,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         "are cached by the runner): run stages in separate processes, then once more for the tables")
     p.add_argument("--gpu", action="store_true", help="bf16 training and CUDA benchmarking")
     args = p.parse_args(argv)
-    defaults = MODEL_DEFAULTS.get(args.model, {"sft_lr": 1e-5, "grpo_lr": 1e-6})
+    defaults = MODEL_DEFAULTS.get(args.model, {"sft_lr": 1e-5, "grpo_lr": 1e-6, "freeze_layers": 0})
     args.sft_lr = args.sft_lr if args.sft_lr is not None else defaults["sft_lr"]
     args.grpo_lr = args.grpo_lr if args.grpo_lr is not None else defaults["grpo_lr"]
+    args.freeze_layers = args.freeze_layers if args.freeze_layers is not None else defaults["freeze_layers"]
     return args
 
 
@@ -504,7 +510,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     base_dir = str(resolve_model_path(load_recipe(None, [f"model.name_or_path={args.model}"])))
     dtype = "bfloat16" if args.gpu else "float32"
     bf16 = str(args.gpu).lower()
-    common_sft = [
+    shared = [f"model.freeze_layers={args.freeze_layers}", f"data.balance_labels={str(args.balance_labels).lower()}"]
+    common_sft = [*shared,
         f"model.name_or_path={args.model}", f"model.dtype={dtype}", f"sft.bf16={bf16}", f"data.dataset={out / 'distill'}",
         "data.modalities=[text]",
         "lengths.max_length=512", "lengths.overlong=drop", f"sft.per_device_train_batch_size={args.sft_batch}",
@@ -513,7 +520,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"checkpoint.save_steps={args.sft_steps}", "checkpoint.save_total_limit=1",
     ]
     rollouts = args.grpo_prompts * args.num_generations
-    common_grpo = [
+    common_grpo = [*shared,
         f"data.prepared={out / 'tasks'}", f"model.dtype={dtype}", f"grpo.bf16={bf16}", "rewards=default",
         "lengths.max_prompt_length=512", f"lengths.max_completion_length={args.completion_tokens}",
         f"grpo.per_device_train_batch_size={rollouts}", f"grpo.num_generations={args.num_generations}",

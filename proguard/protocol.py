@@ -207,6 +207,15 @@ def parse_completion(
         return FormatError("internal", f"parser failed: {type(exc).__name__}: {exc}")
 
 
+def cannot_parse(start: str) -> bool:
+    """True when no continuation of ``start`` (an answer's first characters) can parse: text other than
+    whitespace before the first tag is an error (``text_outside_tags``), and the first tag must be ``<think>`` or
+    ``<answer>``. What lets generation stop a chatting model's answer early (``TransformersBackend``'s
+    ``stop_malformed``) without changing any score."""
+    s = start.lstrip()
+    return not any(s.startswith(tag) or tag.startswith(s) for tag in (THINK_OPEN, ANSWER_OPEN))
+
+
 def _parse(text: Any, modality: str, require_think: bool, max_category_chars: int) -> Parsed:
     if modality not in MODALITIES:
         return FormatError("bad_modality", f"unknown modality {modality!r}")

@@ -17,7 +17,7 @@ AREAS = ("Malicious Uses", "Information Hazards", "Misinformation Harms", "Human
          "Discrimination, Exclusion, Toxicity, Hateful, Offensive")
 
 
-def _data_root(tmp_path: Path, per_area: int = 30, safe: int = 100) -> Path:
+def _data_root(tmp_path: Path, per_area: int = 30, safe: int = 110) -> Path:
     """Do-Not-Answer and XSTest files in their released columns (made-up rows)."""
     root = tmp_path / "reference"
     (root / "donotanswer").mkdir(parents=True)
@@ -47,10 +47,10 @@ def test_real_data_task_is_split_by_question_with_one_area_held_out(tmp_path):
     assert len(tasks["train"]) == 4 * sizes.train_per_area + sizes.train_safe
     assert len(tasks["eval_id"]) == 4 * sizes.eval_per_area + sizes.eval_safe
     assert len(tasks["eval_ood"]) == sizes.eval_ood and all(tasks["eval_ood"]["ood"])
-    # the fixture's 30 questions per area and 100 safe prompts leave 8 and 16 for dev after train and eval: dev
-    # takes what is left (never a training or evaluation prompt)
+    # the fixture's 30 questions per area and 110 safe prompts leave 4 and 14 for dev after train and eval, fewer
+    # than dev asks for: dev takes what is left (never a training or evaluation prompt)
     left = min(sizes.dev_per_area, 30 - sizes.train_per_area - sizes.eval_per_area)
-    assert len(tasks["dev"]) == 4 * left + min(sizes.dev_safe, 100 - sizes.train_safe - sizes.eval_safe) == 48
+    assert len(tasks["dev"]) == 4 * left + min(sizes.dev_safe, 110 - sizes.train_safe - sizes.eval_safe) == 30
     assert not any(tasks["dev"]["ood"])
 
     def requests(split):
@@ -267,18 +267,28 @@ def test_held_out_answers_get_the_grpo_recipes_completion_budget(tmp_path, monke
     monkeypatch.setattr(qs, "fit_dev_threshold", fit_dev_threshold)
     caps = {}
 
+    stops = {}
+
     def bench_row(model, tasks, taxonomy, out, max_new_tokens, batch_size=8):
         caps[out.name] = max_new_tokens
+        stops[out.name] = getattr(getattr(model, "inner", None), "stop_malformed", None)
         return {k: 0.5 for k, _ in qs.COLUMNS}
 
     monkeypatch.setattr(qs, "bench_row", bench_row)
     root = Path(__file__).resolve().parents[1]
     lines = []
-    qs.run_quickstart(root / qs.SFT_RECIPE, root / qs.GRPO_RECIPE, out=tmp_path / "qs",
+    qs.run_quickstart(root / qs.SFT_RECIPE, root / qs.GRPO_RECIPE, out=tmp_path / "qs0", echo=lines.append)
+    assert fitted == [] and "grpo-dev-threshold" not in caps  # no dev threshold unless asked for
+    assert load_label_bias(tmp_path / "grpo" / "final") is None
+    assert any("dev is not used without --dev-threshold" in line for line in lines)
+    caps.clear(), stops.clear()
+    qs.run_quickstart(root / qs.SFT_RECIPE, root / qs.GRPO_RECIPE, out=tmp_path / "qs", threshold_models=("grpo",),
                       grpo_overrides=["lengths.max_completion_length=80"], echo=lines.append)
     assert caps == {"always-unsafe": 80, "base": 80, "sft": 80, "grpo": 80, "grpo-dev-threshold": 80}
+    # only the chatting base model's answers stop at their first malformed word
+    assert stops == {"always-unsafe": None, "base": True, "sft": False, "grpo": False, "grpo-dev-threshold": False}
     # the final model gets a threshold from the dev split, fitted with its own (bias 0), saved beside it
-    assert fitted == [("grpo", 48, 0.0)]  # the fixture's dev split (see the first test)
+    assert fitted == [("grpo", 30, 0.0)]  # the fixture's dev split (see the first test)
     assert load_label_bias(tmp_path / "grpo" / "final").bias == 0.5
     assert load_label_bias(tmp_path / "sft" / "final") is None
     assert any("up to 80 new tokens" in line for line in lines)
@@ -318,3 +328,23 @@ def test_the_dev_threshold_row_regenerates_only_the_answers_whose_decision_flips
     assert shifted.generate(batch) == ["a@0.0", "b@1.5", "c@0.0", "d@0.0"]
     assert inner.calls[-1] == (["b"], 1.5) and shifted.regenerated == 1
     assert shifted.describe() == {"label_bias": 1.5}  # its own generation-cache key
+
+
+@pytest.mark.parametrize(("argv", "expected"), [([], ()), (["--dev-threshold"], ("grpo",))])
+def test_dev_threshold_is_opt_in_on_the_command_line(monkeypatch, tmp_path, argv, expected):
+    import proguard.train.quickstart as qs
+    from proguard.cli import main
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def run_quickstart(*args, **kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(qs, "run_quickstart", run_quickstart)
+    with pytest.raises(Stop):
+        main(["quickstart", "--out", str(tmp_path / "qs"), *argv])
+    assert seen["threshold_models"] == expected

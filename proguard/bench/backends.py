@@ -236,6 +236,21 @@ def _chat_text(processor: Any, messages: Messages) -> str:
 # ---------------------------------------------------------------------------------------------
 # transformers
 # ---------------------------------------------------------------------------------------------
+def _stop_malformed(tokenizer: Any, start: int) -> Any:
+    """A ``StoppingCriteriaList`` ending each row whose new text (from token ``start``) can no longer parse."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    from proguard.protocol import cannot_parse
+
+    class Malformed(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            texts = tokenizer.batch_decode(input_ids[:, start:], skip_special_tokens=True)
+            return torch.tensor([cannot_parse(t) for t in texts], dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([Malformed()])
+
+
 class TransformersBackend:
     """A local (or hub-cached) checkpoint run with ``model.generate``; loads on first use."""
 
@@ -247,9 +262,15 @@ class TransformersBackend:
         device: str = "auto",
         dtype: str = "auto",
         label_bias: float | None = None,
+        share_prefix: bool = True,
+        stop_malformed: bool = False,
     ) -> None:
         """``label_bias``: the decision threshold shift (``proguard.bench.label_bias``); ``None`` reads the model
-        folder's ``label_bias.json`` if it has one (else 0), ``0.0`` turns it off."""
+        folder's ``label_bias.json`` if it has one (else 0), ``0.0`` turns it off. ``share_prefix``: text prompts
+        of a text-only model that start with the same tokens (the system message) prefill them once
+        (``proguard.bench.prefix_cache``; about half of a CPU answer's cost). ``stop_malformed``: a text answer
+        stops as soon as no continuation of it can parse (``proguard.protocol.cannot_parse``: a chatting base
+        model's "I'm sorry, ..."), so it is stored cut short; every score is what the full answer would get."""
         from proguard.bench.label_bias import load_label_bias
 
         self.model_path = str(model_path)
@@ -265,6 +286,9 @@ class TransformersBackend:
         self._model: Any = None
         self._processor: Any = None
         self._omni: Any = None  # an OmniInputs for omni checkpoints (proguard.models.tiny_omni layout)
+        self.share_prefix = share_prefix
+        self.stop_malformed = stop_malformed
+        self._prefix: Any = None  # a SharedPrefixCache once a text-only model is loaded with share_prefix
 
     def describe(self) -> dict[str, Any]:
         """Backend, model path and fingerprint, sampling settings (and the label bias when one is applied)."""
@@ -276,6 +300,8 @@ class TransformersBackend:
         }
         if self.label_bias:
             info["label_bias"] = self.label_bias
+        if self.stop_malformed:  # answers are stored cut short: not interchangeable with full ones in the cache
+            info["stop_malformed"] = True
         return info
 
     def prepare(self) -> None:
@@ -317,6 +343,10 @@ class TransformersBackend:
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
         self.device = device
+        if self.share_prefix and self._omni is None and not hasattr(self._processor, "image_processor"):
+            from proguard.bench.prefix_cache import SharedPrefixCache
+
+            self._prefix = SharedPrefixCache(self._model)
 
     def generate(self, batch: Sequence[Prompt]) -> list[str | GenerationFailed]:
         """Greedy (or sampled) completions for a batch, decoded without special tokens."""
@@ -331,10 +361,12 @@ class TransformersBackend:
             return self._generate_media(batch)
         inputs = self._inputs(batch)
         kwargs = self._generate_kwargs(len(batch))
+        start = inputs["input_ids"].shape[1]
+        if self.stop_malformed:
+            kwargs["stopping_criteria"] = _stop_malformed(self.tokenizer(), start)
         with torch.no_grad():
             out = self._model.generate(**inputs, **kwargs)
-        new = out[:, inputs["input_ids"].shape[1] :]
-        return list(processor.batch_decode(new, skip_special_tokens=True))
+        return list(processor.batch_decode(out[:, start:], skip_special_tokens=True))
 
     def decision_margins(self, batch: Sequence[Prompt]) -> list[float | None]:
         """Per prompt, the ``unsafe`` - ``safe`` logit margin at the completion's decision point (the first step whose
@@ -365,7 +397,8 @@ class TransformersBackend:
         return list(recorder.margins)
 
     def _inputs(self, batch: Sequence[Prompt]) -> Any:
-        """Tokenised text-or-image prompts (left-padded), on the model's device."""
+        """Tokenised text-or-image prompts (left-padded), on the model's device; for text prompts that share a
+        long start, the start's cached keys and values with the rest (``proguard.bench.prefix_cache``)."""
         processor = self._processor
         is_multimodal = hasattr(processor, "image_processor")
         images = [_rgb(img) for _, img in batch if img is not None]
@@ -374,9 +407,13 @@ class TransformersBackend:
         texts = [_chat_text(processor, m) for m, _ in batch]
         if is_multimodal:
             inputs = processor(text=texts, images=images or None, padding=True, return_tensors="pt")
-        else:
-            inputs = processor(texts, padding=True, return_tensors="pt", add_special_tokens=False)
-        return inputs.to(self._model.device)
+            return inputs.to(self._model.device)
+        if self._prefix is not None:
+            rows = processor(texts, add_special_tokens=False)["input_ids"]
+            shared = self._prefix.inputs(rows, processor.pad_token_id)
+            if shared is not None:
+                return shared
+        return processor(texts, padding=True, return_tensors="pt", add_special_tokens=False).to(self._model.device)
 
     def _generate_kwargs(self, batch_size: int) -> dict[str, Any]:
         """``generate`` arguments from the settings, with the label-bias processor when a bias is set."""

@@ -5,9 +5,10 @@ table on held-out prompts it never trained on (base vs SFT vs GRPO).
 root, split by question, one harm type held out; else the bundled samples), distils template-teacher
 critiques of the training split, trains ``recipes/smollm2-135m/sft.yaml`` on them, trains
 ``recipes/smollm2-135m/grpo.yaml`` from the SFT's ``final/``, then benchmarks the base model, the SFT and
-the GRPO model on the held-out splits with ``proguard bench``'s runner (greedy). The final (GRPO) model is scored
-twice: with its own threshold, and with the safe/unsafe threshold fitted on the ``dev`` split (56 more prompts
-it never trained on; ``proguard.bench.label_bias``), which is saved beside its weights. It prints stage banners,
+the GRPO model on the held-out splits with ``proguard bench``'s runner (greedy). With ``threshold_models`` (CLI
+``--dev-threshold``) the final (GRPO) model is scored once more with the safe/unsafe threshold fitted on the ``dev``
+split (56 more prompts it never trained on; ``proguard.bench.label_bias``), which is saved beside its weights
+(off by default: see ``THRESHOLD_MODELS``). It prints stage banners,
 one line per logged training step and the table; the library's own progress printers and repeated
 warnings are silenced for the run.
 """
@@ -36,9 +37,12 @@ STAGES = 3
 MODELS = ("base", "sft", "grpo")
 DEV_ROW = "{model}, dev threshold"
 """The row of a trained model whose safe/unsafe threshold was fitted on the ``dev`` split (``fit_dev_threshold``)."""
-THRESHOLD_MODELS = ("grpo",)
-"""The models that get a dev-threshold row: the final guard only. The SFT model's row cost 1.5 more minutes and
-put the run over its 15-minute budget (BENCHMARKS.md, "Quick start, round 4", has both)."""
+THRESHOLD_MODELS: tuple[str, ...] = ()
+"""The models that get a dev-threshold row (``proguard quickstart --dev-threshold``: the final guard). Off by
+default: it lifted round 4's guard (all weights trained, its own threshold misplaced), but with the lower layers
+frozen the guard's own threshold is the better one: held-out accuracy change -0.000, +0.118, -0.029 (round 5,
+seeds 0-2, 34 prompts), -0.172 (round 6, seed 0, 64 prompts; BENCHMARKS.md): a threshold fitted on 56 dev
+prompts does not carry over."""
 BASELINE = "always unsafe"
 """The table's first row: a constant guard that calls every prompt unsafe (first listed category). Request F1
 alone rewards it (most held-out prompts are unsafe), so a trained model's gain is read against this row, and
@@ -362,7 +366,8 @@ def run_quickstart(
         sizes_now = {k: len(v) for k, v in data.tasks.items()}
         echo("[quickstart] tasks: " + ", ".join(f"{k} {v}" for k, v in sizes_now.items())
              + " (eval_id and eval_ood are never trained on"
-             + ("; dev only sets the final model's safe/unsafe threshold)" if "dev" in data.tasks else ")"))
+             + ("; dev only sets the final model's safe/unsafe threshold)" if "dev" in data.tasks and threshold_models
+                else "; dev is not used without --dev-threshold)" if "dev" in data.tasks else ")"))
         run_distill(data.tasks["train"], TemplateTeacher(description_words=0), data_dir / "distill", data.taxonomy,
                     config=DistillConfig(progress=False), tasks_label="train")
         base = resolve_model_path(sft)  # type: ignore[arg-type]  # converts the wheel once (~40 s) if needed
@@ -393,8 +398,10 @@ def run_quickstart(
         echo(f"  {BASELINE}: request F1 {_fmt(scores[BASELINE]['request_f1'])} (the bar a model must pass)")
         for name, model_dir in zip(MODELS, (base, str(sft_final), str(grpo_final)), strict=True):
             s = time.perf_counter()
+            # the model's own threshold first; the base model chats ("I'm sorry, ..."): its answers stop at the
+            # first word that no answer can start with (same scores; 87 s -> ~10 s of the 15-minute budget)
             backend = TransformersBackend(model_dir, GenerationSettings(max_new_tokens=max_new_tokens), device="cpu",
-                                          dtype="float32", label_bias=0.0)  # the model's own threshold first
+                                          dtype="float32", label_bias=0.0, stop_malformed=name == "base")
             greedy = RecordedAnswers(backend)
             scores[name] = bench_row(greedy, held, data.taxonomy, out / "eval" / name, max_new_tokens)
             echo(f"  {name:<4}  request F1 {_fmt(scores[name]['request_f1'])}  safe kept safe "

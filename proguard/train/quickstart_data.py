@@ -44,10 +44,12 @@ class Sizes:
     train_per_area: int = 18
     """18 x 4 shown areas + 72 safe: 144 prompts, one epoch of the SFT recipe's 36 steps of 4 (96 before the recipe
     froze its lower 18 layers; BENCHMARKS.md, quick start round 5)."""
-    eval_per_area: int = 4
+    eval_per_area: int = 8
+    """8 x 4 + 24 safe + 8 OOD: 64 held-out prompts (34 until the shared prompt prefix was cached, which halved the
+    cost of an answer; one prompt was 0.03 of accuracy, seeds' results jumped by it)."""
     train_safe: int = 72
-    eval_safe: int = 12
-    eval_ood: int = 6
+    eval_safe: int = 24
+    eval_ood: int = 8
     dev_per_area: int = 8
     """Dev prompts per shown risk area: never trained on, never in the held-out table; the decision threshold
     (``proguard.bench.label_bias``) is fitted on them."""
