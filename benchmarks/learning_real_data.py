@@ -97,6 +97,7 @@ STAGE_TITLES = {
     "c_grpo_from_a": "(c) GRPO from (a)",
     "d_grpo_from_base": "(d) GRPO from the base",
 }
+RULES = ("majority", "keyword")  # the baselines: rule guards scored like the models
 SPLITS = ("eval_id", "eval_ood")
 
 
@@ -578,15 +579,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         lap(f"bench {name}", s)
     gains = paired_gains(rows["a_sft_critique"], rows["c_grpo_from_a"], group_of, args) \
         if {"a_sft_critique", "c_grpo_from_a"} <= rows.keys() else {}
+    # "clearly above both baselines" (issue 21) read on the same rows: each model stage minus each baseline
+    over_baselines = {f"{name} - {base}": paired_gains(rows[base], rows[name], group_of, args)["eval_id/request_f1"]
+                      for name in rows if name in STAGE_TITLES and name not in RULES and name != "base"
+                      for base in RULES if base in rows}
     curves = {name: grpo_curve(out / name) for name in ("c_grpo_from_a", "d_grpo_from_base") if name in finals}
     results = {
         "args": vars(args), "sizes": sizes, "holdout": {"ids": holdout, "name": HOLDOUT_NAME},
         "distill": distilled["reasons"] or "all kept", "distill_kept": distilled["kept"], "base_model_dir": base_dir,
-        "stages": scores, "paired_gain_c_minus_a": gains, "grpo": {k: summarize_curve(v) for k, v in curves.items()},
+        "stages": scores, "paired_gain_c_minus_a": gains, "eval_id_request_f1_over_baselines": over_baselines, "grpo": {k: summarize_curve(v) for k, v in curves.items()},
         "grpo_steps": curves, "stage_recipes": stage_recipes, "timings_s": timings, "total_s": round(time.perf_counter() - t0, 1),
     }
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    table = render_tables(scores, gains, results["grpo"])
+    table = render_tables(scores, gains, results["grpo"], over_baselines)
     (out / "table.md").write_text(table + "\n", encoding="utf-8")
     plot_curves(out / "plots" / "grpo_rewards.png", curves)
     print(table)
@@ -647,8 +652,9 @@ COLUMNS = {
 }
 
 
-def render_tables(scores: dict, gains: dict, grpo: dict) -> str:
-    """Markdown tables: eval_id, eval_ood (point [95% CI]), the paired (c) - (a) gains and the GRPO logs."""
+def render_tables(scores: dict, gains: dict, grpo: dict, over_baselines: dict | None = None) -> str:
+    """Markdown tables: eval_id, eval_ood (point [95% CI]), each stage's eval_id request F1 minus each baseline's,
+    the paired (c) - (a) gains and the GRPO logs."""
     parts = []
     for split, cols in COLUMNS.items():
         some = next(iter(scores.values()), {})
@@ -659,6 +665,14 @@ def render_tables(scores: dict, gains: dict, grpo: dict) -> str:
         parts.append("| --- |" + " ---: |" * len(cols))
         for name, sc in scores.items():
             parts.append(f"| {STAGE_TITLES.get(name, name)} | " + " | ".join(_cell(sc[s].get(k)) for _, s, k in cols) + " |")
+        parts.append("")
+    if over_baselines:
+        parts.append("**eval_id request F1, stage minus baseline**, paired bootstrap over the same question groups\n")
+        parts.append("| stage - baseline | difference [95% CI] |")
+        parts.append("| --- | ---: |")
+        for key, iv in over_baselines.items():
+            stage, base = key.split(" - ")
+            parts.append(f"| {STAGE_TITLES.get(stage, stage)} - {STAGE_TITLES.get(base, base)} | {_cell(iv)} |")
         parts.append("")
     if gains:
         parts.append("**(c) GRPO minus (a) SFT**, paired bootstrap over the same question groups\n")

@@ -52,6 +52,8 @@ def test_real_data_task_is_split_by_question_with_one_area_held_out(tmp_path):
     left = min(sizes.dev_per_area, 30 - sizes.train_per_area - sizes.eval_per_area)
     assert len(tasks["dev"]) == 4 * left + min(sizes.dev_safe, 110 - sizes.train_safe - sizes.eval_safe) == 30
     assert not any(tasks["dev"]["ood"])
+    for split in ("train", "eval_id", "eval_ood", "dev"):  # a bench report names each row's split by its task ID
+        assert {t.split("/")[0] for t in tasks[split]["task_id"]} == {split}
 
     def requests(split):
         return {m[1]["content"][0]["text"] for m in tasks[split]["prompt"]}

@@ -227,12 +227,18 @@ def _splits(train_path: Path, eval_path: Path, taxonomy, holdout: list[str], see
     parts = [d for d in (train["eval_ood"], held["eval_ood"]) if len(d)]
     splits = {
         "train": train["train"],
-        "eval_id": held["train"],  # the eval file's in-taxonomy questions: never trained on
+        "eval_id": _named(held["train"], "eval_id"),  # the eval file's in-taxonomy questions: never trained on
         "eval_ood": datasets.concatenate_datasets(parts) if parts else held["eval_ood"],
     }
     if dev_path is not None:
-        splits["dev"] = build_tasks(load_samples(dev_path, taxonomy), taxonomy, cfg)["train"]
+        splits["dev"] = _named(build_tasks(load_samples(dev_path, taxonomy), taxonomy, cfg)["train"], "dev")
     return datasets.DatasetDict(splits)
+
+
+def _named(tasks, split: str):
+    """``tasks`` with each task ID's split prefix set to ``split``: the generator names the eval and dev files'
+    in-taxonomy rows ``train/...`` (they are its train split), which read as training rows in a bench report."""
+    return tasks.map(lambda r: {"task_id": f"{split}/{r['task_id'].split('/', 1)[1]}"})
 
 
 def quickstart_data(out: Path, data_root: str | Path | None, seed: int, sizes: Sizes | None = None) -> QuickstartData:
