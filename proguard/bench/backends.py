@@ -268,7 +268,7 @@ class TransformersBackend:
         """``label_bias``: the decision threshold shift (``proguard.bench.label_bias``); ``None`` reads the model
         folder's ``label_bias.json`` if it has one (else 0), ``0.0`` turns it off. ``share_prefix``: text prompts
         of a text-only model that start with the same tokens (the system message) prefill them once
-        (``proguard.bench.prefix_cache``; about half of a CPU answer's cost). ``stop_malformed``: a text answer
+        (``proguard.bench.prefix_cache``; 0.60x the time of a CPU answer). ``stop_malformed``: a text answer
         stops as soon as no continuation of it can parse (``proguard.protocol.cannot_parse``: a chatting base
         model's "I'm sorry, ..."), so it is stored cut short; every score is what the full answer would get."""
         from proguard.bench.label_bias import load_label_bias

@@ -1,13 +1,13 @@
 """The key/value cache of the prompt prefix that a batch of text prompts shares, computed once and reused.
 
-A guard's prompts repeat one long system message (instructions and the category list, ~220 of SmolLM2's ~260
-prompt tokens in the quick start) before a short conversation. On CPU, prefilling that system message is about
-half the cost of a held-out answer (~0.8 s of ~1.7 s per prompt, one thread), so ``TransformersBackend`` fills
-it once and every batch starts from a copy of the cache: the batch is laid out as the shared prefix, then each
+A guard's prompts repeat one long system message (instructions and the category list, 221 of SmolLM2's ~246
+prompt tokens in the quick start) before a short conversation. On CPU, prefilling that system message is ~0.8 s
+of a held-out answer's ~2 s (one thread), so ``TransformersBackend`` fills it once and every batch starts from
+a copy of the cache (0.60x the time, BENCHMARKS.md "Shared prompt prefix"): the batch is laid out as the shared prefix, then each
 row's own tail left-padded to the longest tail (padding in the middle, masked out; the positions of a row's
 tokens are what they would be without padding, since ``generate`` numbers them from the attention mask).
 Greedy answers are the same as without the cache up to float rounding (the prefix's keys and values come from a
-batch-1 forward instead of the batched one; 16 of 16 identical answers measured, BENCHMARKS.md).
+batch-1 forward instead of the batched one; 64 of 64 identical answers measured).
 """
 
 from __future__ import annotations

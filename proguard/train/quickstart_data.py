@@ -45,8 +45,8 @@ class Sizes:
     """18 x 4 shown areas + 72 safe: 144 prompts, one epoch of the SFT recipe's 36 steps of 4 (96 before the recipe
     froze its lower 18 layers; BENCHMARKS.md, quick start round 5)."""
     eval_per_area: int = 8
-    """8 x 4 + 24 safe + 8 OOD: 64 held-out prompts (34 until the shared prompt prefix was cached, which halved the
-    cost of an answer; one prompt was 0.03 of accuracy, seeds' results jumped by it)."""
+    """8 x 4 + 24 safe + 8 OOD: 64 held-out prompts (34 until the shared prompt prefix was cached, which cut an answer
+    to 0.60x the time; at 34 one prompt was 0.03 of accuracy and seeds' results jumped by it)."""
     train_safe: int = 72
     eval_safe: int = 24
     eval_ood: int = 8
