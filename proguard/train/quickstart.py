@@ -41,8 +41,8 @@ THRESHOLD_MODELS: tuple[str, ...] = ()
 """The models that get a dev-threshold row (``proguard quickstart --dev-threshold``: the final guard). Off by
 default: it lifted round 4's guard (all weights trained, its own threshold misplaced), but with the lower layers
 frozen the guard's own threshold is the better one: held-out accuracy change -0.000, +0.118, -0.029 (round 5,
-seeds 0-2, 34 prompts), -0.172 (round 6, seed 0, 64 prompts; BENCHMARKS.md): a threshold fitted on 56 dev
-prompts does not carry over."""
+seeds 0-2, 34 prompts), -0.172 and -0.016 (round 6, seeds 0 and 2, 64 prompts; BENCHMARKS.md): a threshold fitted
+on 56 dev prompts did not carry over."""
 BASELINE = "always unsafe"
 """The table's first row: a constant guard that calls every prompt unsafe (first listed category). Request F1
 alone rewards it (most held-out prompts are unsafe), so a trained model's gain is read against this row, and
