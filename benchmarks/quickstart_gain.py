@@ -18,25 +18,30 @@ from pathlib import Path
 BASELINE_DIR = "always-unsafe"
 
 
-def read(path: Path) -> dict[str, tuple[str, str | None]]:
-    """task ID -> (true request label, predicted request label or None when malformed)."""
+def read(path: Path) -> dict[str, tuple[bool, bool]]:
+    """task ID -> (request truly unsafe, predicted unsafe); a malformed answer is taken as the wrong label, as
+    ``proguard.bench.metrics.binary_metrics`` scores it."""
     out = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         r = json.loads(line)
         parsed = r.get("parsed") or {}
-        out[r["task_id"]] = (r["truth"]["request"], parsed.get("request") if parsed.get("ok") else None)
+        unsafe = r["truth"]["request"] == "unsafe"
+        out[r["task_id"]] = (unsafe, parsed["request"] == "unsafe" if parsed.get("ok") else not unsafe)
     return out
 
 
-def accuracy(rows) -> float:
-    return sum(t == p for t, p in rows) / len(rows)
+def _counts(rows) -> dict:
+    from proguard.bench.metrics import binary_counts
+
+    return binary_counts([t for t, _ in rows], [p for _, p in rows])
+
+
+def accuracy(rows) -> float | None:
+    return _counts(rows)["accuracy"]
 
 
 def f1(rows) -> float | None:
-    tp = sum(t == "unsafe" and p == "unsafe" for t, p in rows)
-    fp = sum(t == "safe" and p == "unsafe" for t, p in rows)
-    fn = sum(t == "unsafe" and p != "unsafe" for t, p in rows)
-    return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else None
+    return _counts(rows)["f1"]
 
 
 def main() -> int:

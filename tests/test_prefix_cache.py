@@ -87,6 +87,10 @@ def test_prompts_without_a_long_shared_start_are_padded_as_before(tiny_llama):
     assert shared._prefix.inputs(rows, tok.pad_token_id) is None
     assert shared._prefix.filled == 0
     assert shared._prefix.inputs([list(range(80))], tok.pad_token_id) is None  # one prompt never starts a prefix
+    # such a batch goes through the plain padded path: the same answers as a backend without the cache
+    batch = [([{"role": "user", "content": "alpha beta gamma"}], None), ([{"role": "user", "content": "delta"}], None)]
+    assert shared.generate(batch) == _backend(tiny_llama, share_prefix=False).generate(batch)
+    assert shared._prefix.filled == 0
 
 
 @pytest.mark.parametrize(("rows", "expected"), [

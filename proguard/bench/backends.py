@@ -408,12 +408,13 @@ class TransformersBackend:
         if is_multimodal:
             inputs = processor(text=texts, images=images or None, padding=True, return_tensors="pt")
             return inputs.to(self._model.device)
-        if self._prefix is not None:
-            rows = processor(texts, add_special_tokens=False)["input_ids"]
-            shared = self._prefix.inputs(rows, processor.pad_token_id)
-            if shared is not None:
-                return shared
-        return processor(texts, padding=True, return_tensors="pt", add_special_tokens=False).to(self._model.device)
+        if self._prefix is None:
+            return processor(texts, padding=True, return_tensors="pt", add_special_tokens=False).to(self._model.device)
+        enc = processor(texts, add_special_tokens=False)  # tokenised once: the prefix path, else padded below
+        shared = self._prefix.inputs(enc["input_ids"], processor.pad_token_id)
+        if shared is not None:
+            return shared
+        return processor.pad(enc, return_tensors="pt").to(self._model.device)
 
     def _generate_kwargs(self, batch_size: int) -> dict[str, Any]:
         """``generate`` arguments from the settings, with the label-bias processor when a bias is set."""

@@ -364,10 +364,10 @@ def run_quickstart(
         data = quickstart_data(data_dir, data_root, seed, sizes)
         echo(f"[quickstart] data: {data.source}")
         sizes_now = {k: len(v) for k, v in data.tasks.items()}
+        dev_note = "" if "dev" not in data.tasks else "; dev only sets the final model's safe/unsafe threshold" \
+            if threshold_models else "; dev is not used without --dev-threshold"
         echo("[quickstart] tasks: " + ", ".join(f"{k} {v}" for k, v in sizes_now.items())
-             + " (eval_id and eval_ood are never trained on"
-             + ("; dev only sets the final model's safe/unsafe threshold)" if "dev" in data.tasks and threshold_models
-                else "; dev is not used without --dev-threshold)" if "dev" in data.tasks else ")"))
+             + f" (eval_id and eval_ood are never trained on{dev_note})")
         run_distill(data.tasks["train"], TemplateTeacher(description_words=0), data_dir / "distill", data.taxonomy,
                     config=DistillConfig(progress=False), tasks_label="train")
         base = resolve_model_path(sft)  # type: ignore[arg-type]  # converts the wheel once (~40 s) if needed
