@@ -26,12 +26,16 @@ def private_copy(path: Path) -> Path:
     build --taxonomy ../shared/reference/...``) may have written files beside it, and the suite must
     not depend on what the user ran before.
     """
+    import atexit
     import shutil
     import tempfile
 
     path = Path(path)
     if path not in _COPIES:
-        target = Path(tempfile.mkdtemp(prefix="proguard-reference-")) / path.name
+        scratch = tempfile.mkdtemp(prefix="proguard-reference-")
+        # the copy is this session's own: removed when the test process ends (one was left per run before)
+        atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+        target = Path(scratch) / path.name
         if path.is_dir():
             shutil.copytree(path, target)
         else:

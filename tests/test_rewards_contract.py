@@ -42,12 +42,22 @@ class HashEncoder:
         return torch.tensor(np.asarray(rows), dtype=torch.float32)
 
 
+def scratch_dir() -> str:
+    """An index cache folder for this test process, removed when it ends."""
+    import atexit
+    import shutil
+
+    path = tempfile.mkdtemp(prefix="proguard-contract-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
 def build(name: str):
     """A built-in by its registered name; the OOD rewards on the hash encoder."""
     if name == "ood_similarity":
         return OODSimilarity(index=EmbeddingIndex(device="cpu", encoder=HashEncoder()))
     if name == "ood_description":
-        return OODDescription(index=EmbeddingIndex(device="cpu", encoder=HashEncoder(), cache_dir=tempfile.mkdtemp()))
+        return OODDescription(index=EmbeddingIndex(device="cpu", encoder=HashEncoder(), cache_dir=scratch_dir()))
     return default_registry().build(name)
 
 
