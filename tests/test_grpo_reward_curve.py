@@ -1,0 +1,82 @@
+"""The GRPO reward-curve benchmark's analysis (benchmarks/grpo_reward_curve.py) on run folders written here; no model."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def rc():
+    spec = importlib.util.spec_from_file_location("grpo_reward_curve", ROOT / "benchmarks" / "grpo_reward_curve.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_a_rising_series_gains_with_an_interval_above_zero(rc):
+    g = rc.third_gain([0.1 * i for i in range(30)], resamples=500)
+    assert g["steps_per_third"] == 10
+    assert g["first"] == pytest.approx(0.45) and g["last"] == pytest.approx(2.45)
+    assert g["gain"] == pytest.approx(2.0) and 0 < g["low"] <= g["gain"] <= g["high"]
+
+
+def test_a_noisy_flat_series_has_an_interval_around_zero(rc):
+    g = rc.third_gain([0.0, 1.0] * 15, resamples=500)
+    assert g["low"] < 0 < g["high"]
+
+
+def _write_run(path: Path, seed: int, rewards: list[float], sft: list[tuple[str, str | None]],
+               grpo: list[tuple[str, str | None]]) -> None:
+    (path / "grpo").mkdir(parents=True)
+    (path / "curve_args.json").write_text(json.dumps({"seed": seed, "sft_steps": 8, "grpo_steps": len(rewards),
+                                                      "lr": 1e-5}))
+    with open(path / "grpo" / "metrics.jsonl", "w") as fh:
+        for i, r in enumerate(rewards, 1):
+            fh.write(json.dumps({"step": i, "reward": r, "format/valid_rate": r / 2, "reward_std": 0.5,
+                                 "frac_reward_zero_std": 0.0, "entropy": 0.5 - i / 100}) + "\n")
+        fh.write(json.dumps({"train_runtime": 10.0}) + "\n")  # the closing record has no reward: skipped
+    for model, answers in (("sft", sft), ("grpo", grpo)):
+        (path / "eval" / model).mkdir(parents=True)
+        with open(path / "eval" / model / "predictions.jsonl", "w") as fh:
+            for i, (truth, said) in enumerate(answers):
+                parsed = {"ok": said is not None, "request": said}
+                fh.write(json.dumps({"task_id": f"eval_id/{i}", "truth": {"request": truth}, "parsed": parsed}) + "\n")
+
+
+def test_held_out_counts_a_malformed_answer_as_wrong(rc, tmp_path):
+    _write_run(tmp_path / "r", 0, [0.0] * 3, [("unsafe", None), ("safe", "safe")], [("unsafe", "unsafe"), ("safe", "unsafe")])
+    assert rc.held_out(tmp_path / "r", "sft") == {"eval_id/0": (True, False, False, False),
+                                                  "eval_id/1": (False, True, True, False)}
+    assert rc.held_out(tmp_path / "r", "grpo") == {"eval_id/0": (True, True, True, True),
+                                                   "eval_id/1": (False, False, True, True)}
+
+
+def test_analyze_reports_each_run_and_the_pooled_held_out_difference(rc, tmp_path):
+    sft = [("unsafe", None)] * 4 + [("safe", "safe")] * 4
+    grpo = [("unsafe", "unsafe")] * 4 + [("safe", "safe")] * 4
+    _write_run(tmp_path / "s0", 0, [0.0] * 5 + [1.0] * 5 + [2.0] * 5, sft, grpo)
+    _write_run(tmp_path / "s1", 1, [1.0] * 15, sft, sft)
+    plot = tmp_path / "curve.png"
+    text = rc.analyze([tmp_path / "s0", tmp_path / "s1"], resamples=200, plot=plot)
+    assert "| s0 | 0 | 8 | 15 x 2, 1e-05 | 0.000 -> 2.000 | +2.000 [+2.000, +2.000] |" in text
+    assert "| s1 | 1 | 8 | 15 x 2, 1e-05 | 1.000 -> 1.000 | +0.000 [+0.000, +0.000] |" in text
+    # s0: the four malformed answers became right; s1 unchanged; pooled over 16 prompts: +4/16
+    assert "| s0 | 0 | 8 | 15 x 2, 1e-05 | 0.000 -> 2.000 | +2.000 [+2.000, +2.000] | 0.000 -> 1.000 |" in text
+    assert "| 0.00 | 0.470 -> 0.370 |" in text  # entropy: mean of steps 1-5, then 11-15
+    assert "| s0 | 8 | 0.500 -> 1.000 | +0.500" in text
+    assert "| 0.000 -> 0.500 | +0.500" in text  # s0: the four malformed answers now call their prompts unsafe
+    assert "| s1 | 8 | 0.500 -> 0.500 | +0.000 [+0.000, +0.000]" in text
+    assert "| pooled | 16 | 0.500 -> 0.750 | +0.250" in text
+    assert plot.is_file() and plot.stat().st_size > 0
+
+
+def test_runs_scored_on_different_prompts_are_refused(rc, tmp_path):
+    _write_run(tmp_path / "r", 0, [0.0] * 3, [("safe", "safe")] * 2, [("safe", "safe")] * 3)
+    with pytest.raises(SystemExit, match="different prompts"):
+        rc.analyze([tmp_path / "r"], resamples=50, plot=None)
