@@ -49,11 +49,12 @@ def run(args: argparse.Namespace) -> Path:
         out=out, seed=args.seed, data_root=args.data_root,
         sft_overrides=[f"sft.max_steps={args.sft_steps}", f"checkpoint.save_steps={args.sft_steps}"],
         grpo_overrides=[f"grpo.max_steps={args.grpo_steps}", f"checkpoint.save_steps={args.grpo_steps}",
-                        f"grpo.learning_rate={args.lr}", f"grpo.gradient_accumulation_steps={args.grad_accum}"])
+                        f"grpo.learning_rate={args.lr}", f"grpo.gradient_accumulation_steps={args.grad_accum}",
+                        *([] if args.beta is None else [f"grpo.beta={args.beta}"])])
     print(result.table(), flush=True)
     (out / "curve_args.json").write_text(json.dumps(
         {"seed": args.seed, "sft_steps": args.sft_steps, "grpo_steps": args.grpo_steps, "lr": args.lr,
-         "prompts_per_step": 2 * args.grad_accum}) + "\n",
+         "prompts_per_step": 2 * args.grad_accum, "beta": args.beta}) + "\n",
         encoding="utf-8")
     return out
 
@@ -123,7 +124,8 @@ def analyze(runs: Sequence[Path], resamples: int, plot: Path | None) -> str:
         ent_first, ent_last = (sum(x["entropy"] or 0 for x in part) / len(part)
                                for part in thirds(rows))
         lines.append(f"| {run_dir.name} | {meta['seed']} | {meta['sft_steps']} | "
-                     f"{meta['grpo_steps']} x {meta.get('prompts_per_step', 2)}, {meta['lr']} | "
+                     f"{meta['grpo_steps']} x {meta.get('prompts_per_step', 2)}, {meta['lr']}"
+                     f"{'' if meta.get('beta') is None else ', beta ' + str(meta['beta'])} | "
                      f"{r['first']:.3f} -> {r['last']:.3f} | {r['gain']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}] | "
                      f"{f['first']:.3f} -> {f['last']:.3f} | {f['gain']:+.3f} [{f['low']:+.3f}, {f['high']:+.3f}] | "
                      f"{zero:.2f} | {ent_first:.3f} -> {ent_last:.3f} |")
@@ -175,7 +177,7 @@ def plot_curves(path: Path, curves: dict[str, list[dict]]) -> None:
             ax.plot(steps, ys, ".", color=f"C{i}", alpha=0.5)
             ax.plot(steps, [sum(ys[max(0, j - 4) : j + 1]) / len(ys[max(0, j - 4) : j + 1]) for j in range(len(ys))],
                     "-", color=f"C{i}", label=name)
-    axes[0].set_title("GRPO mean reward per step (8 rollouts)")
+    axes[0].set_title("GRPO mean reward per step")
     axes[1].set_title("format-valid rate of the rollouts")
     for ax in axes:
         ax.set_xlabel("GRPO step")
@@ -196,6 +198,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-5, help="GRPO learning rate (the quick start: 3e-6)")
     p.add_argument("--grad-accum", type=int, default=1,
                    help="micro-batches of 2 prompts x 4 rollouts per GRPO step (the quick start: 1)")
+    p.add_argument("--beta", type=float, default=None,
+                   help="KL coefficient to the SFT model (the recipe: 0.0; > 0 loads a reference model)")
     p.add_argument("--analyze", nargs="+", type=Path, help="finished run folders: print the tables only")
     p.add_argument("--plot", type=Path, default=None, help="write the reward curves here (png)")
     p.add_argument("--resamples", type=int, default=2000)

@@ -32,10 +32,10 @@ def test_a_noisy_flat_series_has_an_interval_around_zero(rc):
 
 
 def _write_run(path: Path, seed: int, rewards: list[float], sft: list[tuple[str, str | None]],
-               grpo: list[tuple[str, str | None]]) -> None:
+               grpo: list[tuple[str, str | None]], **meta) -> None:
     (path / "grpo").mkdir(parents=True)
     (path / "curve_args.json").write_text(json.dumps({"seed": seed, "sft_steps": 8, "grpo_steps": len(rewards),
-                                                      "lr": 1e-5}))
+                                                      "lr": 1e-5, **meta}))
     with open(path / "grpo" / "metrics.jsonl", "w") as fh:
         for i, r in enumerate(rewards, 1):
             fh.write(json.dumps({"step": i, "reward": r, "format/valid_rate": r / 2, "reward_std": 0.5,
@@ -61,11 +61,11 @@ def test_analyze_reports_each_run_and_the_pooled_held_out_difference(rc, tmp_pat
     sft = [("unsafe", None)] * 4 + [("safe", "safe")] * 4
     grpo = [("unsafe", "unsafe")] * 4 + [("safe", "safe")] * 4
     _write_run(tmp_path / "s0", 0, [0.0] * 5 + [1.0] * 5 + [2.0] * 5, sft, grpo)
-    _write_run(tmp_path / "s1", 1, [1.0] * 15, sft, sft)
+    _write_run(tmp_path / "s1", 1, [1.0] * 15, sft, sft, prompts_per_step=8, beta=0.04)
     plot = tmp_path / "curve.png"
     text = rc.analyze([tmp_path / "s0", tmp_path / "s1"], resamples=200, plot=plot)
     assert "| s0 | 0 | 8 | 15 x 2, 1e-05 | 0.000 -> 2.000 | +2.000 [+2.000, +2.000] |" in text
-    assert "| s1 | 1 | 8 | 15 x 2, 1e-05 | 1.000 -> 1.000 | +0.000 [+0.000, +0.000] |" in text
+    assert "| s1 | 1 | 8 | 15 x 8, 1e-05, beta 0.04 | 1.000 -> 1.000 | +0.000 [+0.000, +0.000] |" in text
     # s0: the four malformed answers became right; s1 unchanged; pooled over 16 prompts: +4/16
     assert "| s0 | 0 | 8 | 15 x 2, 1e-05 | 0.000 -> 2.000 | +2.000 [+2.000, +2.000] | 0.000 -> 1.000 |" in text
     assert "| 0.00 | 0.470 -> 0.370 |" in text  # entropy: mean of steps 1-5, then 11-15
