@@ -7,16 +7,22 @@ and what the GRPO model does on the quick start's 64 held-out prompts next to th
     # (2) from the quick start's full SFT, 8 prompts a step instead of 2 (the recipe's rate)
     OMP_NUM_THREADS=1 python benchmarks/grpo_reward_curve.py --out runs/wide-s0 --seed 0 \
         --sft-steps 36 --grpo-steps 10 --lr 3e-6 --grad-accum 4
+    # (3) from the quick start's full SFT, run long at a higher rate
+    OMP_NUM_THREADS=1 python benchmarks/grpo_reward_curve.py --out runs/long-s0 --seed 0 \
+        --sft-steps 36 --grpo-steps 30 --lr 1e-5
     # the tables (and a plot) from finished runs
     python benchmarks/grpo_reward_curve.py --analyze runs/curve-s0 runs/curve-s1 [--plot curve.png]
+    # and what GRPO did to the label margin: a shift of the threshold, or the ranking (~1 min a model, cached)
+    OMP_NUM_THREADS=1 python benchmarks/grpo_reward_curve.py --analyze runs/wide-s0 --margins
 
-Why two settings: from the quick start's full SFT every rollout is format-valid, the policy's entropy is ~0.1
+Why these settings: from the quick start's full SFT every rollout is format-valid, the policy's entropy is ~0.1
 nats a token, a third of the GRPO groups have no reward spread and the per-step reward is the noise of which
 two prompts were drawn (BENCHMARKS.md, real-data experiment round 2). (1) A few SFT steps in, sampled rollouts
 write the answer block only some of the time: the format gate splits each group into 0-reward and rewarded
 rollouts, the signal GRPO is built to use, so the curve says whether the trainer turns reward into policy
 change. (2) Asks whether averaging each update over more prompts lets GRPO move the safe/unsafe label of a
-trained guard without the one-label drift seen with 2 prompts a step.
+trained guard without the one-label drift seen with 2 prompts a step; (3) whether more, larger steps from the
+trained guard change what it knows about the prompts (``--margins`` tells that from a shift of its threshold).
 
 A run is ``proguard.train.quickstart.run_quickstart`` with ``sft.max_steps``, ``grpo.max_steps``,
 ``grpo.learning_rate`` and ``grpo.gradient_accumulation_steps`` overridden (its held-out table scores the base
@@ -25,6 +31,13 @@ reward, format-valid rate and entropy of the first and last third of the GRPO st
 bootstrap intervals (steps resampled within each third: each step draws its own prompts); and, per run and
 pooled, GRPO's held-out request accuracy, format-valid rate and share of prompts called unsafe minus the SFT's,
 paired over the same prompts.
+
+``--margins`` also reads each model's label margin, ``log p(" unsafe") - log p(" safe")`` at the label position
+of the template critique (``benchmarks/label_probe.py``), on the dev and held-out prompts (cached in the run
+folder's ``label_margins.json``), and reports GRPO minus SFT: the mean margin shift on unsafe and on safe held-out
+prompts (a shift of the same size on both moves the threshold and leaves the ranking), the ROC AUC (the ranking),
+and the request accuracy with each model's threshold refitted on the dev split (what the ranking is worth once
+the threshold is set on prompts neither model trained on).
 """
 
 from __future__ import annotations
@@ -136,7 +149,7 @@ def analyze(runs: Sequence[Path], resamples: int, plot: Path | None) -> str:
         a, b = [sft[i] for i in ids], [grpo[i] for i in ids]
         pooled["sft"] += a
         pooled["grpo"] += b
-        pooled["groups"] += [(run_dir.name, i) for i in ids]
+        pooled["groups"] += [(_prompt_key(run_dir), i) for i in ids]  # one seed: the same prompts
         held_lines.append(_held_row(run_dir.name, a, b, ids, resamples, paired_difference))
     if len(runs) > 1:
         held_lines.append(_held_row("pooled", pooled["sft"], pooled["grpo"], pooled["groups"], resamples,
@@ -160,6 +173,141 @@ def _held_row(name, a, b, groups, resamples, paired_difference) -> str:
         iv = paired_difference(a, b, groups, stat, n_resamples=resamples, seed=0)
         cells += [f"{stat(a):.3f} -> {stat(b):.3f}", f"{iv.point:+.3f} [{iv.low:+.3f}, {iv.high:+.3f}]"]
     return f"| {name} | {len(a)} | " + " | ".join(cells) + " |"
+
+
+MARGIN_FILE = "label_margins.json"
+MARGIN_SPLITS = ("dev", "eval_id", "eval_ood")
+
+
+def label_margins(run_dir: Path) -> dict[str, dict[str, list[tuple[str, float]]]]:
+    """model (sft, grpo) -> split -> (request label, margin) per row, in the split's order; computed once per run
+    (one forward pass a prompt) and cached in ``label_margins.json``."""
+    path = run_dir / MARGIN_FILE
+    if path.is_file():
+        cached = json.loads(path.read_text(encoding="utf-8"))
+        return {m: {s: [tuple(r) for r in rows] for s, rows in splits.items()} for m, splits in cached.items()}
+    import datasets
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from label_probe import margins  # benchmarks/ is on sys.path when this script runs
+
+    torch.set_num_threads(1)
+    tasks = datasets.load_from_disk(str(run_dir / "data" / "tasks"))
+    out: dict[str, dict[str, list[tuple[str, float]]]] = {}
+    for model in ("sft", "grpo"):
+        folder = run_dir / model / "final"
+        tok = AutoTokenizer.from_pretrained(folder)
+        net = AutoModelForCausalLM.from_pretrained(folder).eval()
+        out[model] = {s: margins(tok, net, list(tasks[s])) for s in MARGIN_SPLITS if s in tasks}
+    path.write_text(json.dumps(out) + "\n", encoding="utf-8")
+    return out
+
+
+def _auc(rows: Sequence[tuple[str, float]]) -> float | None:
+    pos = [m for label, m in rows if label == "unsafe"]
+    neg = [m for label, m in rows if label == "safe"]
+    if not pos or not neg:
+        return None
+    return sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg))
+
+
+def _shift(label: str):
+    def stat(rows):  # rows: (label, sft margin, grpo margin)
+        xs = [b - a for lab, a, b in rows if lab == label]
+        return sum(xs) / len(xs) if xs else None
+    return stat
+
+
+def _one_interval(rows, groups, stat, resamples):
+    from proguard.bench.bootstrap import group_bootstrap
+    return group_bootstrap(rows, groups, {"stat": stat}, n_resamples=resamples, seed=0)["stat"]
+
+
+def margin_rows(run_dir: Path, resamples: int) -> tuple[str, list, list]:
+    """One markdown row of ``--margins`` for a run, and its held-out (label, sft margin, grpo margin) rows and
+    dev-threshold (label, sft right, grpo right) rows for the pooled row."""
+    from proguard.bench.bootstrap import paired_difference
+    from proguard.bench.label_bias import fit_label_bias
+
+    m = label_margins(run_dir)
+    held = {model: [r for s in ("eval_id", "eval_ood") for r in m[model].get(s, [])] for model in ("sft", "grpo")}
+    if [lab for lab, _ in held["sft"]] != [lab for lab, _ in held["grpo"]] or not held["sft"]:
+        raise SystemExit(f"{run_dir / MARGIN_FILE}: sft and grpo margins are not on the same held-out prompts")
+    rows = [(lab, a, b) for (lab, a), (_, b) in zip(held["sft"], held["grpo"], strict=True)]
+    groups = list(range(len(rows)))
+    cells = []
+    for label in ("unsafe", "safe"):
+        stat = _shift(label)
+        iv = _one_interval(rows, groups, stat, resamples)
+        cells.append(f"{iv.point:+.2f} [{iv.low:+.2f}, {iv.high:+.2f}]" if iv.point is not None else "-")
+    sft_rows, grpo_rows = [(lab, a) for lab, a, _ in rows], [(lab, b) for lab, _, b in rows]
+    iv = paired_difference(sft_rows, grpo_rows, groups, _auc, n_resamples=resamples, seed=0)
+    a_sft, a_grpo = _auc(sft_rows), _auc(grpo_rows)
+    cells.append("-" if iv.point is None else
+                 f"{a_sft:.3f} -> {a_grpo:.3f} | {iv.point:+.3f} [{iv.low:+.3f}, {iv.high:+.3f}]")
+    right = []
+    for model in ("sft", "grpo"):
+        bias = fit_label_bias(m[model]["dev"], fitted_on="dev").bias if m[model].get("dev") else 0.0
+        right.append([(lab, (x + bias > 0) == (lab == "unsafe")) for lab, x in held[model]])
+    dev_rows = [(lab, a, b) for (lab, a), (_, b) in zip(*right, strict=True)]
+    cells.append(_dev_cell(dev_rows, groups, resamples, paired_difference))
+    return f"| {run_dir.name} | {len(rows)} | " + " | ".join(cells) + " |", rows, dev_rows
+
+
+def _dev_cell(dev_rows, groups, resamples, paired_difference) -> str:
+    def acc(rows):
+        return sum(r for _, r in rows) / len(rows) if rows else None
+    a, b = [(lab, x) for lab, x, _ in dev_rows], [(lab, y) for lab, _, y in dev_rows]
+    iv = paired_difference(a, b, groups, acc, n_resamples=resamples, seed=0)
+    return f"{acc(a):.3f} -> {acc(b):.3f} | {iv.point:+.3f} [{iv.low:+.3f}, {iv.high:+.3f}]"
+
+
+def _prompt_key(run_dir: Path) -> str:
+    """Runs of one seed score the same held-out prompts: pooled rows are resampled by (seed, prompt), so a prompt
+    brings all its runs along and two runs from one seed's SFT do not count as independent evidence."""
+    args = run_dir / "curve_args.json"
+    return f"seed {json.loads(args.read_text(encoding='utf-8'))['seed']}" if args.is_file() else run_dir.name
+
+
+def _mean_auc(rows) -> float | None:
+    """Mean over runs of each run's AUC; rows: (run, label, margin)."""
+    runs: dict[str, list[tuple[str, float]]] = {}
+    for run, label, m in rows:
+        runs.setdefault(run, []).append((label, m))
+    aucs = [a for a in (_auc(r) for r in runs.values()) if a is not None]
+    return sum(aucs) / len(aucs) if aucs else None
+
+
+def analyze_margins(runs: Sequence[Path], resamples: int) -> str:
+    """Markdown: per run (and pooled) the label-margin shift, the AUC and the dev-threshold accuracy, GRPO - SFT."""
+    from proguard.bench.bootstrap import paired_difference
+
+    lines = ["| run | held-out prompts | margin shift, unsafe prompts [95% CI] | margin shift, safe prompts [95% CI] | "
+             "AUC SFT -> GRPO | GRPO - SFT [95% CI] | request acc, dev threshold, SFT -> GRPO | GRPO - SFT [95% CI] |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    pooled_rows, pooled_dev, pooled_groups, tagged = [], [], [], []
+    for run_dir in runs:
+        line, rows, dev_rows = margin_rows(run_dir, resamples)
+        lines.append(line)
+        pooled_rows += rows
+        pooled_dev += dev_rows
+        pooled_groups += [(_prompt_key(run_dir), i) for i in range(len(rows))]
+        tagged += [(run_dir.name, *r) for r in rows]
+    if len(runs) > 1:
+        cells = []
+        for label in ("unsafe", "safe"):
+            iv = _one_interval(pooled_rows, pooled_groups, _shift(label), resamples)
+            cells.append(f"{iv.point:+.2f} [{iv.low:+.2f}, {iv.high:+.2f}]")
+        a = [(run, lab, x) for run, lab, x, _ in tagged]
+        b = [(run, lab, y) for run, lab, _, y in tagged]
+        iv = paired_difference(a, b, pooled_groups, _mean_auc, n_resamples=resamples, seed=0)
+        cells.append(f"{_mean_auc(a):.3f} -> {_mean_auc(b):.3f} (mean of runs) | "
+                     f"{iv.point:+.3f} [{iv.low:+.3f}, {iv.high:+.3f}]")
+        cells.append(_dev_cell(pooled_dev, pooled_groups, resamples, paired_difference))
+        lines.append(f"| pooled | {len(pooled_rows)} | " + " | ".join(cells) + " |")
+    return "\n".join(["**Label margin on the held-out prompts, GRPO minus the SFT it started from** (pooled: "
+                      "resampled by seed and prompt)\n", *lines])
 
 
 def plot_curves(path: Path, curves: dict[str, list[dict]]) -> None:
@@ -203,6 +351,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--analyze", nargs="+", type=Path, help="finished run folders: print the tables only")
     p.add_argument("--plot", type=Path, default=None, help="write the reward curves here (png)")
     p.add_argument("--resamples", type=int, default=2000)
+    p.add_argument("--margins", action="store_true",
+                   help="also the label-margin shift, AUC and dev-threshold accuracy, GRPO - SFT (loads both models "
+                        "once per run; cached in the run folder)")
     args = p.parse_args(argv)
     if not args.analyze and not args.out:
         p.error("pass --out NEW_DIR to run, or --analyze RUN [RUN ...]")
@@ -213,6 +364,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     runs = args.analyze or [run(args)]
     print(analyze(runs, args.resamples, args.plot))
+    if args.margins:
+        print("\n" + analyze_margins(runs, args.resamples))
     return 0
 
 

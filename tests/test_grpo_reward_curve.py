@@ -80,3 +80,53 @@ def test_runs_scored_on_different_prompts_are_refused(rc, tmp_path):
     _write_run(tmp_path / "r", 0, [0.0] * 3, [("safe", "safe")] * 2, [("safe", "safe")] * 3)
     with pytest.raises(SystemExit, match="different prompts"):
         rc.analyze([tmp_path / "r"], resamples=50, plot=None)
+
+
+def _write_margins(path: Path, sft: dict[str, list[tuple[str, float]]], grpo_of) -> None:
+    """A run folder's label_margins.json: the SFT margins per split and the GRPO ones as ``grpo_of(margin)``."""
+    path.mkdir(parents=True, exist_ok=True)
+    grpo = {s: [(lab, grpo_of(m)) for lab, m in rows] for s, rows in sft.items()}
+    (path / "label_margins.json").write_text(json.dumps({"sft": sft, "grpo": grpo}))
+
+
+MARGINS = {"dev": [("unsafe", 1.0), ("unsafe", 2.0), ("safe", -1.0), ("safe", -2.0)],
+           "eval_id": [("unsafe", 1.0), ("unsafe", 2.0), ("unsafe", 3.0), ("unsafe", -0.5),
+                       ("safe", -1.0), ("safe", 0.2), ("safe", -2.0), ("safe", -0.5)]}
+
+
+def test_a_uniform_margin_shift_moves_the_threshold_not_the_ranking(rc, tmp_path):
+    _write_margins(tmp_path / "shift", MARGINS, lambda m: m - 1.5)
+    text = rc.analyze_margins([tmp_path / "shift"], resamples=200)
+    # both kinds of prompt moved by -1.5; AUC unchanged (14.5 of 16 pairs ranked right); the dev split's threshold
+    # moves with the margins, so the held-out answers with it are the SFT's (6 of 8 right)
+    assert "| shift | 8 | -1.50 [-1.50, -1.50] | -1.50 [-1.50, -1.50] | 0.906 -> 0.906 | +0.000 [+0.000, +0.000] | " \
+           "0.750 -> 0.750 | +0.000 [+0.000, +0.000] |" in text
+
+
+def test_a_reversed_ranking_loses_auc_and_dev_threshold_accuracy(rc, tmp_path):
+    _write_margins(tmp_path / "flip", MARGINS, lambda m: -m)
+    _write_margins(tmp_path / "same", MARGINS, lambda m: m)
+    text = rc.analyze_margins([tmp_path / "flip", tmp_path / "same"], resamples=200)
+    assert "| 0.906 -> 0.094 | -0.812 [" in text
+    # no dev threshold separates reversed margins: the best one calls everything unsafe (3 of 8 right held out)
+    assert "| 0.750 -> 0.375 | -0.375 [" in text
+    assert "| same | 8 | +0.00 [+0.00, +0.00] | +0.00 [+0.00, +0.00] | 0.906 -> 0.906 |" in text
+    assert "| pooled | 16 |" in text and "| 0.750 -> 0.562 | -0.188 [" in text
+    assert "| 0.906 -> 0.500 (mean of runs) | -0.406 [" in text  # the mean of the two runs' AUCs
+
+
+def test_margins_on_different_prompts_are_refused(rc, tmp_path):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "label_margins.json").write_text(json.dumps(
+        {"sft": {"eval_id": [["safe", 1.0], ["unsafe", 2.0]]}, "grpo": {"eval_id": [["unsafe", 1.0], ["unsafe", 2.0]]}}))
+    with pytest.raises(SystemExit, match="same held-out prompts"):
+        rc.analyze_margins([tmp_path / "r"], resamples=50)
+
+
+def test_pooled_rows_resample_one_seeds_runs_together(rc, tmp_path):
+    # two runs from one seed score the same held-out prompts: a prompt is one resampling unit for both
+    _write_run(tmp_path / "a", 0, [0.0] * 3, [("safe", "safe")], [("safe", "safe")])
+    _write_run(tmp_path / "b", 0, [0.0] * 3, [("safe", "safe")], [("safe", "safe")])
+    (tmp_path / "c").mkdir()
+    assert rc._prompt_key(tmp_path / "a") == rc._prompt_key(tmp_path / "b") == "seed 0"
+    assert rc._prompt_key(tmp_path / "c") == "c"  # no curve_args.json: the run folder's name
