@@ -36,8 +36,9 @@ paired over the same prompts.
 of the template critique (``benchmarks/label_probe.py``), on the dev and held-out prompts (cached in the run
 folder's ``label_margins.json``), and reports GRPO minus SFT: the mean margin shift on unsafe and on safe held-out
 prompts (a shift of the same size on both moves the threshold and leaves the ranking), the ROC AUC (the ranking),
-and the request accuracy with each model's threshold refitted on the dev split (what the ranking is worth once
-the threshold is set on prompts neither model trained on).
+the request accuracy with each model's threshold refitted on the dev split (what the ranking is worth once
+the threshold is set on prompts neither model trained on), and the GRPO model's accuracy with its margins moved
+back by their mean shift on the dev prompts (labels not used: the SFT's threshold with GRPO's ranking).
 """
 
 from __future__ import annotations
@@ -252,7 +253,17 @@ def margin_rows(run_dir: Path, resamples: int) -> tuple[str, list, list]:
         right.append([(lab, (x + bias > 0) == (lab == "unsafe")) for lab, x in held[model]])
     dev_rows = [(lab, a, b) for (lab, a), (_, b) in zip(*right, strict=True)]
     cells.append(_dev_cell(dev_rows, groups, resamples, paired_difference))
-    return f"| {run_dir.name} | {len(rows)} | " + " | ".join(cells) + " |", rows, dev_rows
+    # the GRPO margins moved back by their mean shift on the dev prompts (no labels needed): the SFT's own
+    # threshold, with GRPO's ranking
+    anchor = _mean([x for _, x in m["sft"].get("dev", [])]) - _mean([x for _, x in m["grpo"].get("dev", [])]) \
+        if m["sft"].get("dev") and m["grpo"].get("dev") else 0.0
+    anchored = [(lab, (x > 0) == (lab == "unsafe"), (y + anchor > 0) == (lab == "unsafe")) for lab, x, y in rows]
+    cells.append(f"{anchor:+.2f} | " + _dev_cell(anchored, groups, resamples, paired_difference))
+    return f"| {run_dir.name} | {len(rows)} | " + " | ".join(cells) + " |", rows, dev_rows, anchored
+
+
+def _mean(xs: Sequence[float]) -> float:
+    return sum(xs) / len(xs)
 
 
 def _dev_cell(dev_rows, groups, resamples, paired_difference) -> str:
@@ -284,11 +295,13 @@ def analyze_margins(runs: Sequence[Path], resamples: int) -> str:
     from proguard.bench.bootstrap import paired_difference
 
     lines = ["| run | held-out prompts | margin shift, unsafe prompts [95% CI] | margin shift, safe prompts [95% CI] | "
-             "AUC SFT -> GRPO | GRPO - SFT [95% CI] | request acc, dev threshold, SFT -> GRPO | GRPO - SFT [95% CI] |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    pooled_rows, pooled_dev, pooled_groups, tagged = [], [], [], []
+             "AUC SFT -> GRPO | GRPO - SFT [95% CI] | request acc, dev threshold, SFT -> GRPO | GRPO - SFT [95% CI] | "
+             "GRPO bias anchored on dev | request acc, SFT -> GRPO anchored | GRPO - SFT [95% CI] |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    pooled_rows, pooled_dev, pooled_groups, tagged, pooled_anchored = [], [], [], [], []
     for run_dir in runs:
-        line, rows, dev_rows = margin_rows(run_dir, resamples)
+        line, rows, dev_rows, anchored = margin_rows(run_dir, resamples)
+        pooled_anchored += anchored
         lines.append(line)
         pooled_rows += rows
         pooled_dev += dev_rows
@@ -305,6 +318,7 @@ def analyze_margins(runs: Sequence[Path], resamples: int) -> str:
         cells.append(f"{_mean_auc(a):.3f} -> {_mean_auc(b):.3f} (mean of runs) | "
                      f"{iv.point:+.3f} [{iv.low:+.3f}, {iv.high:+.3f}]")
         cells.append(_dev_cell(pooled_dev, pooled_groups, resamples, paired_difference))
+        cells.append("(per run) | " + _dev_cell(pooled_anchored, pooled_groups, resamples, paired_difference))
         lines.append(f"| pooled | {len(pooled_rows)} | " + " | ".join(cells) + " |")
     return "\n".join(["**Label margin on the held-out prompts, GRPO minus the SFT it started from** (pooled: "
                       "resampled by seed and prompt)\n", *lines])

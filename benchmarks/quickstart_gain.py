@@ -2,6 +2,9 @@
 
     python benchmarks/quickstart_gain.py runs/qs-s0 runs/qs-s1 runs/qs-s2 [--models sft,grpo] [--resamples 2000]
 
+``--models`` names folders under ``eval/``: ``sft``, ``grpo``, ``grpo-anchored`` (``--anchor-bias``) or
+``grpo-dev-threshold`` (``--dev-threshold``).
+
 Each argument is a ``proguard quickstart --out`` folder. From its ``eval/<model>/predictions.jsonl`` and
 ``eval/always-unsafe/predictions.jsonl`` (the same 64 held-out prompts), prints per seed and pooled over the
 seeds the request accuracy and request F1 (unsafe = positive) of each model minus the ``always unsafe`` row's,

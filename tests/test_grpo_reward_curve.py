@@ -101,6 +101,8 @@ def test_a_uniform_margin_shift_moves_the_threshold_not_the_ranking(rc, tmp_path
     # moves with the margins, so the held-out answers with it are the SFT's (6 of 8 right)
     assert "| shift | 8 | -1.50 [-1.50, -1.50] | -1.50 [-1.50, -1.50] | 0.906 -> 0.906 | +0.000 [+0.000, +0.000] | " \
            "0.750 -> 0.750 | +0.000 [+0.000, +0.000] |" in text
+    # moved back by the dev prompts' mean shift (+1.50), the GRPO margins are the SFT's
+    assert "| +1.50 | 0.750 -> 0.750 | +0.000 [+0.000, +0.000] |" in text
 
 
 def test_a_reversed_ranking_loses_auc_and_dev_threshold_accuracy(rc, tmp_path):
@@ -110,6 +112,8 @@ def test_a_reversed_ranking_loses_auc_and_dev_threshold_accuracy(rc, tmp_path):
     assert "| 0.906 -> 0.094 | -0.812 [" in text
     # no dev threshold separates reversed margins: the best one calls everything unsafe (3 of 8 right held out)
     assert "| 0.750 -> 0.375 | -0.375 [" in text
+    # the dev margins' mean is 0 for both: no anchoring shift, and the reversed ranking keeps 2 of 8 right
+    assert "| +0.00 | 0.750 -> 0.250 | -0.500 [" in text
     assert "| same | 8 | +0.00 [+0.00, +0.00] | +0.00 [+0.00, +0.00] | 0.906 -> 0.906 |" in text
     assert "| pooled | 16 |" in text and "| 0.750 -> 0.562 | -0.188 [" in text
     assert "| 0.906 -> 0.500 (mean of runs) | -0.406 [" in text  # the mean of the two runs' AUCs

@@ -15,6 +15,7 @@ from proguard.bench.errors import BenchError
 from proguard.bench.label_bias import (
     LABEL_BIAS_FILE,
     LabelBias,
+    anchor_label_bias,
     balanced_accuracy,
     fit_label_bias,
     label_bias_processor,
@@ -50,6 +51,26 @@ def test_the_fit_counts_undecided_prompts_and_needs_both_labels():
     assert fit.undecided == 1 and fit.n_safe == 1
     with pytest.raises(BenchError, match=r"both labels; got 2 unsafe, 0 safe \(1 undecided\)"):
         fit_label_bias([("unsafe", 0.3), ("unsafe", 1.0), ("safe", None)])
+
+
+def test_anchoring_moves_the_margins_back_by_their_mean_shift_without_the_labels():
+    # the trained model moved every margin by about -1.5 (+-0.1): the bias brings its mean back onto the reference
+    reference = [1.0, 2.0, -1.0, -0.2, None]
+    pairs = [("unsafe", -0.4), ("unsafe", 0.6), ("safe", -2.6), ("safe", -1.8), ("safe", -3.0)]
+    fit = anchor_label_bias(reference, pairs, fitted_on="dev")
+    assert fit.bias == pytest.approx(1.5)  # the fifth prompt: undecided by the reference, not used
+    assert fit.undecided == 1 and (fit.n_unsafe, fit.n_safe) == (2, 2)
+    assert fit.balanced_accuracy_unbiased == 0.75 and fit.balanced_accuracy == 1.0
+    # the labels only fill the report: the same margins under other labels give the same bias
+    flipped = [("safe" if lab == "unsafe" else "unsafe", m) for lab, m in pairs]
+    assert anchor_label_bias(reference, flipped).bias == fit.bias
+
+
+def test_anchoring_needs_the_same_prompts_and_a_prompt_both_decided():
+    with pytest.raises(BenchError, match="the same prompts: 2 reference margins, 1 margins"):
+        anchor_label_bias([1.0, 2.0], [("safe", 0.0)])
+    with pytest.raises(BenchError, match="none of 2 were"):
+        anchor_label_bias([None, 1.0], [("safe", 0.0), ("unsafe", None)])
 
 
 def test_balanced_accuracy_weighs_both_labels_alike():

@@ -300,6 +300,53 @@ def test_held_out_answers_get_the_grpo_recipes_completion_budget(tmp_path, monke
     assert [name for name, _, _ in fitted[1:]] == ["sft", "grpo"]
 
 
+def test_anchor_bias_scores_the_grpo_model_with_its_margins_moved_back_onto_the_sfts(tmp_path, monkeypatch):
+    """``anchor_bias``: the SFT's and the GRPO model's dev margins (one call each), the GRPO row once more with the
+    bias that closes the gap between their means, saved beside the GRPO weights; refused with a GRPO dev threshold."""
+    import proguard.train.policy as policy
+    import proguard.train.quickstart as qs
+    import proguard.train.run as grpo_run
+    import proguard.train.sft as sft
+    from proguard.bench.label_bias import load_label_bias
+
+    real, data_root = qd.quickstart_data, _data_root(tmp_path)
+    monkeypatch.setattr(qs, "quickstart_data", lambda out, root, seed, sizes: real(out, data_root, seed))
+    monkeypatch.setattr(policy, "resolve_model_path", lambda r: "base-model")
+    monkeypatch.setattr(sft, "train_sft", lambda r, progress: tmp_path / "sft" / "final")
+    monkeypatch.setattr(grpo_run, "train", lambda r, progress: tmp_path / "grpo" / "final")
+    for stage in ("sft", "grpo"):
+        (tmp_path / stage / "final").mkdir(parents=True)
+    asked = []
+
+    def dev_margins(backend, dev):
+        stage = Path(backend.model_path).parent.name
+        asked.append((stage, len(dev)))
+        return [{"sft": 0.5, "grpo": -1.0}[stage]] * len(dev)  # GRPO moved every dev margin by -1.5
+
+    monkeypatch.setattr(qs, "dev_margins", dev_margins)
+    scored = []
+
+    def bench_row(model, tasks, taxonomy, out, max_new_tokens, batch_size=8):
+        scored.append((out.name, getattr(getattr(model, "inner", None), "label_bias", None)))
+        return {k: 0.5 for k, _ in qs.COLUMNS}
+
+    monkeypatch.setattr(qs, "bench_row", bench_row)
+    root = Path(__file__).resolve().parents[1]
+    lines = []
+    result = qs.run_quickstart(root / qs.SFT_RECIPE, root / qs.GRPO_RECIPE, out=tmp_path / "qs", anchor_bias=True,
+                               echo=lines.append)
+    assert asked == [("sft", 30), ("grpo", 30)]  # the fixture's dev split
+    assert scored[-1] == ("grpo-anchored", pytest.approx(1.5)) and qs.ANCHOR_ROW in result.scores
+    assert [name for name, _ in scored[:-1]] == ["always-unsafe", "base", "sft", "grpo"]
+    assert load_label_bias(tmp_path / "grpo" / "final").bias == pytest.approx(1.5)
+    assert load_label_bias(tmp_path / "sft" / "final") is None
+    assert any("bias anchored to the SFT model on dev: +1.50" in line for line in lines)
+    assert "with its label bias in label_bias.json" in result.closing()
+    with pytest.raises(TrainError, match="--anchor-bias and --dev-threshold"):
+        qs.run_quickstart(root / qs.SFT_RECIPE, root / qs.GRPO_RECIPE, out=tmp_path / "qs2", anchor_bias=True,
+                          threshold_models=("grpo",))
+
+
 def test_the_dev_threshold_row_regenerates_only_the_answers_whose_decision_flips():
     """Margins +1.0 and -2.0 keep their label under bias +1.5, -1.0 flips to unsafe, an undecided prompt keeps its
     answer: one prompt is generated again, with the bias set; the rest are the greedy row's answers."""
@@ -350,3 +397,23 @@ def test_dev_threshold_is_opt_in_on_the_command_line(monkeypatch, tmp_path, argv
     with pytest.raises(Stop):
         main(["quickstart", "--out", str(tmp_path / "qs"), *argv])
     assert seen["threshold_models"] == expected
+    assert seen["anchor_bias"] is False
+
+
+def test_anchor_bias_is_opt_in_on_the_command_line(monkeypatch, tmp_path):
+    import proguard.train.quickstart as qs
+    from proguard.cli import main
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def run_quickstart(*args, **kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(qs, "run_quickstart", run_quickstart)
+    with pytest.raises(Stop):
+        main(["quickstart", "--out", str(tmp_path / "qs"), "--anchor-bias"])
+    assert seen["anchor_bias"] is True and seen["threshold_models"] == ()

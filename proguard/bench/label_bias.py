@@ -118,6 +118,27 @@ def fit_label_bias(pairs: Sequence[tuple[str, float | None]], fitted_on: str = "
                      balanced_accuracy_unbiased=balanced_accuracy(decided, 0.0), fitted_on=fitted_on)
 
 
+def anchor_label_bias(reference: Sequence[float | None], pairs: Sequence[tuple[str, float | None]],
+                      fitted_on: str = "") -> LabelBias:
+    """The bias that moves a model's decision margins back onto a reference model's on the same prompts: the mean of
+    ``reference - margin`` over the prompts both decided. For a model trained on from the reference (GRPO from
+    SFT), whose margins moved by nearly the same amount on every prompt (BENCHMARKS.md, "GRPO run longer"): the
+    reference's threshold with the trained model's ranking. The labels in ``pairs`` only fill the reported
+    balanced accuracies; the bias does not use them."""
+    if len(reference) != len(pairs):
+        raise BenchError(f"anchoring a label bias needs the same prompts: {len(reference)} reference margins, "
+                         f"{len(pairs)} margins")
+    both = [(r, label, float(m)) for r, (label, m) in zip(reference, pairs, strict=True) if r is not None and m is not None]
+    if not both:
+        raise BenchError(f"anchoring a label bias needs prompts both models decided; none of {len(pairs)} were")
+    bias = sum(r - m for r, _, m in both) / len(both)
+    decided = [(label, m) for _, label, m in both if label in ("safe", "unsafe")]
+    return LabelBias(bias=round(bias, 6), n_safe=sum(label == "safe" for label, _ in decided),
+                     n_unsafe=sum(label == "unsafe" for label, _ in decided), undecided=len(pairs) - len(both),
+                     balanced_accuracy=balanced_accuracy(decided, bias),
+                     balanced_accuracy_unbiased=balanced_accuracy(decided, 0.0), fitted_on=fitted_on)
+
+
 def label_bias_processor(tokenizer: Any, batch_size: int, bias: float = 0.0, record: bool = False):
     """A transformers ``LogitsProcessor`` for one ``generate`` call: at each row's decision point it emits the label
     that wins with ``bias`` added (and, with ``record``, keeps the unbiased margin in ``.margins``)."""

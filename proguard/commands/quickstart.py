@@ -27,6 +27,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also fit the final model's safe/unsafe threshold on the dev split, score it with it and save it "
                    "beside the weights (label_bias.json; off by default: it did not carry over to held-out prompts "
                    "with the frozen-layer recipe, BENCHMARKS.md)")
+    p.add_argument("--anchor-bias", action="store_true",
+                   help="also score the final model with its safe/unsafe bias moved back onto the SFT model's on the "
+                   "dev split (labels not used; saved beside the weights as label_bias.json): GRPO moved every "
+                   "prompt's label margin by about the same amount in BENCHMARKS.md's longer runs. Not with "
+                   "--dev-threshold")
     p.add_argument("--sft-recipe", default=SFT_RECIPE, help=f"the SFT recipe (default {SFT_RECIPE})")
     p.add_argument("--grpo-recipe", default=GRPO_RECIPE, help=f"the GRPO recipe (default {GRPO_RECIPE})")
     p.add_argument("--sft", action="append", default=[], metavar="KEY=VALUE", help="an SFT recipe override (repeatable)")
@@ -46,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
     result = run_quickstart(args.sft_recipe, args.grpo_recipe, out=args.out, data_root=args.data_root, seed=args.seed,
                             sft_overrides=args.sft, grpo_overrides=args.grpo,
-                            threshold_models=("grpo",) if args.dev_threshold else ())
+                            threshold_models=("grpo",) if args.dev_threshold else (), anchor_bias=args.anchor_bias)
     print("\nHeld-out results (prompts never trained on; category acc on in-taxonomy unsafe prompts):")
     print(result.table())
     print()

@@ -43,6 +43,12 @@ default: it lifted round 4's guard (all weights trained, its own threshold mispl
 frozen the guard's own threshold is the better one: held-out accuracy change -0.000, +0.118, -0.029 (round 5,
 seeds 0-2, 34 prompts), -0.172 and -0.016 (round 6, seeds 0 and 2, 64 prompts; BENCHMARKS.md): a threshold fitted
 on 56 dev prompts did not carry over."""
+ANCHOR_ROW = "grpo, bias anchored to SFT"
+"""The GRPO model's row with its label bias moved back onto the SFT model's on the dev prompts (``anchor_bias``,
+CLI ``--anchor-bias``). Off by default, for now: in BENCHMARKS.md ("GRPO run longer") GRPO from the full SFT moved
+every prompt's label margin by nearly the same amount and ranked them slightly better (AUC +0.016 [+0.003,
++0.031], five runs); moved back, held-out accuracy was +0.028 [+0.003, +0.060] over the SFT's (label probe, not
+yet the quick start's own 4-step GRPO)."""
 BASELINE = "always unsafe"
 """The table's first row: a constant guard that calls every prompt unsafe (first listed category). Request F1
 alone rewards it (most held-out prompts are unsafe), so a trained model's gain is read against this row, and
@@ -94,7 +100,7 @@ class QuickstartResult:
         from proguard.bench.label_bias import LABEL_BIAS_FILE
 
         if (self.grpo_final / LABEL_BIAS_FILE).is_file():
-            return f", with its dev threshold in {LABEL_BIAS_FILE} (moderate and bench apply it)"
+            return f", with its label bias in {LABEL_BIAS_FILE} (moderate and bench apply it)"
         return ""
 
 
@@ -286,18 +292,44 @@ def bench_row(model: str | Any, tasks, taxonomy, out: Path, max_new_tokens: int,
     }
 
 
+def dev_margins(backend, dev) -> list[float | None]:
+    """A model's decision margin on each ``dev`` prompt (``None``: no label within the answer budget)."""
+    from proguard.bench.backends import media_of
+
+    prompts = [(r["prompt"], media_of(r)) for r in dev]
+    margins: list[float | None] = []
+    for i in range(0, len(prompts), 16):
+        margins += backend.decision_margins(prompts[i : i + 16])
+    return margins
+
+
+def anchor_to_sft(sft_margins: list[float | None], backend, dev, echo: Callable[[str], None]):
+    """The GRPO model's label bias that moves its dev margins back onto the SFT model's (``anchor_label_bias``), or
+    ``None`` with a line saying why."""
+    from proguard.bench.errors import BenchError
+    from proguard.bench.label_bias import anchor_label_bias
+
+    rows = list(dev)
+    try:
+        fit = anchor_label_bias(sft_margins, [(r["request_label"], m) for r, m in
+                                              zip(rows, dev_margins(backend, rows), strict=True)],
+                                fitted_on=f"the SFT model's margins on the quick start's dev split ({len(rows)} prompts)")
+    except BenchError as exc:
+        echo(f"  grpo  no anchored bias: {exc}")
+        return None
+    echo(f"  grpo  bias anchored to the SFT model on dev: {fit.bias:+.2f} (dev balanced acc "
+         f"{fit.balanced_accuracy_unbiased:.3f} -> {fit.balanced_accuracy:.3f}; labels not used)")
+    return fit
+
+
 def fit_dev_threshold(backend, dev, echo: Callable[[str], None], name: str):
     """The decision threshold of a trained model fitted on the ``dev`` split (``proguard.bench.label_bias``), or
     ``None`` with a line saying why (e.g. a model that never states a label within the answer budget)."""
-    from proguard.bench.backends import media_of
     from proguard.bench.errors import BenchError
     from proguard.bench.label_bias import fit_label_bias
 
     rows = list(dev)
-    prompts = [(r["prompt"], media_of(r)) for r in rows]
-    margins: list[float | None] = []
-    for i in range(0, len(prompts), 16):
-        margins += backend.decision_margins(prompts[i : i + 16])
+    margins = dev_margins(backend, rows)
     try:
         fit = fit_label_bias([(r["request_label"], m) for r, m in zip(rows, margins, strict=True)],
                              fitted_on=f"the quick start's dev split ({len(rows)} prompts, never trained on)")
@@ -321,6 +353,7 @@ def run_quickstart(
     grpo_overrides: list[str] | None = None,
     max_new_tokens: int | None = None,
     threshold_models: tuple[str, ...] = THRESHOLD_MODELS,
+    anchor_bias: bool = False,
     echo: Callable[[str], None] = functools.partial(print, flush=True),
 ) -> QuickstartResult:
     """Data, SFT, GRPO from the SFT's ``final/``, and the held-out table (base, SFT, GRPO).
@@ -329,7 +362,9 @@ def run_quickstart(
     answer: a shorter cap than training's cut the free-text answers of OOD prompts mid-field (format-invalid).
 
     ``threshold_models`` (of ``sft``, ``grpo``) get a second row with the safe/unsafe threshold fitted on the ``dev``
-    split, which is saved beside their weights (``label_bias.json``).
+    split, which is saved beside their weights (``label_bias.json``). ``anchor_bias`` gives the GRPO model a row
+    with its label bias moved back onto the SFT model's on the dev prompts (``anchor_to_sft``; labels not used),
+    saved the same way; it and a GRPO dev threshold exclude each other.
 
     ``echo`` flushes each line by default: piped into a file or ``tee``, print() would hold every progress line
     until the 15-minute run ends (seen on a fresh clone with ``> log``)."""
@@ -349,6 +384,8 @@ def run_quickstart(
     for path in (sft_recipe, grpo_recipe):
         if not Path(path).is_file():
             raise TrainError(f"{path}: no such recipe; run from the project checkout or pass --sft-recipe/--grpo-recipe")
+    if anchor_bias and "grpo" in threshold_models:
+        raise TrainError("--anchor-bias and --dev-threshold both set the GRPO model's label_bias.json: pass one")
     if out.exists() and any(out.iterdir()):
         raise TrainError(f"--out {out}: holds an earlier run; pass --out NEW_DIR (or delete {out})")
     data_dir = out / "data"
@@ -365,7 +402,7 @@ def run_quickstart(
         echo(f"[quickstart] data: {data.source}")
         sizes_now = {k: len(v) for k, v in data.tasks.items()}
         dev_note = "" if "dev" not in data.tasks else "; dev only sets the final model's safe/unsafe threshold" \
-            if threshold_models else "; dev is not used without --dev-threshold"
+            if threshold_models or anchor_bias else "; dev is not used without --dev-threshold or --anchor-bias"
         echo("[quickstart] tasks: " + ", ".join(f"{k} {v}" for k, v in sizes_now.items())
              + f" (eval_id and eval_ood are never trained on{dev_note})")
         run_distill(data.tasks["train"], TemplateTeacher(description_words=0), data_dir / "distill", data.taxonomy,
@@ -396,6 +433,7 @@ def run_quickstart(
         scores: dict[str, dict[str, Any]] = {
             BASELINE: bench_row(AlwaysUnsafe(), held, data.taxonomy, out / "eval" / "always-unsafe", max_new_tokens)}
         echo(f"  {BASELINE}: request F1 {_fmt(scores[BASELINE]['request_f1'])} (the bar a model must pass)")
+        sft_dev: list[float | None] = []
         for name, model_dir in zip(MODELS, (base, str(sft_final), str(grpo_final)), strict=True):
             s = time.perf_counter()
             # the model's own threshold first; the base model chats ("I'm sorry, ..."): its answers stop at the
@@ -407,6 +445,20 @@ def run_quickstart(
             echo(f"  {name:<4}  request F1 {_fmt(scores[name]['request_f1'])}  safe kept safe "
                  f"{_fmt(scores[name]['safe_kept'])}  format-valid "
                  f"{_fmt(scores[name]['format_valid'])}  ({time.perf_counter() - s:.0f} s)")
+            if anchor_bias and "dev" in data.tasks and name == "sft":
+                sft_dev = dev_margins(backend, data.tasks["dev"])  # what the GRPO model's bias is anchored to
+            if anchor_bias and "dev" in data.tasks and name == "grpo":
+                s = time.perf_counter()
+                fit = anchor_to_sft(sft_dev, backend, data.tasks["dev"], echo)
+                if fit is not None:
+                    shifted = ThresholdShifted(backend, greedy.answers, fit.bias)
+                    scores[ANCHOR_ROW] = bench_row(shifted, held, data.taxonomy, out / "eval" / "grpo-anchored",
+                                                   max_new_tokens, batch_size=len(held))
+                    fit.save(model_dir)  # moderate and bench apply it from now on
+                    echo(f"  grpo  with it: request F1 {_fmt(scores[ANCHOR_ROW]['request_f1'])}  safe kept safe "
+                         f"{_fmt(scores[ANCHOR_ROW]['safe_kept'])}  ({shifted.regenerated} of {len(held)} answers "
+                         f"changed decision and were generated again; {time.perf_counter() - s:.0f} s)")
+                continue
             if name not in threshold_models or "dev" not in data.tasks:
                 continue
             s = time.perf_counter()
