@@ -40,7 +40,9 @@ def model_card(r: Any, *, method: str = "GRPO") -> str:
         )
         objective = f"- Rewards (total = product of gates x weighted sum):\n{rewards}"
     else:
-        objective = "- Loss: the assistant turn only" + (" (the <answer> block)" if r.data.label_only else "")
+        weight = r.sft.decision_token_weight
+        objective = ("- Loss: the assistant turn only" + (" (the <answer> block)" if r.data.label_only else "")
+                     + (f"; the safe/unsafe decision tokens weighted {weight:g}" if weight != 1.0 else ""))
     return f"""---
 library_name: transformers
 tags:

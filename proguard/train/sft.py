@@ -60,6 +60,7 @@ def build_sft_trainer(r: SFTRecipe, *, train_dataset=None, callbacks: Sequence[A
     rows, ds = ds, ds.select_columns(["messages", "images"] if isinstance(processor, ProcessorMixin) else ["messages"])
     trainer = make_trainer(GuardSFTTrainer, r, model_path=model_path, args=args, dataset=ds, processor=processor,
                            callbacks=callbacks, label_rows=rows)
+    trainer.decision_token_weight = r.sft.decision_token_weight
     return Setup(trainer, processor, model_path, ds)
 
 
@@ -117,7 +118,9 @@ def dry_run_sft(r: SFTRecipe) -> str:
             messages = [*tasks[i]["prompt"], {"role": "assistant", "content": [{"type": "text", "text": text}]}]
             examples.append((modality, tasks[i]["task_id"], messages))
     lines.append("# loss: assistant turn only (trl assistant_only_loss)" + (", <answer> block only (data.label_only)"
-                                                                           if r.data.label_only else ""))
+                                                                           if r.data.label_only else "")
+                 + (f", decision tokens weighted {r.sft.decision_token_weight:g} (sft.decision_token_weight)"
+                    if r.sft.decision_token_weight != 1.0 else ""))
     lines.append(f"# batch: {r.sft.per_device_train_batch_size * r.sft.gradient_accumulation_steps} sequences per "
                  "optimizer step on 1 process")
     lines.append("")

@@ -71,6 +71,9 @@ class SFTOptions(shared.TrainingOptions):
     gradient_accumulation_steps: int = option(1, "micro-batches per optimizer step", gt=0)
     learning_rate: float = option(1e-5, "peak learning rate", gt=0)
     lr_scheduler_type: str = option("cosine", "transformers scheduler name")
+    decision_token_weight: float = option(1.0, "loss weight of the safe/unsafe decision tokens (the first token of "
+                                               "' safe' / ' unsafe' in the assistant turn) against 1 for every other "
+                                               "token; 1.0 is TRL's loss (proguard.train.decision_weight)", gt=0)
 
 
 @dataclass
@@ -151,7 +154,7 @@ def sft_config_kwargs(r: SFTRecipe) -> dict[str, Any]:
     """Keyword arguments for ``trl.SFTConfig`` (no TRL import)."""
     kwargs: dict[str, Any] = {
         **shared.shared_trl_kwargs(r),
-        **shared.section_kwargs(r.sft),
+        **shared.section_kwargs(r.sft, skip=("extra", "decision_token_weight")),
         "max_length": r.lengths.max_length,
         "assistant_only_loss": True,
         "packing": False,
