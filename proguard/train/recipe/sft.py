@@ -143,6 +143,7 @@ NOT_FORWARDED = {
     "images.min_pixels": "written into the policy dir's processor config (proguard.train.policy)",
     "data.*": "builds the training conversations (proguard.train.sft_data), the trainer's train_dataset",
     "lengths.overlong": "the start-up length check's action (proguard.train.sft_data.enforce_lengths)",
+    "sft.decision_token_weight": "set on the trainer, which weights the decision tokens in its loss (proguard.train.decision_weight)",
     "peft.*": "the trainer's peft_config (a peft.LoraConfig), not a config field",
     "logging.wandb_project": "sets WANDB_PROJECT in the environment",
     "logging.log_completions": "GRPO only (SFT samples no completions)",
