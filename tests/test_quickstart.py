@@ -379,8 +379,9 @@ def test_the_dev_threshold_row_regenerates_only_the_answers_whose_decision_flips
     assert shifted.describe() == {"label_bias": 1.5}  # its own generation-cache key
 
 
-@pytest.mark.parametrize(("argv", "expected"), [([], ()), (["--dev-threshold"], ("grpo",))])
-def test_dev_threshold_is_opt_in_on_the_command_line(monkeypatch, tmp_path, argv, expected):
+@pytest.mark.parametrize(("argv", "thresholds", "anchor"), [
+    ([], (), False), (["--dev-threshold"], ("grpo",), False), (["--anchor-bias"], (), True)])
+def test_dev_threshold_and_anchor_bias_are_opt_in_on_the_command_line(monkeypatch, tmp_path, argv, thresholds, anchor):
     import proguard.train.quickstart as qs
     from proguard.cli import main
 
@@ -396,24 +397,5 @@ def test_dev_threshold_is_opt_in_on_the_command_line(monkeypatch, tmp_path, argv
     monkeypatch.setattr(qs, "run_quickstart", run_quickstart)
     with pytest.raises(Stop):
         main(["quickstart", "--out", str(tmp_path / "qs"), *argv])
-    assert seen["threshold_models"] == expected
-    assert seen["anchor_bias"] is False
-
-
-def test_anchor_bias_is_opt_in_on_the_command_line(monkeypatch, tmp_path):
-    import proguard.train.quickstart as qs
-    from proguard.cli import main
-
-    seen = {}
-
-    class Stop(Exception):
-        pass
-
-    def run_quickstart(*args, **kwargs):
-        seen.update(kwargs)
-        raise Stop
-
-    monkeypatch.setattr(qs, "run_quickstart", run_quickstart)
-    with pytest.raises(Stop):
-        main(["quickstart", "--out", str(tmp_path / "qs"), "--anchor-bias"])
-    assert seen["anchor_bias"] is True and seen["threshold_models"] == ()
+    assert seen["threshold_models"] == thresholds
+    assert seen["anchor_bias"] is anchor
