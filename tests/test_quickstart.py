@@ -399,3 +399,29 @@ def test_dev_threshold_and_anchor_bias_are_opt_in_on_the_command_line(monkeypatc
         main(["quickstart", "--out", str(tmp_path / "qs"), *argv])
     assert seen["threshold_models"] == thresholds
     assert seen["anchor_bias"] is anchor
+
+
+def test_the_dev_threshold_is_fitted_on_each_dev_prompts_label_and_margin():
+    """``fit_dev_threshold`` pairs every dev row's request label with the model's margin on that row's prompt (in
+    batches of 16): the fitted bias separates the labels that the unbiased margins mix up; a split with one label
+    gives a line and no fit."""
+    from proguard.train.quickstart import fit_dev_threshold
+
+    margins = {f"u{i}": m for i, m in enumerate([2.0, 1.0, -0.5] * 6)} | {f"s{i}": m for i, m in enumerate([-2.0, -1.5] * 6)}
+
+    class Backend:
+        batches = []
+
+        def decision_margins(self, prompts):
+            self.batches.append(len(prompts))
+            return [margins[text] for text, _ in prompts]
+
+    dev = [{"prompt": k, "request_label": "unsafe" if k[0] == "u" else "safe"} for k in margins]
+    lines = []
+    fit = fit_dev_threshold(Backend(), iter(dev), lines.append, "grpo")
+    assert Backend.batches == [16, 14]
+    assert (fit.n_unsafe, fit.n_safe, fit.undecided) == (18, 12, 0)
+    assert fit.balanced_accuracy == 1.0 > fit.balanced_accuracy_unbiased
+    assert lines and lines[0].startswith("  grpo  dev threshold: label bias")
+    assert fit_dev_threshold(Backend(), [r for r in dev if r["request_label"] == "unsafe"], lines.append, "sft") is None
+    assert "sft   no dev threshold: fitting a label bias needs decided dev prompts of both labels" in lines[-1]

@@ -303,17 +303,22 @@ def dev_margins(backend, dev) -> list[float | None]:
     return margins
 
 
+def labelled_dev_margins(backend, dev) -> list[tuple[str, float | None]]:
+    """(request label, decision margin) of each ``dev`` prompt: what both the dev threshold and the anchored bias fit."""
+    rows = list(dev)
+    return [(r["request_label"], m) for r, m in zip(rows, dev_margins(backend, rows), strict=True)]
+
+
 def anchor_to_sft(sft_margins: list[float | None], backend, dev, echo: Callable[[str], None]):
     """The GRPO model's label bias that moves its dev margins back onto the SFT model's (``anchor_label_bias``), or
     ``None`` with a line saying why."""
     from proguard.bench.errors import BenchError
     from proguard.bench.label_bias import anchor_label_bias
 
-    rows = list(dev)
+    labelled = labelled_dev_margins(backend, dev)
     try:
-        fit = anchor_label_bias(sft_margins, [(r["request_label"], m) for r, m in
-                                              zip(rows, dev_margins(backend, rows), strict=True)],
-                                fitted_on=f"the SFT model's margins on the quick start's dev split ({len(rows)} prompts)")
+        fit = anchor_label_bias(sft_margins, labelled,
+                                fitted_on=f"the SFT model's margins on the quick start's dev split ({len(labelled)} prompts)")
     except BenchError as exc:
         echo(f"  grpo  no anchored bias: {exc}")
         return None
@@ -328,11 +333,9 @@ def fit_dev_threshold(backend, dev, echo: Callable[[str], None], name: str):
     from proguard.bench.errors import BenchError
     from proguard.bench.label_bias import fit_label_bias
 
-    rows = list(dev)
-    margins = dev_margins(backend, rows)
+    labelled = labelled_dev_margins(backend, dev)
     try:
-        fit = fit_label_bias([(r["request_label"], m) for r, m in zip(rows, margins, strict=True)],
-                             fitted_on=f"the quick start's dev split ({len(rows)} prompts, never trained on)")
+        fit = fit_label_bias(labelled, fitted_on=f"the quick start's dev split ({len(labelled)} prompts, never trained on)")
     except BenchError as exc:
         echo(f"  {name:<4}  no dev threshold: {exc}")
         return None
