@@ -9,6 +9,12 @@ and with the best one (an upper bound: chosen on the same prompts). Used for BEN
 round 5" (about 1 s per prompt on one thread).
 
     OMP_NUM_THREADS=1 python benchmarks/label_auc_large.py runs/quickstart/sft/final --seed 0 --train-per-area 18 --train-safe 72
+
+``--save FILE`` also writes each prompt's (task ID, label, margin). Two variants of the quick start (e.g. two
+``sft.decision_token_weight`` values) compared on the same prompts, per seed and pooled over the seeds, with
+95% intervals from one paired bootstrap over prompts (pooled: over (seed, prompt)):
+
+    python benchmarks/label_auc_large.py --compare w1-s0.json w1-s1.json w1-s2.json --vs w5-s0.json w5-s1.json w5-s2.json
 """
 
 from __future__ import annotations
@@ -17,25 +23,85 @@ import argparse
 import json
 import tempfile
 from pathlib import Path
+from typing import Sequence
 
 
-def main() -> None:
+def _auc(rows: Sequence[tuple]) -> float | None:
+    """ROC AUC of the margins; rows: (..., label, margin)."""
+    from label_probe import auc  # benchmarks/ is on sys.path when this script runs
+
+    return auc([r[-1] for r in rows if r[-2] == "unsafe"], [r[-1] for r in rows if r[-2] == "safe"])
+
+
+def _mean_auc(rows: Sequence[tuple]) -> float | None:
+    """The mean over seeds of each seed's AUC; rows: (seed, label, margin). AUC compares unsafe with safe prompts
+    of one model, so a pooled AUC must not pair prompts across seeds (different models)."""
+    seeds: dict = {}
+    for r in rows:
+        seeds.setdefault(r[0], []).append(r)
+    aucs = [a for a in map(_auc, seeds.values()) if a is not None]
+    return sum(aucs) / len(aucs) if aucs else None
+
+
+def _balanced_acc(rows: Sequence[tuple]) -> float | None:
+    """Balanced accuracy with the model's own threshold (margin > 0: unsafe); rows: (..., label, margin)."""
+    from proguard.bench.label_bias import balanced_accuracy
+
+    labels = {r[-2] for r in rows}
+    return balanced_accuracy([(r[-2], r[-1]) for r in rows], 0.0) if {"safe", "unsafe"} <= labels else None
+
+
+def read_margins(path: Path) -> dict:
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or not isinstance(data.get("rows"), list) or "seed" not in data:
+        raise SystemExit(f"{path}: not a label_auc_large.py --save file (needs 'seed' and 'rows')")
+    return data
+
+
+def compare(base: Sequence[Path], other: Sequence[Path], resamples: int = 2000) -> str:
+    """Markdown: per seed and pooled, the AUC and the own-threshold balanced accuracy of ``other`` minus ``base``
+    (files of the same seeds, in the same order, scored on the same prompts)."""
+    from proguard.bench.bootstrap import paired_difference
+
+    if len(base) != len(other) or not base:
+        raise SystemExit(f"--compare and --vs need the same number of files (one per seed); got {len(base)} and {len(other)}")
+    lines = ["| seed | prompts (unsafe / safe) | AUC base -> other | other - base [95% CI] | "
+             "balanced acc base -> other | other - base [95% CI] |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    pooled_a, pooled_b, pooled_groups = [], [], []
+
+    def row(name, a, b, groups, auc_stat):
+        cells = []
+        for stat in (auc_stat, _balanced_acc):
+            iv = paired_difference(a, b, groups, stat, n_resamples=resamples, seed=0)
+            cells.append(f"{stat(a):.3f} -> {stat(b):.3f} | {iv.point:+.3f} [{iv.low:+.3f}, {iv.high:+.3f}]")
+        n_unsafe = sum(r[-2] == "unsafe" for r in a)
+        lines.append(f"| {name} | {n_unsafe} / {len(a) - n_unsafe} | " + " | ".join(cells) + " |")
+
+    for pa, pb in zip(base, other, strict=True):
+        da, db = read_margins(pa), read_margins(pb)
+        if da["seed"] != db["seed"] or [r[:2] for r in da["rows"]] != [r[:2] for r in db["rows"]]:
+            raise SystemExit(f"{pa} and {pb}: not the same seed and prompts")
+        seed = da["seed"]
+        a = [(seed, label, m) for _, label, m in da["rows"]]
+        b = [(seed, label, m) for _, label, m in db["rows"]]
+        groups = [(seed, tid) for tid, _, _ in da["rows"]]
+        row(str(seed), a, b, groups, _auc)
+        pooled_a += a
+        pooled_b += b
+        pooled_groups += groups
+    if len(base) > 1:
+        row("pooled (AUC: mean of seeds)", pooled_a, pooled_b, pooled_groups, _mean_auc)
+    return "\n".join(lines)
+
+
+def score(args, ap) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from label_probe import auc, margins  # benchmarks/ is on sys.path when this script runs
+    from label_probe import margins  # benchmarks/ is on sys.path when this script runs
     from proguard.bench.label_bias import balanced_accuracy
     from proguard.train import quickstart_data as qd
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("model", help="a trained model folder (e.g. runs/quickstart/sft/final)")
-    ap.add_argument("--seed", type=int, default=0, help="the quick start's --seed the model was trained with")
-    ap.add_argument("--train-per-area", type=int, default=qd.Sizes.train_per_area,
-                    help="training questions per shown area the model was trained with (default: the quick start's)")
-    ap.add_argument("--train-safe", type=int, default=qd.Sizes.train_safe,
-                    help="XSTest safe training prompts the model was trained with (default: the quick start's)")
-    ap.add_argument("--data-root", default=None, help="Do-Not-Answer + XSTest root (default: as the quick start)")
-    args = ap.parse_args()
     if not (Path(args.model) / "config.json").is_file():
         ap.error(f"model {args.model}: no config.json there (pass a trained model folder such as .../sft/final)")
     if qd.resolve_data_root(args.data_root) is None:
@@ -43,17 +109,49 @@ def main() -> None:
     torch.set_num_threads(1)
     sizes = qd.Sizes(train_per_area=args.train_per_area, train_safe=args.train_safe, eval_per_area=60,
                      eval_safe=150, dev_per_area=1, dev_safe=1)  # dev must not be empty; it is not scored
-    data = qd.quickstart_data(Path(tempfile.mkdtemp()), args.data_root, args.seed, sizes)
+    with tempfile.TemporaryDirectory(prefix="label-auc-") as tmp:
+        rows = list(qd.quickstart_data(Path(tmp), args.data_root, args.seed, sizes).tasks["eval_id"])
     tok = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model).eval()
-    scored = margins(tok, model, list(data.tasks["eval_id"]))
+    scored = margins(tok, model, rows)
     pos = [m for label, m in scored if label == "unsafe"]
     neg = [m for label, m in scored if label == "safe"]
     best = max(balanced_accuracy(scored, -m) for m in [0.0, *pos, *neg])  # a threshold at each margin
     print(json.dumps({"model": args.model, "seed": args.seed, "n_unsafe": len(pos), "n_safe": len(neg),
-                      "auc": round(auc(pos, neg), 4),
+                      "auc": round(_auc(scored), 4),
                       "own_threshold_balanced_acc": round(balanced_accuracy(scored, 0.0), 3),
                       "best_threshold_balanced_acc": round(best, 3)}))
+    if args.save:
+        Path(args.save).write_text(json.dumps({
+            "model": args.model, "seed": args.seed,
+            "rows": [[r["task_id"], label, m] for r, (label, m) in zip(rows, scored, strict=True)]}) + "\n",
+            encoding="utf-8")
+
+
+def main() -> None:
+    from proguard.train import quickstart_data as qd
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model", nargs="?", help="a trained model folder (e.g. runs/quickstart/sft/final)")
+    ap.add_argument("--seed", type=int, default=0, help="the quick start's --seed the model was trained with")
+    ap.add_argument("--train-per-area", type=int, default=qd.Sizes.train_per_area,
+                    help="training questions per shown area the model was trained with (default: the quick start's)")
+    ap.add_argument("--train-safe", type=int, default=qd.Sizes.train_safe,
+                    help="XSTest safe training prompts the model was trained with (default: the quick start's)")
+    ap.add_argument("--data-root", default=None, help="Do-Not-Answer + XSTest root (default: as the quick start)")
+    ap.add_argument("--save", default=None, help="also write each prompt's (task ID, label, margin) to this JSON file")
+    ap.add_argument("--compare", nargs="+", type=Path, help="--save files of the base variant, one per seed")
+    ap.add_argument("--vs", nargs="+", type=Path, help="--save files of the other variant, same seeds and order")
+    ap.add_argument("--resamples", type=int, default=2000)
+    args = ap.parse_args()
+    if args.compare or args.vs:
+        if args.model or not (args.compare and args.vs):
+            ap.error("--compare FILES --vs FILES compares saved margins; it takes no model")
+        print(compare(args.compare, args.vs, args.resamples))
+    elif args.model:
+        score(args, ap)
+    else:
+        ap.error("pass a model folder, or --compare FILES --vs FILES")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,11 @@ Each argument is a ``proguard quickstart --out`` folder. From its ``eval/<model>
 seeds the request accuracy and request F1 (unsafe = positive) of each model minus the ``always unsafe`` row's,
 with a 95% percentile interval from one paired bootstrap over prompts (``proguard.bench.bootstrap``; pooled:
 over (seed, prompt)). A malformed answer counts as wrong. Markdown on stdout.
+
+``--vs RUN...`` (one folder per seed, in the same order) replaces the constant guard by the same model of
+another quick-start variant on the same prompts, e.g. ``sft.decision_token_weight=5`` against the default:
+
+    python benchmarks/quickstart_gain.py w5-s0 w5-s1 w5-s2 --vs w1-s0 w1-s1 w1-s2 --models sft,grpo
 """
 
 from __future__ import annotations
@@ -54,17 +59,28 @@ def main() -> int:
     p.add_argument("runs", nargs="+", help="proguard quickstart --out folders (one per seed)")
     p.add_argument("--models", default="sft,grpo")
     p.add_argument("--resamples", type=int, default=2000)
+    p.add_argument("--vs", nargs="+", default=None,
+                   help="quick-start folders of another variant, one per run in the same order: the baseline is "
+                        "their same model instead of the constant guard")
     args = p.parse_args()
-    print("| seed | model | request acc (model / constant) | gain [95% CI] | request F1 (model / constant) | gain [95% CI] |")
+    if args.vs is not None and len(args.vs) != len(args.runs):
+        p.error(f"--vs needs one folder per run: {len(args.runs)} runs, {len(args.vs)} --vs folders")
+    base_name = "constant" if args.vs is None else "--vs"
+    print(f"| seed | model | request acc (model / {base_name}) | gain [95% CI] | request F1 (model / {base_name}) | "
+          "gain [95% CI] |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for model in args.models.split(","):
         pooled_a, pooled_b, pooled_groups = [], [], []
-        for run in map(Path, args.runs):
+        for i, run in enumerate(map(Path, args.runs)):
             seed = json.loads((run / "quickstart.json").read_text()).get("seed", run.name)
-            base, mine = read(run / "eval" / BASELINE_DIR / "predictions.jsonl"), read(run / "eval" / model / "predictions.jsonl")
+            base_path = (run / "eval" / BASELINE_DIR if args.vs is None else Path(args.vs[i]) / "eval" / model) \
+                / "predictions.jsonl"
+            if args.vs is not None and json.loads((Path(args.vs[i]) / "quickstart.json").read_text()).get("seed") != seed:
+                raise SystemExit(f"{run} and {args.vs[i]}: different seeds")
+            base, mine = read(base_path), read(run / "eval" / model / "predictions.jsonl")
             ids = sorted(base)
             if sorted(mine) != ids:
-                raise SystemExit(f"{run}: {model} and {BASELINE_DIR} were scored on different prompts")
+                raise SystemExit(f"{run}: {model} and {base_path} were scored on different prompts")
             a, b = [base[i] for i in ids], [mine[i] for i in ids]
             pooled_a += a
             pooled_b += b

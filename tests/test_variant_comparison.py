@@ -1,0 +1,111 @@
+"""Comparing two quick-start variants on the same prompts (benchmarks/quickstart_gain.py --vs and
+benchmarks/label_auc_large.py --compare/--vs) on files written here; no model."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture()
+def bench_path(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # the scripts import label_probe as their own sibling
+
+
+def _margins_file(path: Path, seed: int, margins: list[tuple[str, float]]) -> Path:
+    path.write_text(json.dumps({"model": "m", "seed": seed,
+                                "rows": [[f"eval_id/{i}", label, m] for i, (label, m) in enumerate(margins)]}))
+    return path
+
+
+def test_a_variant_that_ranks_every_prompt_right_gains_auc_and_balanced_accuracy(tmp_path, bench_path):
+    """Base: unsafe and safe margins interleaved (AUC 0.5); other: every unsafe margin above every safe one and
+    the threshold at 0 (AUC 1, balanced accuracy 1): gains with intervals above 0 per seed and pooled."""
+    lab = _load("label_auc_large")
+    base, other = [], []
+    for seed in (0, 1):
+        mixed = [("unsafe", float(i % 2)) for i in range(20)] + [("safe", float(i % 2)) for i in range(20)]
+        right = [("unsafe", 1.0 + i) for i in range(20)] + [("safe", -1.0 - i) for i in range(20)]
+        base.append(_margins_file(tmp_path / f"a{seed}.json", seed, mixed))
+        other.append(_margins_file(tmp_path / f"b{seed}.json", seed, right))
+    table = lab.compare(base, other, resamples=300).splitlines()
+    assert len(table) == 5 and table[-1].startswith("| pooled")
+    for line in table[2:]:
+        cells = [c.strip() for c in line.split("|")[1:-1]]
+        assert cells[1] == "20 / 20" or cells[1] == "40 / 40"
+        assert cells[2] == "0.500 -> 1.000" and cells[3].startswith("+0.500 [+")
+        assert cells[4] == "0.500 -> 1.000" and cells[5].startswith("+0.500 [+")
+        low = float(cells[3].split("[")[1].split(",")[0])
+        assert low > 0
+
+
+def test_the_pooled_auc_is_the_mean_of_each_seeds_not_one_auc_over_seeds(bench_path):
+    """Seed 0's margins all sit above seed 1's: one AUC over both seeds would pair prompts of two models."""
+    lab = _load("label_auc_large")
+    rows = [(0, "unsafe", 11.0), (0, "safe", 10.0), (1, "unsafe", 1.0), (1, "safe", 0.0)]
+    assert lab._mean_auc(rows) == 1.0
+    assert lab._auc(rows) == 0.75
+
+
+def test_files_of_other_prompts_or_seeds_are_refused(tmp_path, bench_path):
+    lab = _load("label_auc_large")
+    a = _margins_file(tmp_path / "a.json", 0, [("unsafe", 1.0), ("safe", 0.0)])
+    with pytest.raises(SystemExit, match="not the same seed and prompts"):
+        lab.compare([a], [_margins_file(tmp_path / "b.json", 1, [("unsafe", 1.0), ("safe", 0.0)])])
+    with pytest.raises(SystemExit, match="not the same seed and prompts"):
+        lab.compare([a], [_margins_file(tmp_path / "c.json", 0, [("safe", 1.0), ("unsafe", 0.0)])])
+    with pytest.raises(SystemExit, match="same number of files"):
+        lab.compare([a], [a, a])
+    (tmp_path / "d.json").write_text("[]")
+    with pytest.raises(SystemExit, match="not a label_auc_large.py --save file"):
+        lab.compare([a], [tmp_path / "d.json"])
+
+
+def _run(folder: Path, seed: int, answers: dict[str, list[str | None]]) -> Path:
+    """A quick-start folder with eval/<model>/predictions.jsonl: 6 unsafe prompts, then 4 safe ones."""
+    truth = ["unsafe"] * 6 + ["safe"] * 4
+    folder.mkdir()
+    (folder / "quickstart.json").write_text(json.dumps({"seed": seed}))
+    for model, said in answers.items():
+        (folder / "eval" / model).mkdir(parents=True)
+        with open(folder / "eval" / model / "predictions.jsonl", "w") as fh:
+            for i, (t, s) in enumerate(zip(truth, said, strict=True)):
+                parsed = {"ok": s is not None, "request": s}
+                fh.write(json.dumps({"task_id": f"eval_id/{i}", "truth": {"request": t}, "parsed": parsed}) + "\n")
+    return folder
+
+
+def test_quickstart_gain_vs_takes_the_other_variants_same_model_as_the_baseline(tmp_path, monkeypatch, capsys):
+    """Weight-1 SFT keeps one safe prompt safe (acc 0.7); weight-5 SFT keeps three, and leaves one unsafe prompt's
+    answer malformed (wrong): acc 0.8, +0.100 against --vs (+0.200 against the constant, 0.6)."""
+    qg = _load("quickstart_gain")
+    w1 = _run(tmp_path / "w1", 0, {"sft": ["unsafe"] * 9 + ["safe"], "always-unsafe": ["unsafe"] * 10})
+    w5 = _run(tmp_path / "w5", 0, {"sft": ["unsafe"] * 5 + [None] + ["safe", "safe", "safe", "unsafe"],
+                                   "always-unsafe": ["unsafe"] * 10})
+    monkeypatch.setattr(sys, "argv", ["quickstart_gain.py", str(w5), "--vs", str(w1), "--models", "sft",
+                                      "--resamples", "200"])
+    assert qg.main() == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "(model / --vs)" in out[0]
+    cells = [c.strip() for c in out[2].split("|")[1:-1]]
+    assert cells[:4] == ["0", "sft (n=10)", "0.800 / 0.700", cells[3]] and cells[3].startswith("+0.100 [")
+    monkeypatch.setattr(sys, "argv", ["quickstart_gain.py", str(w5), "--vs", str(_run(tmp_path / "w1b", 1, {
+        "sft": ["unsafe"] * 10})), "--models", "sft"])
+    with pytest.raises(SystemExit, match="different seeds"):
+        qg.main()
+    monkeypatch.setattr(sys, "argv", ["quickstart_gain.py", str(w5), str(w1), "--vs", str(w1)])
+    with pytest.raises(SystemExit):
+        qg.main()
