@@ -145,8 +145,10 @@ def main() -> None:
     ap.add_argument("--resamples", type=int, default=2000)
     args = ap.parse_args()
     if args.compare or args.vs:
-        if args.model or not (args.compare and args.vs):
+        if args.model:
             ap.error("--compare FILES --vs FILES compares saved margins; it takes no model")
+        if not (args.compare and args.vs):
+            ap.error("--compare and --vs go together: the base variant's --save files, then the other's")
         print(compare(args.compare, args.vs, args.resamples))
     elif args.model:
         score(args, ap)
