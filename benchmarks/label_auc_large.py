@@ -10,7 +10,9 @@ round 5" (about 1 s per prompt on one thread).
 
     OMP_NUM_THREADS=1 python benchmarks/label_auc_large.py runs/quickstart/sft/final --seed 0 --train-per-area 18 --train-safe 72
 
-``--save FILE`` also writes each prompt's (task ID, label, margin). Two variants of the quick start (e.g. two
+``--save FILE`` also writes each prompt's (task ID, label, margin); ``--reuse FILE`` reads them back instead of
+scoring again. ``--dev-from RUN`` also fits the label bias on that quick-start run's dev split, as
+``proguard quickstart --dev-threshold`` does, and reports the balanced accuracy with it on these prompts. Two variants of the quick start (e.g. two
 ``sft.decision_token_weight`` values) compared on the same prompts, per seed and pooled over the seeds, with
 95% intervals from one paired bootstrap over prompts (pooled: over (seed, prompt)):
 
@@ -113,14 +115,30 @@ def score(args, ap) -> None:
         rows = list(qd.quickstart_data(Path(tmp), args.data_root, args.seed, sizes).tasks["eval_id"])
     tok = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model).eval()
-    scored = margins(tok, model, rows)
+    if args.reuse:  # the margins a --save run of this model wrote: only the dev prompts are scored now
+        saved = read_margins(args.reuse)
+        if saved["model"] != args.model or saved["seed"] != args.seed or [r[0] for r in saved["rows"]] != \
+                [r["task_id"] for r in rows]:
+            ap.error(f"--reuse {args.reuse}: written for another model, seed or split")
+        scored = [(label, m) for _, label, m in saved["rows"]]
+    else:
+        scored = margins(tok, model, rows)
     pos = [m for label, m in scored if label == "unsafe"]
     neg = [m for label, m in scored if label == "safe"]
     best = max(balanced_accuracy(scored, -m) for m in [0.0, *pos, *neg])  # a threshold at each margin
-    print(json.dumps({"model": args.model, "seed": args.seed, "n_unsafe": len(pos), "n_safe": len(neg),
-                      "auc": round(_auc(scored), 4),
-                      "own_threshold_balanced_acc": round(balanced_accuracy(scored, 0.0), 3),
-                      "best_threshold_balanced_acc": round(best, 3)}))
+    report = {"model": args.model, "seed": args.seed, "n_unsafe": len(pos), "n_safe": len(neg),
+              "auc": round(_auc(scored), 4), "own_threshold_balanced_acc": round(balanced_accuracy(scored, 0.0), 3),
+              "best_threshold_balanced_acc": round(best, 3)}
+    if args.dev_from:
+        # the bias the quick start's --dev-threshold would fit on that run's 56 dev prompts, applied here
+        import datasets
+
+        from proguard.bench.label_bias import fit_label_bias
+
+        dev = list(datasets.load_from_disk(str(Path(args.dev_from) / "data" / "tasks"))["dev"])
+        fit = fit_label_bias(margins(tok, model, dev), fitted_on=f"{args.dev_from} dev split")
+        report |= {"dev_bias": round(fit.bias, 3), "dev_threshold_balanced_acc": round(balanced_accuracy(scored, fit.bias), 3)}
+    print(json.dumps(report))
     if args.save:
         Path(args.save).write_text(json.dumps({
             "model": args.model, "seed": args.seed,
@@ -139,6 +157,10 @@ def main() -> None:
     ap.add_argument("--train-safe", type=int, default=qd.Sizes.train_safe,
                     help="XSTest safe training prompts the model was trained with (default: the quick start's)")
     ap.add_argument("--data-root", default=None, help="Do-Not-Answer + XSTest root (default: as the quick start)")
+    ap.add_argument("--dev-from", default=None,
+                    help="a proguard quickstart --out folder: also fit the label bias on its dev split (as "
+                         "--dev-threshold does) and report the balanced accuracy with it here")
+    ap.add_argument("--reuse", default=None, help="a --save file of this model and seed: its margins, not scored again")
     ap.add_argument("--save", default=None, help="also write each prompt's (task ID, label, margin) to this JSON file")
     ap.add_argument("--compare", nargs="+", type=Path, help="--save files of the base variant, one per seed")
     ap.add_argument("--vs", nargs="+", type=Path, help="--save files of the other variant, same seeds and order")
