@@ -11,7 +11,8 @@ seeds the request accuracy and request F1 (unsafe = positive) of each model minu
 with a 95% percentile interval from one paired bootstrap over prompts (``proguard.bench.bootstrap``; pooled:
 over (seed, prompt)). A malformed answer counts as wrong. Markdown on stdout.
 
-``--vs RUN...`` (one folder per seed, in the same order) replaces the constant guard by the same model of
+``--baseline MODEL`` compares with another model of the same runs instead (e.g. ``--models grpo-dev-threshold
+--baseline grpo``). ``--vs RUN...`` (one folder per seed, in the same order) replaces the constant guard by the same model of
 another quick-start variant on the same prompts, e.g. ``sft.decision_token_weight=5`` against the default:
 
     python benchmarks/quickstart_gain.py w5-s0 w5-s1 w5-s2 --vs w1-s0 w1-s1 w1-s2 --models sft,grpo
@@ -59,13 +60,18 @@ def main() -> int:
     p.add_argument("runs", nargs="+", help="proguard quickstart --out folders (one per seed)")
     p.add_argument("--models", default="sft,grpo")
     p.add_argument("--resamples", type=int, default=2000)
+    p.add_argument("--baseline", default=BASELINE_DIR,
+                   help="the eval/ folder of the same run to compare with (default always-unsafe; e.g. grpo for "
+                        "grpo-dev-threshold against the greedy GRPO row)")
     p.add_argument("--vs", nargs="+", default=None,
                    help="quick-start folders of another variant, one per run in the same order: the baseline is "
                         "their same model instead of the constant guard")
     args = p.parse_args()
     if args.vs is not None and len(args.vs) != len(args.runs):
         p.error(f"--vs needs one folder per run: {len(args.runs)} runs, {len(args.vs)} --vs folders")
-    base_name = "constant" if args.vs is None else "--vs"
+    if args.vs is not None and args.baseline != BASELINE_DIR:
+        p.error("--baseline and --vs are two different baselines: pass one")
+    base_name = "--vs" if args.vs is not None else "constant" if args.baseline == BASELINE_DIR else args.baseline
     print(f"| seed | model | request acc (model / {base_name}) | gain [95% CI] | request F1 (model / {base_name}) | "
           "gain [95% CI] |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
@@ -73,7 +79,7 @@ def main() -> int:
         pooled_a, pooled_b, pooled_groups = [], [], []
         for i, run in enumerate(map(Path, args.runs)):
             seed = json.loads((run / "quickstart.json").read_text()).get("seed", run.name)
-            base_path = (run / "eval" / BASELINE_DIR if args.vs is None else Path(args.vs[i]) / "eval" / model) \
+            base_path = (run / "eval" / args.baseline if args.vs is None else Path(args.vs[i]) / "eval" / model) \
                 / "predictions.jsonl"
             if args.vs is not None and json.loads((Path(args.vs[i]) / "quickstart.json").read_text()).get("seed") != seed:
                 raise SystemExit(f"{run} and {args.vs[i]}: different seeds")

@@ -109,3 +109,20 @@ def test_quickstart_gain_vs_takes_the_other_variants_same_model_as_the_baseline(
     monkeypatch.setattr(sys, "argv", ["quickstart_gain.py", str(w5), str(w1), "--vs", str(w1)])
     with pytest.raises(SystemExit):
         qg.main()
+
+
+def test_quickstart_gain_baseline_compares_two_models_of_the_same_run(tmp_path, monkeypatch, capsys):
+    """``--baseline grpo``: the dev-threshold row against the greedy GRPO row of the same run (0.7 -> 1.0)."""
+    qg = _load("quickstart_gain")
+    run = _run(tmp_path / "r", 0, {"grpo": ["unsafe"] * 9 + ["safe"], "grpo-dev-threshold": ["unsafe"] * 6 + ["safe"] * 4,
+                                   "always-unsafe": ["unsafe"] * 10})
+    monkeypatch.setattr(sys, "argv", ["quickstart_gain.py", str(run), "--models", "grpo-dev-threshold", "--baseline",
+                                      "grpo", "--resamples", "200"])
+    assert qg.main() == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "(model / grpo)" in out[0]
+    cells = [c.strip() for c in out[2].split("|")[1:-1]]
+    assert cells[2] == "1.000 / 0.700" and cells[3].startswith("+0.300 [")
+    monkeypatch.setattr(sys, "argv", ["quickstart_gain.py", str(run), "--baseline", "grpo", "--vs", str(run)])
+    with pytest.raises(SystemExit):
+        qg.main()
