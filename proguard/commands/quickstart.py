@@ -25,8 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="torch CPU threads (default 1: on a shared or 2-core machine one thread is the fastest)")
     p.add_argument("--dev-threshold", action="store_true",
                    help="also fit the final model's safe/unsafe threshold on the dev split, score it with it and save it "
-                   "beside the weights (label_bias.json; off by default: it did not carry over to held-out prompts "
-                   "with the frozen-layer recipe, BENCHMARKS.md)")
+                   "beside the weights (label_bias.json; off by default: its gain over the plain final model is "
+                   "not yet clear, BENCHMARKS.md, 'Quick start: the decision token weight')")
     p.add_argument("--anchor-bias", action="store_true",
                    help="also score the final model with its safe/unsafe bias moved back onto the SFT model's on the "
                    "dev split (labels not used; saved beside the weights as label_bias.json): GRPO moved every "

@@ -42,7 +42,9 @@ THRESHOLD_MODELS: tuple[str, ...] = ()
 default: it lifted round 4's guard (all weights trained, its own threshold misplaced), but with the lower layers
 frozen the guard's own threshold is the better one: held-out accuracy change -0.000, +0.118, -0.029 (round 5,
 seeds 0-2, 34 prompts), -0.172 and -0.016 (round 6, seeds 0 and 2, 64 prompts; BENCHMARKS.md): a threshold fitted
-on 56 dev prompts did not carry over."""
+on 56 dev prompts did not carry over. With the decision token weighted 5 (the recipe since 2026-12-04) it did
+(balanced accuracy on ~390 held-out prompts 0.705 -> 0.785; quick start +0.036 [-0.026, +0.099] over the greedy
+row, 3 seeds): still off until a paired interval says it should be on."""
 ANCHOR_ROW = "grpo, bias anchored to SFT"
 """The GRPO model's row with its label bias moved back onto the SFT model's on the dev prompts (``anchor_bias``,
 CLI ``--anchor-bias``). Off by default, for now: in BENCHMARKS.md ("GRPO run longer") GRPO from the full SFT moved
