@@ -66,3 +66,17 @@ def test_weighted_loss_adds_the_decision_tokens_cross_entropy(tmp_path):
     weighted.backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad and p.grad is not None]
     assert grads and any(float(g.abs().sum()) > 0 for g in grads)
+
+
+def test_a_tokenizer_whose_decision_words_share_a_first_token_is_a_one_line_error():
+    """The weight needs ' safe' and ' unsafe' to start with different tokens (read through a processor too)."""
+    from types import SimpleNamespace
+
+    from proguard.train.decision_weight import decision_token_ids
+    from proguard.train.errors import TrainError
+
+    same = SimpleNamespace(encode=lambda text, add_special_tokens=False: [7, len(text)])
+    with pytest.raises(TrainError, match="set sft.decision_token_weight: 1.0"):
+        decision_token_ids(SimpleNamespace(tokenizer=same))
+    split = SimpleNamespace(encode=lambda text, add_special_tokens=False: [len(text)])
+    assert decision_token_ids(SimpleNamespace(tokenizer=split)) == [5, 7]

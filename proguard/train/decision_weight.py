@@ -18,17 +18,17 @@ from typing import Any
 
 from proguard.train.errors import TrainError
 
-DECISION_WORDS = (" safe", " unsafe")  # the words the guard's decision is written with (proguard.protocol)
-
-
 def decision_token_ids(tokenizer: Any) -> list[int]:
-    """The first token of each decision word; they must differ, or the weight would not tell them apart."""
-    tok = getattr(tokenizer, "tokenizer", tokenizer)  # a processor wraps its tokenizer
-    ids = [tok.encode(w, add_special_tokens=False)[:1] for w in DECISION_WORDS]
-    if not all(ids) or ids[0] == ids[1]:
+    """The first token of ``" safe"`` and of ``" unsafe"`` (``proguard.bench.label_bias.label_token_ids``: the same
+    tokens the label bias compares); they must differ, or the weight would not tell them apart."""
+    from proguard.bench.errors import BenchError
+    from proguard.bench.label_bias import label_token_ids
+
+    try:
+        return list(label_token_ids(getattr(tokenizer, "tokenizer", tokenizer)))  # a processor wraps its tokenizer
+    except BenchError:
         raise TrainError("sft.decision_token_weight: the tokenizer does not tell ' safe' and ' unsafe' apart by "
-                         "their first token; set sft.decision_token_weight: 1.0")
-    return [i[0] for i in ids]
+                         "their first token; set sft.decision_token_weight: 1.0") from None
 
 
 def decision_positions(labels: Any, ids: list[int]) -> Any:
@@ -93,4 +93,4 @@ class DecisionTokenWeight:
         return (loss, outputs) if return_outputs else loss
 
 
-__all__ = ["DECISION_WORDS", "DecisionTokenWeight", "decision_positions", "decision_token_ids", "extra_decision_loss"]
+__all__ = ["DecisionTokenWeight", "decision_positions", "decision_token_ids", "extra_decision_loss"]
