@@ -206,11 +206,9 @@ def label_margins(run_dir: Path) -> dict[str, dict[str, list[tuple[str, float]]]
 
 
 def _auc(rows: Sequence[tuple[str, float]]) -> float | None:
-    pos = [m for label, m in rows if label == "unsafe"]
-    neg = [m for label, m in rows if label == "safe"]
-    if not pos or not neg:
-        return None
-    return sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg))
+    from label_probe import auc  # benchmarks/ is on sys.path when this script runs
+
+    return auc([m for label, m in rows if label == "unsafe"], [m for label, m in rows if label == "safe"])
 
 
 def _shift(label: str):

@@ -54,7 +54,10 @@ def _balanced_acc(rows: Sequence[tuple]) -> float | None:
 
 
 def read_margins(path: Path) -> dict:
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"{path}: cannot read a label_auc_large.py --save file ({exc})") from None
     if not isinstance(data, dict) or not isinstance(data.get("rows"), list) or "seed" not in data:
         raise SystemExit(f"{path}: not a label_auc_large.py --save file (needs 'seed' and 'rows')")
     return data
@@ -113,8 +116,15 @@ def score(args, ap) -> None:
                      eval_safe=150, dev_per_area=1, dev_safe=1)  # dev must not be empty; it is not scored
     with tempfile.TemporaryDirectory(prefix="label-auc-") as tmp:
         rows = list(qd.quickstart_data(Path(tmp), args.data_root, args.seed, sizes).tasks["eval_id"])
-    tok = AutoTokenizer.from_pretrained(args.model)
-    model = AutoModelForCausalLM.from_pretrained(args.model).eval()
+    tok = model = None
+
+    def scored_on(prompts):  # the model is loaded on first use: --reuse without --dev-from never needs it
+        nonlocal tok, model
+        if model is None:
+            tok = AutoTokenizer.from_pretrained(args.model)
+            model = AutoModelForCausalLM.from_pretrained(args.model).eval()
+        return margins(tok, model, prompts)
+
     if args.reuse:  # the margins a --save run of this model wrote: only the dev prompts are scored now
         saved = read_margins(args.reuse)
         if saved["model"] != args.model or saved["seed"] != args.seed or [r[0] for r in saved["rows"]] != \
@@ -122,7 +132,7 @@ def score(args, ap) -> None:
             ap.error(f"--reuse {args.reuse}: written for another model, seed or split")
         scored = [(label, m) for _, label, m in saved["rows"]]
     else:
-        scored = margins(tok, model, rows)
+        scored = scored_on(rows)
     pos = [m for label, m in scored if label == "unsafe"]
     neg = [m for label, m in scored if label == "safe"]
     best = max(balanced_accuracy(scored, -m) for m in [0.0, *pos, *neg])  # a threshold at each margin
@@ -136,7 +146,7 @@ def score(args, ap) -> None:
         from proguard.bench.label_bias import fit_label_bias
 
         dev = list(datasets.load_from_disk(str(Path(args.dev_from) / "data" / "tasks"))["dev"])
-        fit = fit_label_bias(margins(tok, model, dev), fitted_on=f"{args.dev_from} dev split")
+        fit = fit_label_bias(scored_on(dev), fitted_on=f"{args.dev_from} dev split")
         report |= {"dev_bias": round(fit.bias, 3), "dev_threshold_balanced_acc": round(balanced_accuracy(scored, fit.bias), 3)}
     print(json.dumps(report))
     if args.save:

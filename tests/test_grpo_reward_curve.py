@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def rc():
+    if str(ROOT / "benchmarks") not in sys.path:  # the script imports label_probe as its own sibling
+        sys.path.insert(0, str(ROOT / "benchmarks"))
     spec = importlib.util.spec_from_file_location("grpo_reward_curve", ROOT / "benchmarks" / "grpo_reward_curve.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

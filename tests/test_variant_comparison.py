@@ -72,6 +72,10 @@ def test_files_of_other_prompts_or_seeds_are_refused(tmp_path, bench_path):
     (tmp_path / "d.json").write_text("[]")
     with pytest.raises(SystemExit, match="not a label_auc_large.py --save file"):
         lab.compare([a], [tmp_path / "d.json"])
+    (tmp_path / "e.json").write_text("{not json")
+    for bad in (tmp_path / "e.json", tmp_path / "missing.json"):
+        with pytest.raises(SystemExit, match="cannot read a label_auc_large.py --save file"):
+            lab.compare([a], [bad])
 
 
 def _run(folder: Path, seed: int, answers: dict[str, list[str | None]]) -> Path:
