@@ -17,6 +17,11 @@ scoring again. ``--dev-from RUN`` also fits the label bias on that quick-start r
 95% intervals from one paired bootstrap over prompts (pooled: over (seed, prompt)):
 
     python benchmarks/label_auc_large.py --compare w1-s0.json w1-s1.json w1-s2.json --vs w5-s0.json w5-s1.json w5-s2.json
+
+The dev-fitted bias against the model's own threshold, paired on the same prompts (files written with
+``--dev-from RUN --save FILE``, which also stores the bias):
+
+    python benchmarks/label_auc_large.py --threshold-gain dev-s0.json dev-s1.json dev-s2.json
 """
 
 from __future__ import annotations
@@ -63,40 +68,75 @@ def read_margins(path: Path) -> dict:
     return data
 
 
-def compare(base: Sequence[Path], other: Sequence[Path], resamples: int = 2000) -> str:
-    """Markdown: per seed and pooled, the AUC and the own-threshold balanced accuracy of ``other`` minus ``base``
-    (files of the same seeds, in the same order, scored on the same prompts)."""
+def _pairs_table(pairs: Sequence[tuple], stats: Sequence[tuple], pooled_stats: Sequence[tuple],
+                 names: tuple[str, str], resamples: int) -> str:
+    """Markdown: one row per seed (``pairs``: (seed, base rows, other rows, bootstrap groups)) and a pooled one
+    (over (seed, prompt)); per statistic (header, fn) base -> other and other - base with a paired 95% interval."""
     from proguard.bench.bootstrap import paired_difference
 
-    if len(base) != len(other) or not base:
-        raise SystemExit(f"--compare and --vs need the same number of files (one per seed); got {len(base)} and {len(other)}")
-    lines = ["| seed | prompts (unsafe / safe) | AUC base -> other | other - base [95% CI] | "
-             "balanced acc base -> other | other - base [95% CI] |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
-    pooled_a, pooled_b, pooled_groups = [], [], []
+    a_name, b_name = names
+    head = "".join(f" {h} {a_name} -> {b_name} | {b_name} - {a_name} [95% CI] |" for h, _ in stats)
+    lines = [f"| seed | prompts (unsafe / safe) |{head}", "| --- | ---: |" + " ---: | ---: |" * len(stats)]
 
-    def row(name, a, b, groups, auc_stat):
+    def row(name, a, b, groups, row_stats):
         cells = []
-        for stat in (auc_stat, _balanced_acc):
+        for _, stat in row_stats:
             iv = paired_difference(a, b, groups, stat, n_resamples=resamples, seed=0)
             cells.append(f"{stat(a):.3f} -> {stat(b):.3f} | {iv.point:+.3f} [{iv.low:+.3f}, {iv.high:+.3f}]")
         n_unsafe = sum(r[-2] == "unsafe" for r in a)
         lines.append(f"| {name} | {n_unsafe} / {len(a) - n_unsafe} | " + " | ".join(cells) + " |")
 
+    for seed, a, b, groups in pairs:
+        row(str(seed), a, b, groups, stats)
+    if len(pairs) > 1:
+        row("pooled" + (" (AUC: mean of seeds)" if any(h == "AUC" for h, _ in pooled_stats) else ""),
+            [r for p in pairs for r in p[1]], [r for p in pairs for r in p[2]], [g for p in pairs for g in p[3]],
+            pooled_stats)
+    return "\n".join(lines)
+
+
+def compare(base: Sequence[Path], other: Sequence[Path], resamples: int = 2000) -> str:
+    """Markdown: per seed and pooled, the AUC and the own-threshold balanced accuracy of ``other`` minus ``base``
+    (files of the same seeds, in the same order, scored on the same prompts); when every file holds a ``dev_bias``
+    (``--dev-from``), a second table: the balanced accuracy with each model's own dev-fitted bias."""
+    if len(base) != len(other) or not base:
+        raise SystemExit(f"--compare and --vs need the same number of files (one per seed); got {len(base)} and {len(other)}")
+    pairs, dev_pairs = [], []
     for pa, pb in zip(base, other, strict=True):
         da, db = read_margins(pa), read_margins(pb)
         if da["seed"] != db["seed"] or [r[:2] for r in da["rows"]] != [r[:2] for r in db["rows"]]:
             raise SystemExit(f"{pa} and {pb}: not the same seed and prompts")
         seed = da["seed"]
-        a = [(seed, label, m) for _, label, m in da["rows"]]
-        b = [(seed, label, m) for _, label, m in db["rows"]]
         groups = [(seed, tid) for tid, _, _ in da["rows"]]
-        row(str(seed), a, b, groups, _auc)
-        pooled_a += a
-        pooled_b += b
-        pooled_groups += groups
-    if len(base) > 1:
-        row("pooled (AUC: mean of seeds)", pooled_a, pooled_b, pooled_groups, _mean_auc)
-    return "\n".join(lines)
+        pairs.append((seed, [(seed, label, m) for _, label, m in da["rows"]],
+                      [(seed, label, m) for _, label, m in db["rows"]], groups))
+        if isinstance(da.get("dev_bias"), (int, float)) and isinstance(db.get("dev_bias"), (int, float)):
+            dev_pairs.append((seed, [(seed, label, m + da["dev_bias"]) for _, label, m in da["rows"]],
+                              [(seed, label, m + db["dev_bias"]) for _, label, m in db["rows"]], groups))
+    table = _pairs_table(pairs, [("AUC", _auc), ("balanced acc", _balanced_acc)],
+                         [("AUC", _mean_auc), ("balanced acc", _balanced_acc)], ("base", "other"), resamples)
+    if dev_pairs and len(dev_pairs) == len(pairs):  # every file from --dev-from: each model with its own dev bias
+        stats = [("balanced acc, dev bias", _balanced_acc)]
+        table += "\n\nEach model with its own dev-fitted bias (dev_bias):\n\n" + _pairs_table(
+            dev_pairs, stats, stats, ("base", "other"), resamples)
+    return table
+
+
+def threshold_gain(files: Sequence[Path], resamples: int = 2000) -> str:
+    """Markdown: per seed and pooled, the balanced accuracy with the label bias fitted on the run's dev split
+    (``dev_bias`` of a ``--dev-from ... --save`` file) minus with the model's own threshold, on the same prompts."""
+    pairs = []
+    for path in files:
+        data = read_margins(path)
+        bias = data.get("dev_bias")
+        if not isinstance(bias, (int, float)):
+            raise SystemExit(f"{path}: no dev_bias (write it with --dev-from RUN --save FILE)")
+        seed = data["seed"]
+        pairs.append((seed, [(seed, label, m) for _, label, m in data["rows"]],
+                      [(seed, label, m + bias) for _, label, m in data["rows"]],
+                      [(seed, tid) for tid, _, _ in data["rows"]]))
+    stats = [("balanced acc", _balanced_acc)]
+    return _pairs_table(pairs, stats, stats, ("own", "dev"), resamples)
 
 
 def score(args, ap) -> None:
@@ -150,10 +190,11 @@ def score(args, ap) -> None:
         report |= {"dev_bias": round(fit.bias, 3), "dev_threshold_balanced_acc": round(balanced_accuracy(scored, fit.bias), 3)}
     print(json.dumps(report))
     if args.save:
-        Path(args.save).write_text(json.dumps({
-            "model": args.model, "seed": args.seed,
-            "rows": [[r["task_id"], label, m] for r, (label, m) in zip(rows, scored, strict=True)]}) + "\n",
-            encoding="utf-8")
+        saved = {"model": args.model, "seed": args.seed,
+                 "rows": [[r["task_id"], label, m] for r, (label, m) in zip(rows, scored, strict=True)]}
+        if "dev_bias" in report:  # unrounded: --threshold-gain applies it to the margins again
+            saved |= {"dev_bias": fit.bias, "dev_from": str(args.dev_from)}
+        Path(args.save).write_text(json.dumps(saved) + "\n", encoding="utf-8")
 
 
 def main() -> None:
@@ -174,9 +215,16 @@ def main() -> None:
     ap.add_argument("--save", default=None, help="also write each prompt's (task ID, label, margin) to this JSON file")
     ap.add_argument("--compare", nargs="+", type=Path, help="--save files of the base variant, one per seed")
     ap.add_argument("--vs", nargs="+", type=Path, help="--save files of the other variant, same seeds and order")
+    ap.add_argument("--threshold-gain", nargs="+", type=Path,
+                    help="--dev-from ... --save files, one per seed: the balanced accuracy with the dev-fitted bias "
+                         "minus with the model's own threshold, paired on the same prompts")
     ap.add_argument("--resamples", type=int, default=2000)
     args = ap.parse_args()
-    if args.compare or args.vs:
+    if args.threshold_gain:
+        if args.model or args.compare or args.vs:
+            ap.error("--threshold-gain FILES reads saved margins and dev biases; it takes no model, --compare or --vs")
+        print(threshold_gain(args.threshold_gain, args.resamples))
+    elif args.compare or args.vs:
         if args.model:
             ap.error("--compare FILES --vs FILES compares saved margins; it takes no model")
         if not (args.compare and args.vs):
@@ -185,7 +233,7 @@ def main() -> None:
     elif args.model:
         score(args, ap)
     else:
-        ap.error("pass a model folder, or --compare FILES --vs FILES")
+        ap.error("pass a model folder, --compare FILES --vs FILES, or --threshold-gain FILES")
 
 
 if __name__ == "__main__":

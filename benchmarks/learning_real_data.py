@@ -392,9 +392,10 @@ def bench(backend, tasks, tax, out: Path, *, require_think: bool, batch_size: in
 # Run
 # ---------------------------------------------------------------------------------------------
 MODEL_DEFAULTS = {  # per --model: learning rates fit to each (the random tiny model needs far larger ones)
-    "tiny": {"sft_lr": 2e-3, "grpo_lr": 1e-4, "freeze_layers": 0},
-    # the quick start's recipe: the lower 18 of 30 layers frozen (BENCHMARKS.md, "Quick start, round 5")
-    "smollm2-135m": {"sft_lr": 1.5e-4, "grpo_lr": 1e-5, "freeze_layers": 18},
+    "tiny": {"sft_lr": 2e-3, "grpo_lr": 1e-4, "freeze_layers": 0, "decision_token_weight": 1.0},
+    # the quick start's recipe: the lower 18 of 30 layers frozen (BENCHMARKS.md, "Quick start, round 5") and the
+    # label token weighted 5 in the SFT loss (recipes/smollm2-135m/sft.yaml; "Quick start: the decision token weight")
+    "smollm2-135m": {"sft_lr": 1.5e-4, "grpo_lr": 1e-5, "freeze_layers": 18, "decision_token_weight": 5.0},
 }
 
 
@@ -436,6 +437,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--grpo-lr", type=float, default=None, help="GRPO learning rate (default: per --model)")
     p.add_argument("--freeze-layers", type=int, default=None,
                    help="model.freeze_layers of every training stage (default: per --model; 18 for smollm2-135m)")
+    p.add_argument("--decision-token-weight", type=float, default=None,
+                   help="sft.decision_token_weight of both SFT stages: the safe/unsafe label token's weight in the "
+                        "token loss (default: per --model; 5 for smollm2-135m, as its quick-start recipe)")
     p.add_argument("--balance-labels", action=argparse.BooleanOptionalAction, default=True,
                    help="data.balance_labels of every training stage (each step sees safe and unsafe rows)")
     p.add_argument("--completion-tokens", type=int, default=64, help="GRPO rollouts and bench answers, in tokens")
@@ -447,10 +451,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         "are cached by the runner): run stages in separate processes, then once more for the tables")
     p.add_argument("--gpu", action="store_true", help="bf16 training and CUDA benchmarking")
     args = p.parse_args(argv)
-    defaults = MODEL_DEFAULTS.get(args.model, {"sft_lr": 1e-5, "grpo_lr": 1e-6, "freeze_layers": 0})
+    defaults = MODEL_DEFAULTS.get(args.model, {"sft_lr": 1e-5, "grpo_lr": 1e-6, "freeze_layers": 0,
+                                               "decision_token_weight": 1.0})
     args.sft_lr = args.sft_lr if args.sft_lr is not None else defaults["sft_lr"]
     args.grpo_lr = args.grpo_lr if args.grpo_lr is not None else defaults["grpo_lr"]
     args.freeze_layers = args.freeze_layers if args.freeze_layers is not None else defaults["freeze_layers"]
+    if args.decision_token_weight is None:
+        args.decision_token_weight = defaults["decision_token_weight"]
     return args
 
 
@@ -516,7 +523,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"model.name_or_path={args.model}", f"model.dtype={dtype}", f"sft.bf16={bf16}", f"data.dataset={out / 'distill'}",
         "data.modalities=[text]",
         "lengths.max_length=512", "lengths.overlong=drop", f"sft.per_device_train_batch_size={args.sft_batch}",
-        f"sft.learning_rate={args.sft_lr}", "sft.lr_scheduler_type=constant", f"sft.max_steps={args.sft_steps}",
+        f"sft.learning_rate={args.sft_lr}", f"sft.decision_token_weight={args.decision_token_weight}",
+        "sft.lr_scheduler_type=constant", f"sft.max_steps={args.sft_steps}",
         "sft.gradient_checkpointing=false", f"sft.seed={args.seed}", "logging.report_to=[none]", "logging.logging_steps=4",
         f"checkpoint.save_steps={args.sft_steps}", "checkpoint.save_total_limit=1",
     ]

@@ -279,12 +279,14 @@ def test_held_out_answers_get_the_grpo_recipes_completion_budget(tmp_path, monke
     monkeypatch.setattr(qs, "bench_row", bench_row)
     root = Path(__file__).resolve().parents[1]
     lines = []
-    qs.run_quickstart(root / qs.SFT_RECIPE, root / qs.GRPO_RECIPE, out=tmp_path / "qs0", echo=lines.append)
-    assert fitted == [] and "grpo-dev-threshold" not in caps  # no dev threshold unless asked for
+    qs.run_quickstart(root / qs.SFT_RECIPE, root / qs.GRPO_RECIPE, out=tmp_path / "qs0", threshold_models=(),
+                      echo=lines.append)
+    assert fitted == [] and "grpo-dev-threshold" not in caps  # --no-dev-threshold: no dev threshold
     assert load_label_bias(tmp_path / "grpo" / "final") is None
-    assert any("dev is not used without --dev-threshold" in line for line in lines)
+    assert any("dev is not used with --no-dev-threshold" in line for line in lines)
     caps.clear(), stops.clear()
-    qs.run_quickstart(root / qs.SFT_RECIPE, root / qs.GRPO_RECIPE, out=tmp_path / "qs", threshold_models=("grpo",),
+    # the default: the final model's dev threshold
+    qs.run_quickstart(root / qs.SFT_RECIPE, root / qs.GRPO_RECIPE, out=tmp_path / "qs",
                       grpo_overrides=["lengths.max_completion_length=80"], echo=lines.append)
     assert caps == {"always-unsafe": 80, "base": 80, "sft": 80, "grpo": 80, "grpo-dev-threshold": 80}
     # only the chatting base model's answers stop at their first malformed word
@@ -380,8 +382,11 @@ def test_the_dev_threshold_row_regenerates_only_the_answers_whose_decision_flips
 
 
 @pytest.mark.parametrize(("argv", "thresholds", "anchor"), [
-    ([], (), False), (["--dev-threshold"], ("grpo",), False), (["--anchor-bias"], (), True)])
-def test_dev_threshold_and_anchor_bias_are_opt_in_on_the_command_line(monkeypatch, tmp_path, argv, thresholds, anchor):
+    ([], None, False), (["--dev-threshold"], ("grpo",), False), (["--no-dev-threshold"], (), False),
+    (["--anchor-bias"], None, True), (["--anchor-bias", "--dev-threshold"], ("grpo",), True)])
+def test_the_dev_threshold_flags_reach_run_quickstart(monkeypatch, tmp_path, argv, thresholds, anchor):
+    """Neither flag: run_quickstart's default (None: the final model's dev threshold, none with ``anchor_bias``;
+    tested above); both: run_quickstart's one-line error (tested above)."""
     import proguard.train.quickstart as qs
     from proguard.cli import main
 

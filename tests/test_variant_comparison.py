@@ -130,3 +130,51 @@ def test_quickstart_gain_baseline_compares_two_models_of_the_same_run(tmp_path, 
     monkeypatch.setattr(sys, "argv", ["quickstart_gain.py", str(run), "--baseline", "grpo", "--vs", str(run)])
     with pytest.raises(SystemExit):
         qg.main()
+
+
+def test_threshold_gain_applies_each_files_dev_bias_to_its_margins(tmp_path, bench_path):
+    """Own threshold 0 calls every prompt unsafe (balanced accuracy 0.5); the saved dev bias -10 moves the threshold
+    between the labels (1.0): +0.5 with an interval above 0 per seed and pooled. Applied with the wrong sign, or
+    not at all, the gain would be 0."""
+    lab = _load("label_auc_large")
+    files = []
+    for seed in (0, 1):
+        path = _margins_file(tmp_path / f"d{seed}.json", seed,
+                             [("unsafe", 12.0 + i % 3) for i in range(20)] + [("safe", 5.0 + i % 3) for i in range(20)])
+        data = json.loads(path.read_text())
+        path.write_text(json.dumps(data | {"dev_bias": -10.0, "dev_from": "run"}))
+        files.append(path)
+    table = lab.threshold_gain(files, resamples=300).splitlines()
+    assert table[0].startswith("| seed | prompts (unsafe / safe) | balanced acc own -> dev | dev - own [95% CI] |")
+    assert len(table) == 5 and table[-1].startswith("| pooled |")
+    for line in table[2:]:
+        cells = [c.strip() for c in line.split("|")[1:-1]]
+        assert cells[2] == "0.500 -> 1.000" and cells[3].startswith("+0.500 [+")
+        assert float(cells[3].split("[")[1].split(",")[0]) > 0
+
+
+def test_threshold_gain_refuses_a_file_without_a_dev_bias(tmp_path, bench_path):
+    lab = _load("label_auc_large")
+    plain = _margins_file(tmp_path / "a.json", 0, [("unsafe", 1.0), ("safe", 0.0)])
+    with pytest.raises(SystemExit, match="no dev_bias"):
+        lab.threshold_gain([plain])
+
+
+def test_compare_adds_each_models_dev_biased_balanced_accuracy_when_every_file_has_one(tmp_path, bench_path):
+    """Same margins for both variants (AUC and own-threshold balanced accuracy equal); base's dev bias leaves every
+    prompt unsafe (0.5), other's separates the labels (1.0): only the second table shows the gain."""
+    lab = _load("label_auc_large")
+    margins = [("unsafe", 12.0 + i % 3) for i in range(20)] + [("safe", 5.0 + i % 3) for i in range(20)]
+    base, other = [], []
+    for seed in (0, 1):
+        for files, name, bias in ((base, "a", 0.0), (other, "b", -10.0)):
+            path = _margins_file(tmp_path / f"{name}{seed}.json", seed, margins)
+            path.write_text(json.dumps(json.loads(path.read_text()) | {"dev_bias": bias}))
+            files.append(path)
+    first, second = lab.compare(base, other, resamples=300).split("\n\nEach model with its own dev-fitted bias")
+    assert all("| +0.000 [+0.000, +0.000] |" in line for line in first.splitlines()[2:])
+    rows = second.strip().splitlines()[4:]  # after the heading line, a blank line and the two header lines
+    assert len(rows) == 3 and rows[-1].startswith("| pooled |")
+    assert all("| 0.500 -> 1.000 | +0.500 [+" in line for line in rows)
+    plain = [_margins_file(tmp_path / "p.json", 0, margins)]
+    assert "dev-fitted" not in lab.compare(plain, plain, resamples=50)

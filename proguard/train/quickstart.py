@@ -5,10 +5,10 @@ table on held-out prompts it never trained on (base vs SFT vs GRPO).
 root, split by question, one harm type held out; else the bundled samples), distils template-teacher
 critiques of the training split, trains ``recipes/smollm2-135m/sft.yaml`` on them, trains
 ``recipes/smollm2-135m/grpo.yaml`` from the SFT's ``final/``, then benchmarks the base model, the SFT and
-the GRPO model on the held-out splits with ``proguard bench``'s runner (greedy). With ``threshold_models`` (CLI
-``--dev-threshold``) the final (GRPO) model is scored once more with the safe/unsafe threshold fitted on the ``dev``
-split (56 more prompts it never trained on; ``proguard.bench.label_bias``), which is saved beside its weights
-(off by default: see ``THRESHOLD_MODELS``). It prints stage banners,
+the GRPO model on the held-out splits with ``proguard bench``'s runner (greedy). The final (GRPO) model is then
+scored once more with the safe/unsafe threshold fitted on the ``dev`` split (56 more prompts it never trained on;
+``proguard.bench.label_bias``), which is saved beside its weights (``threshold_models``, CLI
+``--no-dev-threshold`` to skip; see ``THRESHOLD_MODELS``). It prints stage banners,
 one line per logged training step and the table; the library's own progress printers and repeated
 warnings are silenced for the run.
 """
@@ -37,14 +37,15 @@ STAGES = 3
 MODELS = ("base", "sft", "grpo")
 DEV_ROW = "{model}, dev threshold"
 """The row of a trained model whose safe/unsafe threshold was fitted on the ``dev`` split (``fit_dev_threshold``)."""
-THRESHOLD_MODELS: tuple[str, ...] = ()
-"""The models that get a dev-threshold row (``proguard quickstart --dev-threshold``: the final guard). Off by
-default: it lifted round 4's guard (all weights trained, its own threshold misplaced), but with the lower layers
-frozen the guard's own threshold is the better one: held-out accuracy change -0.000, +0.118, -0.029 (round 5,
-seeds 0-2, 34 prompts), -0.172 and -0.016 (round 6, seeds 0 and 2, 64 prompts; BENCHMARKS.md): a threshold fitted
-on 56 dev prompts did not carry over. With the decision token weighted 5 (the recipe since 2026-12-04) it did
-(balanced accuracy on ~390 held-out prompts 0.705 -> 0.785; quick start +0.036 [-0.026, +0.099] over the greedy
-row, 3 seeds): still off until a paired interval says it should be on."""
+THRESHOLD_MODELS: tuple[str, ...] = ("grpo",)
+"""The models that get a dev-threshold row (the final guard; ``proguard quickstart --no-dev-threshold``: none). On
+since 2026-12-04. History: it lifted round 4's guard (all weights trained, its own threshold misplaced); with the
+lower layers frozen it did not carry over (held-out accuracy -0.172 and -0.016, round 6, 64 prompts), so it was
+turned off. With the decision token weighted 5 (the SFT recipe since 2026-12-04) the label margins rank the prompts
+better (AUC 0.804 -> 0.867) and the dev-fitted bias turns that into balanced accuracy: on ~390 held-out prompts,
+paired on the same prompts, the final guard's balanced accuracy pooled over 3 seeds 0.721 -> 0.787 (+0.066 [+0.039,
++0.093]; +0.203 in the seed whose own threshold was misplaced, -0.012 [-0.051, +0.024] at worst; BENCHMARKS.md,
+"Quick start: the dev threshold"). Its cost: a lowered threshold can call an out-of-taxonomy prompt safe."""
 ANCHOR_ROW = "grpo, bias anchored to SFT"
 """The GRPO model's row with its label bias moved back onto the SFT model's on the dev prompts (``anchor_bias``,
 CLI ``--anchor-bias``). Off by default, for now: in BENCHMARKS.md ("GRPO run longer") GRPO from the full SFT moved
@@ -357,7 +358,7 @@ def run_quickstart(
     sft_overrides: list[str] | None = None,
     grpo_overrides: list[str] | None = None,
     max_new_tokens: int | None = None,
-    threshold_models: tuple[str, ...] = THRESHOLD_MODELS,
+    threshold_models: tuple[str, ...] | None = None,
     anchor_bias: bool = False,
     echo: Callable[[str], None] = functools.partial(print, flush=True),
 ) -> QuickstartResult:
@@ -366,10 +367,11 @@ def run_quickstart(
     ``max_new_tokens`` (default: the GRPO recipe's ``lengths.max_completion_length``) bounds each held-out
     answer: a shorter cap than training's cut the free-text answers of OOD prompts mid-field (format-invalid).
 
-    ``threshold_models`` (of ``sft``, ``grpo``) get a second row with the safe/unsafe threshold fitted on the ``dev``
-    split, which is saved beside their weights (``label_bias.json``). ``anchor_bias`` gives the GRPO model a row
-    with its label bias moved back onto the SFT model's on the dev prompts (``anchor_to_sft``; labels not used),
-    saved the same way; it and a GRPO dev threshold exclude each other.
+    ``threshold_models`` (of ``sft``, ``grpo``; default ``THRESHOLD_MODELS``, or none with ``anchor_bias``) get a
+    second row with the safe/unsafe threshold fitted on the ``dev`` split, which is saved beside their weights
+    (``label_bias.json``). ``anchor_bias`` gives the GRPO model a row with its label bias moved back onto the SFT
+    model's on the dev prompts (``anchor_to_sft``; labels not used), saved the same way; it and a GRPO dev
+    threshold exclude each other.
 
     ``echo`` flushes each line by default: piped into a file or ``tee``, print() would hold every progress line
     until the 15-minute run ends (seen on a fresh clone with ``> log``)."""
@@ -389,6 +391,8 @@ def run_quickstart(
     for path in (sft_recipe, grpo_recipe):
         if not Path(path).is_file():
             raise TrainError(f"{path}: no such recipe; run from the project checkout or pass --sft-recipe/--grpo-recipe")
+    if threshold_models is None:  # both would write the GRPO model's label_bias.json: the anchor, when asked for
+        threshold_models = () if anchor_bias else THRESHOLD_MODELS
     if anchor_bias and "grpo" in threshold_models:
         raise TrainError("--anchor-bias and --dev-threshold both set the GRPO model's label_bias.json: pass one")
     if out.exists() and any(out.iterdir()):
@@ -407,7 +411,7 @@ def run_quickstart(
         echo(f"[quickstart] data: {data.source}")
         sizes_now = {k: len(v) for k, v in data.tasks.items()}
         dev_note = "" if "dev" not in data.tasks else "; dev only sets the final model's safe/unsafe threshold" \
-            if threshold_models or anchor_bias else "; dev is not used without --dev-threshold or --anchor-bias"
+            if threshold_models or anchor_bias else "; dev is not used with --no-dev-threshold"
         echo("[quickstart] tasks: " + ", ".join(f"{k} {v}" for k, v in sizes_now.items())
              + f" (eval_id and eval_ood are never trained on{dev_note})")
         run_distill(data.tasks["train"], TemplateTeacher(description_words=0), data_dir / "distill", data.taxonomy,
