@@ -178,3 +178,65 @@ def test_compare_adds_each_models_dev_biased_balanced_accuracy_when_every_file_h
     assert all("| 0.500 -> 1.000 | +0.500 [+" in line for line in rows)
     plain = [_margins_file(tmp_path / "p.json", 0, margins)]
     assert "dev-fitted" not in lab.compare(plain, plain, resamples=50)
+
+
+def _fake_model(monkeypatch, tmp_path, loads: list):
+    """A model folder and stand-ins for its loading and scoring: margin +5 for unsafe rows and +1 for safe ones, so
+    the own threshold (0) calls every prompt unsafe and a bias between -5 and -1 separates the labels."""
+    import transformers
+
+    import label_probe
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", lambda path: loads.append(path) or "tok")  # counts the loads
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained",
+                        lambda path: type("M", (), {"eval": lambda self: self})())
+    monkeypatch.setattr(label_probe, "margins",
+                        lambda tok, model, rows: [(r["request_label"], 5.0 if r["request_label"] == "unsafe" else 1.0)
+                                                  for r in rows])
+    return folder
+
+
+def test_scoring_saves_the_dev_bias_and_reuse_scores_only_the_dev_prompts(tmp_path, monkeypatch, capsys, bench_path):
+    """--dev-from RUN --save FILE: the bias fitted on the run's dev split is reported and stored beside the margins;
+    --reuse FILE reads the margins back (the model is loaded only to score the dev prompts, not at all without
+    --dev-from); --threshold-gain on the saved file gives the gain; --reuse of another model's file is an error."""
+    from test_quickstart import _data_root
+
+    from proguard.train import quickstart_data as qd
+
+    lab = _load("label_auc_large")
+    loads = []
+    folder = _fake_model(monkeypatch, tmp_path, loads)
+    data_root = _data_root(tmp_path, per_area=90, safe=260)  # room for the ~390-prompt split's 60 per area + 150 safe
+    run = tmp_path / "run"
+    qd.quickstart_data(run / "data", data_root, 0)  # the quick start's splits, as its run folder holds them
+    saved = tmp_path / "m.json"
+
+    def main(*argv):
+        monkeypatch.setattr(sys, "argv", ["label_auc_large.py", *map(str, argv)])
+        lab.main()
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    report = main(folder, "--seed", 0, "--data-root", data_root, "--dev-from", run, "--save", saved)
+    assert report["own_threshold_balanced_acc"] == 0.5 and report["dev_threshold_balanced_acc"] == 1.0
+    assert -5 < report["dev_bias"] < -1 and loads == [str(folder)]
+    data = json.loads(saved.read_text())
+    assert data["dev_bias"] == pytest.approx(report["dev_bias"], abs=1e-3) and data["dev_from"] == str(run)
+    assert {label for _, label, _ in data["rows"]} == {"safe", "unsafe"}
+    again = main(folder, "--seed", 0, "--data-root", data_root, "--reuse", saved)
+    assert again["auc"] == report["auc"] == 1.0 and "dev_bias" not in again and loads == [str(folder)]
+    main(folder, "--seed", 0, "--data-root", data_root, "--reuse", saved, "--dev-from", run)
+    assert loads == [str(folder)] * 2  # loaded again for the dev prompts only
+    assert "| pooled" not in lab.threshold_gain([saved], resamples=50)  # one seed: no pooled row
+    assert "| 0.500 -> 1.000 | +0.500 [" in lab.threshold_gain([saved], resamples=50)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text("{}")
+    monkeypatch.setattr(sys, "argv", ["label_auc_large.py", str(other), "--data-root", str(data_root), "--reuse",
+                                      str(saved)])
+    with pytest.raises(SystemExit):
+        lab.main()
+    assert "written for another model, seed or split" in capsys.readouterr().err
