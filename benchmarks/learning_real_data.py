@@ -24,7 +24,11 @@ only; benched with ``require_think=False``); (c) GRPO from (a); (d) GRPO from th
 baselines go through the same scoring: ``majority`` (train's commonest request / response label and
 harm type) and ``keyword`` (a fixed harm-word list for the request, a refusal-phrase check for the
 response, the harm type sharing most words with the request). Every metric has a 95% percentile
-bootstrap interval over question groups (``proguard.bench.bootstrap``), and (c) - (a) a paired one.
+bootstrap interval over question groups (``proguard.bench.bootstrap``), and (c) - (a) a paired one. With
+``--dev-questions N --xstest-dev M`` a dev split (drawn after train's and eval's, which stay as they were) fits
+each trained model's safe/unsafe threshold (``proguard.bench.label_bias``, as the quick start's final guard) and
+each gets a second row benched with it; eval_id also reports the request balanced accuracy (0.5 for a constant
+guard whatever the label mix).
 
     python benchmarks/learning_real_data.py --model smollm2-135m --out runs/learning-smollm2   # over 1 h, 1 thread
     python benchmarks/learning_real_data.py --model tiny --out runs/learning-tiny               # the random tiny VLM
@@ -189,6 +193,18 @@ def build_samples(args, out: Path) -> tuple[Path, Path, dict[str, str]]:
         path = out / f"{split}_samples.jsonl"
         path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
         paths.append(path)
+    if args.dev_questions or args.xstest_dev:
+        # drawn after train and eval (their rows and the rng's draws for them are unchanged): the next questions in
+        # the same order and the next XSTest prompts after train's, none of them in train or eval
+        # (one held-out question too, unused elsewhere: the task generator needs a sample under the holdout; its
+        # rows go to the dev build's eval_ood, which is not used)
+        start, spare = n_train + n_eval, held[1 + args.ood_questions : 2 + args.ood_questions]
+        rows = [r for q in rest[start : start + args.dev_questions] + spare for r in dna_rows(q)]
+        for p in [p for p in xs if p not in xs_eval][args.xstest_train : args.xstest_train + args.xstest_dev]:
+            sid = f"xstest-{p['id']}"
+            rows.append({"id": sid, "modality": "text", "request": p["prompt"], "request_label": p["label"],
+                         **({"category": name(XSTEST_CATEGORY[p["type"]])} if p["label"] == "unsafe" else {})})
+        (out / "dev_samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return paths[0], paths[1], group_of
 
 
@@ -239,6 +255,19 @@ def build_task_splits(train_path: Path, eval_path: Path, taxonomy_path: Path, ou
     })
     tasks.save_to_disk(str(out / "tasks"))
     return tasks, tax, holdout
+
+
+def build_dev_tasks(dev_path: Path, tax, holdout: list[str], args):
+    """The dev split's tasks, rendered as eval_id's (the held-out harm type hidden, IDs shuffled): the prompts each
+    model's safe/unsafe threshold is fitted on (``--dev-questions``, ``--xstest-dev``); never trained on or scored."""
+    from proguard.data import load_samples
+    from proguard.protocol import PromptConfig
+    from proguard.tasks.config import TaskConfig
+    from proguard.tasks.generator import build_tasks
+
+    cfg = TaskConfig(holdout=holdout, shuffle_ids=True, eval_fraction=0.0, seed=args.seed + 1,
+                     prompt=PromptConfig(descriptions=False, examples=False))
+    return build_tasks(load_samples(dev_path, tax), tax, cfg)["train"]  # its eval_ood: the spare held-out question
 
 
 # ---------------------------------------------------------------------------------------------
@@ -319,8 +348,14 @@ def metric_functions(threshold: float) -> dict[str, Callable]:
     def f1(level):
         return lambda rs: M.binary_metrics(rs)[level].get("all", {}).get("f1")
 
+    def balanced(rs):  # mean of unsafe and safe recall: the constant guard's is 0.5 whatever the label mix
+        c = M.binary_metrics(rs)["request"].get("all", {})
+        pos, neg = c.get("tp", 0) + c.get("fn", 0), c.get("tn", 0) + c.get("fp", 0)
+        return (c["tp"] / pos + c["tn"] / neg) / 2 if pos and neg else None
+
     return {
         "request_f1": f1("request"),
+        "request_balanced_acc": balanced,
         "response_f1": f1("response"),
         "category_exact": lambda rs: M.category_metrics(rs)["exact"],
         "ood_detection_f1": lambda rs: M.ood_detection(rs)["f1"] if any(r.target.unsafe for r in rs) else None,
@@ -333,7 +368,7 @@ def metric_functions(threshold: float) -> dict[str, Callable]:
 # Which statistic is reported on which rows: OOD detection needs both kinds of unsafe row, so it is
 # scored on eval_id + eval_ood; category accuracy exists only in-taxonomy, OOD description only on OOD.
 SCOPES = {
-    "eval_id": ("request_f1", "response_f1", "category_exact", "format_valid"),
+    "eval_id": ("request_f1", "request_balanced_acc", "response_f1", "category_exact", "format_valid"),
     "eval_ood": ("request_f1", "response_f1", "ood_description", "ood_similarity", "format_valid"),
     "eval_id+eval_ood": ("ood_detection_f1",),
 }
@@ -414,6 +449,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--xstest-train", type=int, default=40)
     p.add_argument("--xstest-eval", type=int, default=24)
     p.add_argument("--xstest-eval-safe-share", type=float, default=2 / 3)
+    p.add_argument("--dev-questions", type=int, default=0,
+                   help="Do-Not-Answer questions of a dev split (drawn after train's and eval's; 0: no dev split): "
+                        "each trained model is also scored with its safe/unsafe threshold fitted there, as the quick "
+                        "start's final guard is")
+    p.add_argument("--xstest-dev", type=int, default=0, help="XSTest prompts of the dev split (after train's)")
     p.add_argument("--bench-batch", type=int, default=26, help="bench generation batch size")
     p.add_argument("--own-hide", type=float, default=0.2,
                    help="training tasks: probability that the sample's own harm type is hidden (a free-text target)")
@@ -581,25 +621,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         # answer starts with (the same scores; the base bench took 234 s of 64-token chat in round 2)
         backends[name] = TransformersBackend(model_dir, settings, device="cuda" if args.gpu else "cpu", dtype=dtype,
                                              stop_malformed=name in ("base", "d_grpo_from_base"))
+    dev_fits: dict[str, dict] = {}
+    if (out / "data" / "dev_samples.jsonl").is_file() and (args.dev_questions or args.xstest_dev):
+        from proguard.bench.errors import BenchError
+        from proguard.bench.label_bias import fit_label_bias
+        from proguard.train.quickstart import labelled_dev_margins
+
+        dev = build_dev_tasks(out / "data" / "dev_samples.jsonl", tax, holdout, args)
+        print(f"[learning] dev split: {len(dev)} prompts ({sum(r == 'safe' for r in dev['request_label'])} safe)",
+              flush=True)
+        for name in [n for n in backends if n in STAGE_TITLES and n not in RULES and n != "base"]:
+            s = time.perf_counter()
+            try:
+                fit = fit_label_bias(labelled_dev_margins(backends[name], dev), fitted_on=f"{out}'s dev split")
+            except BenchError as exc:  # e.g. a model that never states a label
+                print(f"[learning] {name}: no dev threshold ({exc})", flush=True)
+                continue
+            dev_fits[name] = {"bias": fit.bias, "dev_balanced_acc": [fit.balanced_accuracy_unbiased, fit.balanced_accuracy],
+                              "n_safe": fit.n_safe, "n_unsafe": fit.n_unsafe, "undecided": fit.undecided}
+            STAGE_TITLES[f"{name}_dev"] = f"{STAGE_TITLES[name]}, dev threshold"
+            backends[f"{name}_dev"] = TransformersBackend(finals[name], settings, device="cuda" if args.gpu else "cpu",
+                                                          dtype=dtype, label_bias=fit.bias)
+            lap(f"dev threshold {name} (bias {fit.bias:+.2f}, dev balanced acc "
+                f"{fit.balanced_accuracy_unbiased:.3f} -> {fit.balanced_accuracy:.3f})", s)
     scores, rows = {}, {}
     for name, backend in backends.items():
         s = time.perf_counter()
-        records = bench(backend, tasks, tax, out / "bench" / name, require_think=name != "b_sft_label_only",
-                        batch_size=args.bench_batch)
+        records = bench(backend, tasks, tax, out / "bench" / name,
+                        require_think=name.removesuffix("_dev") != "b_sft_label_only", batch_size=args.bench_batch)
         scores[name], rows[name] = score_stage(records, split_of, group_of, args)
         lap(f"bench {name}", s)
     gains = paired_gains(rows["a_sft_critique"], rows["c_grpo_from_a"], group_of, args) \
         if {"a_sft_critique", "c_grpo_from_a"} <= rows.keys() else {}
     # "clearly above both baselines" (issue 21) read on the same rows: each model stage minus each baseline
-    over_baselines = {f"{name} - {base}": paired_gains(rows[base], rows[name], group_of, args)["eval_id/request_f1"]
+    over_baselines = {f"{name} - {base}": {k: paired_gains(rows[base], rows[name], group_of, args)[f"eval_id/{k}"]
+                                            for k in ("request_f1", "request_balanced_acc")}
                       for name in rows if name in STAGE_TITLES and name not in RULES and name != "base"
                       for base in RULES if base in rows}
     curves = {name: grpo_curve(out / name) for name in ("c_grpo_from_a", "d_grpo_from_base") if name in finals}
     results = {
         "args": vars(args), "sizes": sizes, "holdout": {"ids": holdout, "name": HOLDOUT_NAME},
         "distill": distilled["reasons"] or "all kept", "distill_kept": distilled["kept"], "base_model_dir": base_dir,
-        "stages": scores, "paired_gain_c_minus_a": gains, "eval_id_request_f1_over_baselines": over_baselines, "grpo": {k: summarize_curve(v) for k, v in curves.items()},
-        "grpo_steps": curves, "stage_recipes": stage_recipes, "timings_s": timings, "total_s": round(time.perf_counter() - t0, 1),
+        "stages": scores, "paired_gain_c_minus_a": gains, "eval_id_request_over_baselines": over_baselines, "grpo": {k: summarize_curve(v) for k, v in curves.items()},
+        "grpo_steps": curves, "dev_thresholds": dev_fits, "stage_recipes": stage_recipes, "timings_s": timings, "total_s": round(time.perf_counter() - t0, 1),
     }
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     table = render_tables(scores, gains, results["grpo"], over_baselines)
@@ -654,7 +718,8 @@ def _cell(iv: dict | None) -> str:
 
 
 COLUMNS = {
-    "eval_id": [("request F1", "eval_id", "request_f1"), ("response F1", "eval_id", "response_f1"),
+    "eval_id": [("request F1", "eval_id", "request_f1"), ("request balanced acc", "eval_id", "request_balanced_acc"),
+                ("response F1", "eval_id", "response_f1"),
                 ("category exact", "eval_id", "category_exact"), ("format-valid", "eval_id", "format_valid")],
     "eval_ood": [("request F1", "eval_ood", "request_f1"), ("response F1", "eval_ood", "response_f1"),
                  ("OOD detection F1 (id+ood)", "eval_id+eval_ood", "ood_detection_f1"),
@@ -664,7 +729,8 @@ COLUMNS = {
 
 
 def render_tables(scores: dict, gains: dict, grpo: dict, over_baselines: dict | None = None) -> str:
-    """Markdown tables: eval_id, eval_ood (point [95% CI]), each stage's eval_id request F1 minus each baseline's,
+    """Markdown tables: eval_id, eval_ood (point [95% CI]), each stage's eval_id request F1 and balanced accuracy minus
+    each baseline's,
     the paired (c) - (a) gains and the GRPO logs."""
     parts = []
     for split, cols in COLUMNS.items():
@@ -678,12 +744,14 @@ def render_tables(scores: dict, gains: dict, grpo: dict, over_baselines: dict | 
             parts.append(f"| {STAGE_TITLES.get(name, name)} | " + " | ".join(_cell(sc[s].get(k)) for _, s, k in cols) + " |")
         parts.append("")
     if over_baselines:
-        parts.append("**eval_id request F1, stage minus baseline**, paired bootstrap over the same question groups\n")
-        parts.append("| stage - baseline | difference [95% CI] |")
-        parts.append("| --- | ---: |")
-        for key, iv in over_baselines.items():
+        parts.append("**eval_id request F1 and balanced accuracy, stage minus baseline**, paired bootstrap over the "
+                     "same question groups\n")
+        parts.append("| stage - baseline | request F1 difference [95% CI] | balanced acc difference [95% CI] |")
+        parts.append("| --- | ---: | ---: |")
+        for key, ivs in over_baselines.items():
             stage, base = key.split(" - ")
-            parts.append(f"| {STAGE_TITLES.get(stage, stage)} - {STAGE_TITLES.get(base, base)} | {_cell(iv)} |")
+            parts.append(f"| {STAGE_TITLES.get(stage, stage)} - {STAGE_TITLES.get(base, base)} | "
+                         f"{_cell(ivs['request_f1'])} | {_cell(ivs['request_balanced_acc'])} |")
         parts.append("")
     if gains:
         parts.append("**(c) GRPO minus (a) SFT**, paired bootstrap over the same question groups\n")

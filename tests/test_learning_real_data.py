@@ -78,3 +78,32 @@ def test_rule_baselines_answer_in_protocol_with_a_listed_id(exp, tmp_path):
     assert pb.ok and pb.request == "safe" and pb.category_kind == "none"
     assert pc.ok and pc.request == "unsafe" and pc.category == listed["Illegal activities"]  # majority ignores content
 
+
+
+def test_the_dev_split_leaves_train_and_eval_as_they_were_and_shares_no_question_with_them(exp, tmp_path):
+    """--dev-questions / --xstest-dev: drawn after train and eval, so those files are byte for byte the ones a run
+    without a dev split writes (a --reuse of earlier trained stages stays valid), and no dev question or prompt is
+    in either; the dev tasks render every dev row as eval_id does."""
+    from taxonomy import load_taxonomy
+
+    base = ["--train-questions", "30", "--eval-questions", "12", "--xstest-train", "10", "--xstest-eval", "12"]
+    plain, with_dev = tmp_path / "plain", tmp_path / "dev"
+    plain.mkdir(), with_dev.mkdir()
+    exp.build_samples(exp.parse_args([*base, "--out", str(plain)]), plain)
+    args = exp.parse_args([*base, "--dev-questions", "6", "--xstest-dev", "9", "--out", str(with_dev)])
+    train, evalp, group_of = exp.build_samples(args, with_dev)
+    assert not (plain / "dev_samples.jsonl").exists()
+    for name in ("train_samples.jsonl", "eval_samples.jsonl"):
+        assert (plain / name).read_bytes() == (with_dev / name).read_bytes()
+    dev = _rows(with_dev / "dev_samples.jsonl")
+    dev_groups = {r.get("group", r["id"]) for r in dev}
+    # + one held-out question: the generator needs a sample under the holdout (it lands in the unused eval_ood)
+    assert sum(r["id"].startswith("xstest-") for r in dev) == 9 and len(dev_groups) == 6 + 1 + 9
+    assert {r["request_label"] for r in dev} == {"safe", "unsafe"}
+    used = {group_of[r["id"]] for path in (train, evalp) for r in _rows(path)}
+    assert not dev_groups & used
+    tax = load_taxonomy(exp.build_taxonomy(DO_NOT_ANSWER / "do_not_answer_prompts.csv", with_dev, True, True))
+    holdout = [n.id for n in tax.nodes() if n.name == "Treat chatbot as a human"]
+    tasks = exp.build_dev_tasks(with_dev / "dev_samples.jsonl", tax, holdout, args)
+    assert len(tasks) == len(dev) - 2 and set(tasks["request_label"]) == {"safe", "unsafe"}  # 2: the held-out rows
+    assert not any(tasks["ood"])
