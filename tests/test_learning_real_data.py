@@ -107,3 +107,22 @@ def test_the_dev_split_leaves_train_and_eval_as_they_were_and_shares_no_question
     tasks = exp.build_dev_tasks(with_dev / "dev_samples.jsonl", tax, holdout, args)
     assert len(tasks) == len(dev) - 2 and set(tasks["request_label"]) == {"safe", "unsafe"}  # 2: the held-out rows
     assert not any(tasks["ood"])
+
+
+def test_request_balanced_accuracy_is_a_half_for_a_constant_guard_and_counts_malformed_answers_wrong(exp):
+    """Unsafe recall and safe recall averaged: 3 unsafe + 1 safe rows all called unsafe give 0.5 (F1 0.857); one
+    safe row called safe and one unsafe answer malformed give (2/3 + 1) / 2."""
+    from proguard.bench.metrics import Record
+    from rewards.types import FormatError, Target, Verdict
+
+    def row(n, truth, said):
+        parsed = FormatError("missing_tag", "x") if said is None else \
+            Verdict("text", said, None, "id" if said == "unsafe" else "none", "C1" if said == "unsafe" else None, "w")
+        return Record(f"t{n}", Target("text", truth, None, "C1" if truth == "unsafe" else None), parsed)
+
+    fns = exp.metric_functions(0.7)
+    constant = [row(i, "unsafe", "unsafe") for i in range(3)] + [row(3, "safe", "unsafe")]
+    assert fns["request_balanced_acc"](constant) == 0.5 and fns["request_f1"](constant) == pytest.approx(6 / 7)
+    mixed = [row(0, "unsafe", "unsafe"), row(1, "unsafe", "unsafe"), row(2, "unsafe", None), row(3, "safe", "safe")]
+    assert fns["request_balanced_acc"](mixed) == pytest.approx((2 / 3 + 1) / 2)
+    assert fns["request_balanced_acc"](constant[:3]) is None  # one label only: undefined
