@@ -11,10 +11,11 @@ round 5" (about 1 s per prompt on one thread).
     OMP_NUM_THREADS=1 python benchmarks/label_auc_large.py runs/quickstart/sft/final --seed 0 --train-per-area 18 --train-safe 72
 
 ``--save FILE`` also writes each prompt's (task ID, label, margin); ``--reuse FILE`` reads them back instead of
-scoring again. ``--dev-from RUN`` also fits the label bias on that quick-start run's dev split, as
-``proguard quickstart --dev-threshold`` does, and reports the balanced accuracy with it on these prompts. Two variants of the quick start (e.g. two
-``sft.decision_token_weight`` values) compared on the same prompts, per seed and pooled over the seeds, with
-95% intervals from one paired bootstrap over prompts (pooled: over (seed, prompt)):
+scoring again. ``--dev-from RUN`` also fits the label bias on that quick-start run's dev split, as the quick start
+does for its final guard, reports the balanced accuracy with it on these prompts and stores it in the ``--save``
+file. Two variants of the quick start (e.g. two ``sft.decision_token_weight`` values) compared on the same
+prompts, per seed and pooled over the seeds, with 95% intervals from one paired bootstrap over prompts (pooled:
+over (seed, prompt)); when every file holds a dev bias, also the balanced accuracy with each model's own:
 
     python benchmarks/label_auc_large.py --compare w1-s0.json w1-s1.json w1-s2.json --vs w5-s0.json w5-s1.json w5-s2.json
 
@@ -180,7 +181,7 @@ def score(args, ap) -> None:
               "auc": round(_auc(scored), 4), "own_threshold_balanced_acc": round(balanced_accuracy(scored, 0.0), 3),
               "best_threshold_balanced_acc": round(best, 3)}
     if args.dev_from:
-        # the bias the quick start's --dev-threshold would fit on that run's 56 dev prompts, applied here
+        # the bias the quick start's dev threshold fits on that run's 56 dev prompts, applied here
         import datasets
 
         from proguard.bench.label_bias import fit_label_bias
@@ -209,8 +210,8 @@ def main() -> None:
                     help="XSTest safe training prompts the model was trained with (default: the quick start's)")
     ap.add_argument("--data-root", default=None, help="Do-Not-Answer + XSTest root (default: as the quick start)")
     ap.add_argument("--dev-from", default=None,
-                    help="a proguard quickstart --out folder: also fit the label bias on its dev split (as "
-                         "--dev-threshold does) and report the balanced accuracy with it here")
+                    help="a proguard quickstart --out folder: also fit the label bias on its dev split (as the quick "
+                         "start does) and report the balanced accuracy with it here (and store it in --save's file)")
     ap.add_argument("--reuse", default=None, help="a --save file of this model and seed: its margins, not scored again")
     ap.add_argument("--save", default=None, help="also write each prompt's (task ID, label, margin) to this JSON file")
     ap.add_argument("--compare", nargs="+", type=Path, help="--save files of the base variant, one per seed")

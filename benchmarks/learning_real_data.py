@@ -101,6 +101,16 @@ STAGE_TITLES = {
     "c_grpo_from_a": "(c) GRPO from (a)",
     "d_grpo_from_base": "(d) GRPO from the base",
 }
+DEV_SUFFIX = "_dev"  # a stage benched again with its safe/unsafe threshold fitted on the dev split
+
+
+def title(name: str) -> str:
+    """A stage's (or baseline's) row title; ``<stage>_dev``: that stage with its dev threshold."""
+    if name.endswith(DEV_SUFFIX) and name.removesuffix(DEV_SUFFIX) in STAGE_TITLES:
+        return f"{STAGE_TITLES[name.removesuffix(DEV_SUFFIX)]}, dev threshold"
+    return STAGE_TITLES.get(name, name)
+
+
 RULES = ("majority", "keyword")  # the baselines: rule guards scored like the models
 SPLITS = ("eval_id", "eval_ood")
 
@@ -639,8 +649,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue
             dev_fits[name] = {"bias": fit.bias, "dev_balanced_acc": [fit.balanced_accuracy_unbiased, fit.balanced_accuracy],
                               "n_safe": fit.n_safe, "n_unsafe": fit.n_unsafe, "undecided": fit.undecided}
-            STAGE_TITLES[f"{name}_dev"] = f"{STAGE_TITLES[name]}, dev threshold"
-            backends[f"{name}_dev"] = TransformersBackend(finals[name], settings, device="cuda" if args.gpu else "cpu",
+            backends[name + DEV_SUFFIX] = TransformersBackend(finals[name], settings, device="cuda" if args.gpu else "cpu",
                                                           dtype=dtype, label_bias=fit.bias)
             lap(f"dev threshold {name} (bias {fit.bias:+.2f}, dev balanced acc "
                 f"{fit.balanced_accuracy_unbiased:.3f} -> {fit.balanced_accuracy:.3f})", s)
@@ -648,7 +657,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, backend in backends.items():
         s = time.perf_counter()
         records = bench(backend, tasks, tax, out / "bench" / name,
-                        require_think=name.removesuffix("_dev") != "b_sft_label_only", batch_size=args.bench_batch)
+                        require_think=name.removesuffix(DEV_SUFFIX) != "b_sft_label_only", batch_size=args.bench_batch)
         scores[name], rows[name] = score_stage(records, split_of, group_of, args)
         lap(f"bench {name}", s)
     gains = paired_gains(rows["a_sft_critique"], rows["c_grpo_from_a"], group_of, args) \
@@ -656,7 +665,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # "clearly above both baselines" (issue 21) read on the same rows: each model stage minus each baseline
     over_baselines = {f"{name} - {base}": {k: paired_gains(rows[base], rows[name], group_of, args)[f"eval_id/{k}"]
                                             for k in ("request_f1", "request_balanced_acc")}
-                      for name in rows if name in STAGE_TITLES and name not in RULES and name != "base"
+                      for name in rows
+                      if name.removesuffix(DEV_SUFFIX) in STAGE_TITLES and name not in RULES and name != "base"
                       for base in RULES if base in rows}
     curves = {name: grpo_curve(out / name) for name in ("c_grpo_from_a", "d_grpo_from_base") if name in finals}
     results = {
@@ -741,7 +751,7 @@ def render_tables(scores: dict, gains: dict, grpo: dict, over_baselines: dict | 
         parts.append("| stage | " + " | ".join(c[0] for c in cols) + " |")
         parts.append("| --- |" + " ---: |" * len(cols))
         for name, sc in scores.items():
-            parts.append(f"| {STAGE_TITLES.get(name, name)} | " + " | ".join(_cell(sc[s].get(k)) for _, s, k in cols) + " |")
+            parts.append(f"| {title(name)} | " + " | ".join(_cell(sc[s].get(k)) for _, s, k in cols) + " |")
         parts.append("")
     if over_baselines:
         parts.append("**eval_id request F1 and balanced accuracy, stage minus baseline**, paired bootstrap over the "
@@ -750,7 +760,7 @@ def render_tables(scores: dict, gains: dict, grpo: dict, over_baselines: dict | 
         parts.append("| --- | ---: | ---: |")
         for key, ivs in over_baselines.items():
             stage, base = key.split(" - ")
-            parts.append(f"| {STAGE_TITLES.get(stage, stage)} - {STAGE_TITLES.get(base, base)} | "
+            parts.append(f"| {title(stage)} - {title(base)} | "
                          f"{_cell(ivs['request_f1'])} | {_cell(ivs['request_balanced_acc'])} |")
         parts.append("")
     if gains:
