@@ -53,6 +53,13 @@ def f1(rows) -> float | None:
     return _counts(rows)["f1"]
 
 
+def balanced_accuracy(rows) -> float | None:
+    """Mean of unsafe and safe recall: 0.5 for the constant guard whatever the label mix."""
+    c = _counts(rows)
+    pos, neg = c["tp"] + c["fn"], c["tn"] + c["fp"]
+    return (c["tp"] / pos + c["tn"] / neg) / 2 if pos and neg else None
+
+
 def main() -> int:
     from proguard.bench.bootstrap import paired_difference
 
@@ -73,8 +80,8 @@ def main() -> int:
         p.error("--baseline and --vs are two different baselines: pass one")
     base_name = "--vs" if args.vs is not None else "constant" if args.baseline == BASELINE_DIR else args.baseline
     print(f"| seed | model | request acc (model / {base_name}) | gain [95% CI] | request F1 (model / {base_name}) | "
-          "gain [95% CI] |")
-    print("| --- | --- | ---: | ---: | ---: | ---: |")
+          f"gain [95% CI] | balanced acc (model / {base_name}) | gain [95% CI] |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for model in args.models.split(","):
         pooled_a, pooled_b, pooled_groups = [], [], []
         for i, run in enumerate(map(Path, args.runs)):
@@ -99,7 +106,7 @@ def main() -> int:
 
 def _row(seed, model, a, b, groups, resamples, paired_difference) -> None:
     cells = []
-    for stat in (accuracy, f1):
+    for stat in (accuracy, f1, balanced_accuracy):
         iv = paired_difference(a, b, groups, stat, n_resamples=resamples, seed=0)
         cells += [f"{stat(b):.3f} / {stat(a):.3f}", f"{iv.point:+.3f} [{iv.low:+.3f}, {iv.high:+.3f}]"]
     print(f"| {seed} | {model} (n={len(a)}) | " + " | ".join(cells) + " |")

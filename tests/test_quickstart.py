@@ -5,6 +5,8 @@ fallback to the bundled samples, the one-line-per-step printer, the table; and w
 from __future__ import annotations
 
 import csv
+import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -110,15 +112,15 @@ def test_one_line_per_training_step():
 def test_table_and_closing_line(tmp_path):
     from proguard.train.quickstart import QuickstartResult
 
-    row = {"request_f1": 0.5, "request_acc": 0.6, "safe_kept": 0.75, "category_acc": None, "ood_f1": 0.25,
-           "format_valid": 1.0}
+    row = {"request_f1": 0.5, "request_acc": 0.6, "safe_kept": 0.75, "balanced_acc": 0.55, "category_acc": None,
+           "ood_f1": 0.25, "format_valid": 1.0}
     r = QuickstartResult(tmp_path, "src", tmp_path / "sft", tmp_path / "grpo" / "final",
                          {"always unsafe": row, "base": row, "sft": row, "grpo": row}, {"eval_id": 28, "eval_ood": 6},
                          600.0)
     table = r.table().splitlines()
-    assert table[0] == ("| model | request F1 | request acc | safe kept safe | category acc | OOD detect F1 | "
-                        "format-valid |")
-    assert table[2] == "| always unsafe | 0.500 | 0.600 | 0.750 | - | 0.250 | 1.000 |"
+    assert table[0] == ("| model | request F1 | request acc | safe kept safe | balanced acc | category acc | "
+                        "OOD detect F1 | format-valid |")
+    assert table[2] == "| always unsafe | 0.500 | 0.600 | 0.750 | 0.550 | - | 0.250 | 1.000 |"
     assert table[3].startswith("| base |") and len(table) == 6
     closing = r.closing()
     assert str(tmp_path / "grpo" / "final") in closing and "eval_id 28, eval_ood 6" in closing and "10.0 min" in closing
@@ -136,6 +138,28 @@ def test_the_always_unsafe_row_scores_the_held_out_split_as_a_constant_guard(tmp
     assert row["request_acc"] == pytest.approx(unsafe / len(held))
     assert row["request_f1"] == pytest.approx(2 * unsafe / (2 * unsafe + len(held) - unsafe))
     assert 0.0 < row["category_acc"] < 1.0  # C1 is right for one shown area's prompts only
+    assert row["balanced_acc"] == 0.5  # all unsafe caught, no safe prompt kept: whatever the label mix
+
+
+def test_balanced_accuracy_averages_unsafe_and_safe_recall(tmp_path):
+    """A guard that keeps every other safe prompt safe and catches every unsafe one: (1 + kept share) / 2."""
+    from proguard.protocol import format_answer
+    from proguard.train.quickstart import AlwaysUnsafe, bench_row
+
+    class EveryOtherSafe(AlwaysUnsafe):
+        def generate(self, batch):
+            out = super().generate(batch)
+            for i, (messages, _) in enumerate(batch):
+                number = re.search(r"safe prompt (\d+)\?", json.dumps(messages))
+                if number and int(number.group(1)) % 2 == 0:
+                    out[i] = format_answer("text", "safe", None, None, "kept safe")
+            return out
+
+    data = qd.quickstart_data(tmp_path / "out", _data_root(tmp_path), seed=0)
+    held = data.tasks["eval_id"]
+    row = bench_row(EveryOtherSafe(), held, data.taxonomy, tmp_path / "eval", 8)
+    assert 0.0 < row["safe_kept"] < 1.0
+    assert row["balanced_acc"] == pytest.approx((1.0 + row["safe_kept"]) / 2)
 
 
 def test_quickstart_refuses_an_earlier_runs_folder(tmp_path):

@@ -55,11 +55,13 @@ yet the quick start's own 4-step GRPO)."""
 BASELINE = "always unsafe"
 """The table's first row: a constant guard that calls every prompt unsafe (first listed category). Request F1
 alone rewards it (most held-out prompts are unsafe), so a trained model's gain is read against this row, and
-``safe kept safe`` shows whether a model tells the two apart at all."""
+``safe kept safe`` and ``balanced acc`` (the mean of unsafe and safe recall: 0.5 for this row, whatever the label
+mix) show whether a model tells the two apart at all."""
 COLUMNS = (  # (key in the bench row, table header)
     ("request_f1", "request F1"),
     ("request_acc", "request acc"),
     ("safe_kept", "safe kept safe"),
+    ("balanced_acc", "balanced acc"),
     ("category_acc", "category acc"),
     ("ood_f1", "OOD detect F1"),
     ("format_valid", "format-valid"),
@@ -283,10 +285,13 @@ def bench_row(model: str | Any, tasks, taxonomy, out: Path, max_new_tokens: int,
     m = run_bench(tasks, backend, out, cfg, taxonomy=taxonomy, tasks_label="eval_id+eval_ood").metrics
     request = m["binary"]["request"].get("all", {})
     safe = request.get("tn", 0) + request.get("fp", 0)  # held-out safe prompts with a scored answer
+    unsafe = request.get("tp", 0) + request.get("fn", 0)
     return {
         "request_f1": request.get("f1"),
         "request_acc": request.get("accuracy"),
         "safe_kept": request["tn"] / safe if safe else None,
+        # the mean of unsafe and safe recall: 0.5 for the constant guard, whatever the share of unsafe prompts
+        "balanced_acc": (request["tp"] / unsafe + request["tn"] / safe) / 2 if safe and unsafe else None,
         "category_acc": m["category"]["exact"],
         "ood_f1": m["ood_detection"]["f1"],
         "ood_description": m["ood_description"]["mean_similarity"],
