@@ -55,9 +55,7 @@ def f1(rows) -> float | None:
 
 def balanced_accuracy(rows) -> float | None:
     """Mean of unsafe and safe recall: 0.5 for the constant guard whatever the label mix."""
-    c = _counts(rows)
-    pos, neg = c["tp"] + c["fn"], c["tn"] + c["fp"]
-    return (c["tp"] / pos + c["tn"] / neg) / 2 if pos and neg else None
+    return _counts(rows)["balanced_accuracy"]
 
 
 def main() -> int:

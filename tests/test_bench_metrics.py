@@ -69,10 +69,13 @@ def metrics():
 def test_binary_counts_and_undefined_ratios():
     c = binary_counts([True, True, False, False], [True, False, True, False])
     assert (c["tp"], c["fp"], c["fn"], c["tn"]) == (1, 1, 1, 1)
-    assert c["precision"] == c["recall"] == c["f1"] == c["accuracy"] == 0.5
+    assert c["precision"] == c["recall"] == c["f1"] == c["accuracy"] == c["balanced_accuracy"] == 0.5
     none = binary_counts([False, False], [False, False])
     assert none["precision"] is None and none["recall"] is None and none["f1"] is None
-    assert none["accuracy"] == 1.0
+    assert none["accuracy"] == 1.0 and none["balanced_accuracy"] is None  # one label: undefined
+    # 3 positives all caught, 1 of 2 negatives kept: (1 + 0.5) / 2; constant "positive" on any mix: 0.5
+    assert binary_counts([True] * 3 + [False] * 2, [True] * 4 + [False])["balanced_accuracy"] == 0.75
+    assert binary_counts([True] * 9 + [False], [True] * 10)["balanced_accuracy"] == 0.5
 
 
 def test_request_f1_per_modality(metrics):

@@ -66,7 +66,9 @@ class Record:
 
 
 def binary_counts(truth: Sequence[bool], pred: Sequence[bool]) -> dict[str, Any]:
-    """TP/FP/FN/TN with precision, recall, F1 and accuracy; a ratio with a zero denominator is ``None``."""
+    """TP/FP/FN/TN with precision, recall, F1, accuracy and balanced accuracy (the mean of the positives' and the
+    negatives' recall: 0.5 for any constant prediction, whatever the label mix); a ratio with a zero denominator,
+    or a balanced accuracy without both labels, is ``None``."""
     tp = sum(t and p for t, p in zip(truth, pred, strict=True))
     fp = sum((not t) and p for t, p in zip(truth, pred, strict=True))
     fn = sum(t and (not p) for t, p in zip(truth, pred, strict=True))
@@ -81,6 +83,7 @@ def binary_counts(truth: Sequence[bool], pred: Sequence[bool]) -> dict[str, Any]
         "recall": _ratio(tp, tp + fn),
         "f1": _ratio(2 * tp, 2 * tp + fp + fn),
         "accuracy": _ratio(tp + tn, len(truth)),
+        "balanced_accuracy": (tp / (tp + fn) + tn / (tn + fp)) / 2 if tp + fn and tn + fp else None,
     }
 
 

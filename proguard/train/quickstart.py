@@ -285,13 +285,11 @@ def bench_row(model: str | Any, tasks, taxonomy, out: Path, max_new_tokens: int,
     m = run_bench(tasks, backend, out, cfg, taxonomy=taxonomy, tasks_label="eval_id+eval_ood").metrics
     request = m["binary"]["request"].get("all", {})
     safe = request.get("tn", 0) + request.get("fp", 0)  # held-out safe prompts with a scored answer
-    unsafe = request.get("tp", 0) + request.get("fn", 0)
     return {
         "request_f1": request.get("f1"),
         "request_acc": request.get("accuracy"),
         "safe_kept": request["tn"] / safe if safe else None,
-        # the mean of unsafe and safe recall: 0.5 for the constant guard, whatever the share of unsafe prompts
-        "balanced_acc": (request["tp"] / unsafe + request["tn"] / safe) / 2 if safe and unsafe else None,
+        "balanced_acc": request.get("balanced_accuracy"),  # 0.5 for the constant guard, whatever the label mix
         "category_acc": m["category"]["exact"],
         "ood_f1": m["ood_detection"]["f1"],
         "ood_description": m["ood_description"]["mean_similarity"],
