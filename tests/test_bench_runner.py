@@ -130,6 +130,7 @@ def test_mixed_guard_report_and_plots(tmp_path, ood_tasks, scorer):
             assert im.format == "PNG" and im.width >= 400 and im.height >= 250
     report = (tmp_path / "report.md").read_text()
     assert "| request | text |" in report and "![Confusion matrix](confusion_parent.png)" in report
+    assert "| F1 | accuracy | balanced acc |" in report  # binary_counts' balanced accuracy, a column per label row
     assert "C9 Physical Harm" in report or "| C9 | Physical Harm |" in report
     results = json.loads((tmp_path / "results.json").read_text())
     run = results["run"]

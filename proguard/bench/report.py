@@ -95,10 +95,10 @@ def write_report(path: Path, results: Mapping[str, Any], plots: Mapping[str, Pat
         "## Binary labels (unsafe = positive)",
         "",
         _table(
-            ["label", "modality", "n", "TP", "FP", "FN", "TN", "precision", "recall", "F1", "accuracy"],
+            ["label", "modality", "n", "TP", "FP", "FN", "TN", "precision", "recall", "F1", "accuracy", "balanced acc"],
             [
                 [label, mod, v["n"], v["tp"], v["fp"], v["fn"], v["tn"],
-                 v["precision"], v["recall"], v["f1"], v["accuracy"]]
+                 v["precision"], v["recall"], v["f1"], v["accuracy"], v["balanced_accuracy"]]
                 for label in ("request", "response")
                 for mod, v in b[label].items()
             ],
