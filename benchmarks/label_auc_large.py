@@ -69,6 +69,22 @@ def read_margins(path: Path) -> dict:
     return data
 
 
+def _seed_rows(data: dict, shift: float = 0.0) -> list[tuple]:
+    """A --save file's rows as (seed, label, margin + shift): the rows every table statistic reads."""
+    return [(data["seed"], label, m + shift) for _, label, m in data["rows"]]
+
+
+def _groups(data: dict) -> list[tuple]:
+    """The bootstrap group of each row: (seed, task ID), so pooled resamples never pair two seeds' prompts."""
+    return [(data["seed"], tid) for tid, _, _ in data["rows"]]
+
+
+def _dev_bias(data: dict) -> float | None:
+    """The bias ``--dev-from ... --save`` stored, or None for a file written without it."""
+    bias = data.get("dev_bias")
+    return bias if isinstance(bias, (int, float)) else None
+
+
 def _pairs_table(pairs: Sequence[tuple], stats: Sequence[tuple], pooled_stats: Sequence[tuple],
                  names: tuple[str, str], resamples: int) -> str:
     """Markdown: one row per seed (``pairs``: (seed, base rows, other rows, bootstrap groups)) and a pooled one
@@ -107,13 +123,9 @@ def compare(base: Sequence[Path], other: Sequence[Path], resamples: int = 2000) 
         da, db = read_margins(pa), read_margins(pb)
         if da["seed"] != db["seed"] or [r[:2] for r in da["rows"]] != [r[:2] for r in db["rows"]]:
             raise SystemExit(f"{pa} and {pb}: not the same seed and prompts")
-        seed = da["seed"]
-        groups = [(seed, tid) for tid, _, _ in da["rows"]]
-        pairs.append((seed, [(seed, label, m) for _, label, m in da["rows"]],
-                      [(seed, label, m) for _, label, m in db["rows"]], groups))
-        if isinstance(da.get("dev_bias"), (int, float)) and isinstance(db.get("dev_bias"), (int, float)):
-            dev_pairs.append((seed, [(seed, label, m + da["dev_bias"]) for _, label, m in da["rows"]],
-                              [(seed, label, m + db["dev_bias"]) for _, label, m in db["rows"]], groups))
+        pairs.append((da["seed"], _seed_rows(da), _seed_rows(db), _groups(da)))
+        if _dev_bias(da) is not None and _dev_bias(db) is not None:
+            dev_pairs.append((da["seed"], _seed_rows(da, _dev_bias(da)), _seed_rows(db, _dev_bias(db)), _groups(da)))
     table = _pairs_table(pairs, [("AUC", _auc), ("balanced acc", _balanced_acc)],
                          [("AUC", _mean_auc), ("balanced acc", _balanced_acc)], ("base", "other"), resamples)
     if dev_pairs and len(dev_pairs) == len(pairs):  # every file from --dev-from: each model with its own dev bias
@@ -129,13 +141,10 @@ def threshold_gain(files: Sequence[Path], resamples: int = 2000) -> str:
     pairs = []
     for path in files:
         data = read_margins(path)
-        bias = data.get("dev_bias")
-        if not isinstance(bias, (int, float)):
+        bias = _dev_bias(data)
+        if bias is None:
             raise SystemExit(f"{path}: no dev_bias (write it with --dev-from RUN --save FILE)")
-        seed = data["seed"]
-        pairs.append((seed, [(seed, label, m) for _, label, m in data["rows"]],
-                      [(seed, label, m + bias) for _, label, m in data["rows"]],
-                      [(seed, tid) for tid, _, _ in data["rows"]]))
+        pairs.append((data["seed"], _seed_rows(data), _seed_rows(data, bias), _groups(data)))
     stats = [("balanced acc", _balanced_acc)]
     return _pairs_table(pairs, stats, stats, ("own", "dev"), resamples)
 

@@ -629,26 +629,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                                              stop_malformed=name in ("base", "d_grpo_from_base"))
     dev_fits: dict[str, dict] = {}
     if (out / "data" / "dev_samples.jsonl").is_file() and (args.dev_questions or args.xstest_dev):
-        from proguard.bench.errors import BenchError
-        from proguard.bench.label_bias import fit_label_bias
-        from proguard.train.quickstart import labelled_dev_margins
+        from proguard.train.quickstart import fit_dev_threshold
 
         dev = build_dev_tasks(out / "data" / "dev_samples.jsonl", tax, holdout, args)
         print(f"[learning] dev split: {len(dev)} prompts ({sum(r == 'safe' for r in dev['request_label'])} safe)",
               flush=True)
         for name in [n for n in backends if n in STAGE_TITLES and n not in RULES and n != "base"]:
             s = time.perf_counter()
-            try:
-                fit = fit_label_bias(labelled_dev_margins(backends[name], dev), fitted_on=f"{out}'s dev split")
-            except BenchError as exc:  # e.g. a model that never states a label
-                print(f"[learning] {name}: no dev threshold ({exc})", flush=True)
+            # the quick start's fit: its line says the bias, or why there is none (a model that never states a label)
+            fit = fit_dev_threshold(backends[name], dev, lambda line: print(f"[learning]{line}", flush=True), name,
+                                    split=f"{out}'s dev split")
+            if fit is None:
                 continue
             dev_fits[name] = {"bias": fit.bias, "dev_balanced_acc": [fit.balanced_accuracy_unbiased, fit.balanced_accuracy],
                               "n_safe": fit.n_safe, "n_unsafe": fit.n_unsafe, "undecided": fit.undecided}
             backends[name + DEV_SUFFIX] = TransformersBackend(finals[name], settings, device="cuda" if args.gpu else "cpu",
                                                           dtype=dtype, label_bias=fit.bias)
-            lap(f"dev threshold {name} (bias {fit.bias:+.2f}, dev balanced acc "
-                f"{fit.balanced_accuracy_unbiased:.3f} -> {fit.balanced_accuracy:.3f})", s)
+            lap(f"dev threshold {name}", s)
     scores, rows = {}, {}
     for name, backend in backends.items():
         s = time.perf_counter()
@@ -659,11 +656,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     gains = paired_gains(rows["a_sft_critique"], rows["c_grpo_from_a"], group_of, args) \
         if {"a_sft_critique", "c_grpo_from_a"} <= rows.keys() else {}
     # "clearly above both baselines" (issue 21) read on the same rows: each model stage minus each baseline
-    over_baselines = {f"{name} - {base}": {k: paired_gains(rows[base], rows[name], group_of, args)[f"eval_id/{k}"]
-                                            for k in ("request_f1", "request_balanced_acc")}
-                      for name in rows
-                      if name.removesuffix(DEV_SUFFIX) in STAGE_TITLES and name not in RULES and name != "base"
-                      for base in RULES if base in rows}
+    over_baselines = {}
+    for name in rows:
+        if name.removesuffix(DEV_SUFFIX) not in STAGE_TITLES or name in RULES or name == "base":
+            continue
+        for base in (b for b in RULES if b in rows):
+            paired = paired_gains(rows[base], rows[name], group_of, args)  # one bootstrap per pair, both metrics read
+            over_baselines[f"{name} - {base}"] = {k: paired[f"eval_id/{k}"] for k in ("request_f1", "request_balanced_acc")}
     curves = {name: grpo_curve(out / name) for name in ("c_grpo_from_a", "d_grpo_from_base") if name in finals}
     results = {
         "args": vars(args), "sizes": sizes, "holdout": {"ids": holdout, "name": HOLDOUT_NAME},

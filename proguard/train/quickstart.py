@@ -333,15 +333,16 @@ def anchor_to_sft(sft_margins: list[float | None], backend, dev, echo: Callable[
     return fit
 
 
-def fit_dev_threshold(backend, dev, echo: Callable[[str], None], name: str):
+def fit_dev_threshold(backend, dev, echo: Callable[[str], None], name: str, split: str = "the quick start's dev split"):
     """The decision threshold of a trained model fitted on the ``dev`` split (``proguard.bench.label_bias``), or
-    ``None`` with a line saying why (e.g. a model that never states a label within the answer budget)."""
+    ``None`` with a line saying why (e.g. a model that never states a label within the answer budget). ``split``
+    names the dev prompts in the fit's ``fitted_on`` (``benchmarks/learning_real_data.py`` fits on its own)."""
     from proguard.bench.errors import BenchError
     from proguard.bench.label_bias import fit_label_bias
 
     labelled = labelled_dev_margins(backend, dev)
     try:
-        fit = fit_label_bias(labelled, fitted_on=f"the quick start's dev split ({len(labelled)} prompts, never trained on)")
+        fit = fit_label_bias(labelled, fitted_on=f"{split} ({len(labelled)} prompts, never trained on)")
     except BenchError as exc:
         echo(f"  {name:<4}  no dev threshold: {exc}")
         return None
