@@ -497,6 +497,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         "are cached by the runner): run stages in separate processes, then once more for the tables")
     p.add_argument("--gpu", action="store_true", help="bf16 training and CUDA benchmarking")
     args = p.parse_args(argv)
+    for flag in ("dev_questions", "xstest_dev"):
+        if getattr(args, flag) < 0:
+            p.error(f"--{flag.replace('_', '-')}: a count, 0 or more (got {getattr(args, flag)})")
     defaults = MODEL_DEFAULTS.get(args.model, {"sft_lr": 1e-5, "grpo_lr": 1e-6, "freeze_layers": 0,
                                                "decision_token_weight": 1.0})
     args.sft_lr = args.sft_lr if args.sft_lr is not None else defaults["sft_lr"]

@@ -107,6 +107,8 @@ def test_the_dev_split_leaves_train_and_eval_as_they_were_and_shares_no_question
     tasks = exp.build_dev_tasks(with_dev / "dev_samples.jsonl", tax, holdout, args)
     assert len(tasks) == len(dev) - 2 and set(tasks["request_label"]) == {"safe", "unsafe"}  # 2: the held-out rows
     assert not any(tasks["ood"])
+    with pytest.raises(SystemExit):
+        exp.parse_args(["--dev-questions", "-1"])  # a one-line argparse error, not a silently empty split
 
 
 def test_request_balanced_accuracy_is_a_half_for_a_constant_guard_and_counts_malformed_answers_wrong(exp):
